@@ -1,0 +1,111 @@
+"""Frozen settings of the project: what a checkpoint says about the video model, how to generate,
+and the limits that protect a shared server. Plain dataclasses with checks in __post_init__;
+nothing here reads argv or the environment (the entry points do that)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import InputError
+
+PoolingShape = tuple[int, int, int]  # (T', h', w')
+
+
+def check_pooling_shape(shape, grid: tuple[int, int] = (24, 24)) -> PoolingShape:
+    """Validate a pooling shape (T', h', w') against the per-frame patch grid; returns it as a tuple."""
+    try:
+        t, h, w = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise InputError(f"The pooling shape must be three whole numbers (frames, height, width), got {shape!r}.") from None
+    if t < 1 or not (1 <= h <= grid[0]) or not (1 <= w <= grid[1]):
+        raise InputError(
+            f"The pooling shape {t}x{h}x{w} is out of range: frames must be at least 1, "
+            f"height 1-{grid[0]} and width 1-{grid[1]}."
+        )
+    return (t, h, w)
+
+
+@dataclass(frozen=True)
+class VideoModelSpec:
+    """What the PLLaVA glue needs from a checkpoint's config.json (not the CLIP or LLM shapes)."""
+
+    image_token_index: int
+    pad_token_id: int = 0
+    pooling_shape: PoolingShape = (16, 12, 12)
+    num_frames: int = 16
+    frame_grid: tuple[int, int] = (24, 24)  # image_size // patch_size, per side
+    vision_feature_layer: int = -2
+    vision_feature_select_strategy: Literal["default", "full"] = "default"
+    projector_hidden_act: str = "gelu"
+    has_lora: bool = False
+    lora_rank: int = 0
+    default_lora_alpha: float = 0.0
+
+    def __post_init__(self):
+        check_pooling_shape(self.pooling_shape, self.frame_grid)
+        if self.vision_feature_select_strategy not in ("default", "full"):
+            raise ValueError(
+                f"vision_feature_select_strategy must be 'default' or 'full', got {self.vision_feature_select_strategy!r}"
+            )
+
+    @property
+    def patches_per_frame(self) -> int:
+        return self.frame_grid[0] * self.frame_grid[1]
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How to pick tokens. do_sample=False is greedy decoding; the other knobs then only matter for sampling."""
+
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.9
+    max_new_tokens: int = 512
+    repetition_penalty: float = 1.0
+    min_new_tokens: int = 0
+    seed: int | None = None
+
+    def __post_init__(self):
+        if not (0.0 < self.temperature <= 5.0):
+            raise InputError(f"Temperature must be in (0, 5], got {self.temperature}.")
+        if not (0.0 < self.top_p <= 1.0):
+            raise InputError(f"Top-p must be in (0, 1], got {self.top_p}.")
+        if not (1 <= self.max_new_tokens <= 4096):
+            raise InputError(f"Max new tokens must be 1-4096, got {self.max_new_tokens}.")
+        if not (0 <= self.min_new_tokens <= self.max_new_tokens):
+            raise InputError(f"Min new tokens must be 0-{self.max_new_tokens}, got {self.min_new_tokens}.")
+        if not (0.5 <= self.repetition_penalty <= 2.0):
+            raise InputError(f"Repetition penalty must be 0.5-2.0, got {self.repetition_penalty}.")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Safe defaults for a shared server; every limit is named in the message when hit."""
+
+    max_file_mb: float = 200.0
+    max_duration_s: float = 3 * 3600.0
+    max_frames: int = 32
+    max_question_chars: int = 4000
+    max_new_tokens: int = 1024
+    decode_time_budget_s: float = 60.0
+    feature_cache_mb: float = 2048.0
+    kv_cache_mb: float = 4096.0
+
+    def check_question(self, text: str) -> str:
+        text = (text or "").strip()
+        if not text:
+            raise InputError("Please type a question first.")
+        if len(text) > self.max_question_chars:
+            raise InputError(
+                f"The question is {len(text):,} characters long; the limit is {self.max_question_chars:,}."
+            )
+        return text
+
+    def check_frames(self, num_frames: int) -> int:
+        if not (1 <= int(num_frames) <= self.max_frames):
+            raise InputError(f"The number of frames must be 1-{self.max_frames}, got {num_frames}.")
+        return int(num_frames)
+
+
+DEFAULT_LIMITS = Limits()

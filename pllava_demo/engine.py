@@ -1,0 +1,358 @@
+"""The chat engine: a video is decoded and encoded once, a question costs only its new tokens.
+
+Caches, from cheap to dear:
+- projected, un-pooled frame features per (file content, number of frames), in a byte-budgeted
+  LRU shared by all sessions: a new question, pooling shape or LoRA alpha never re-decodes the
+  video nor re-runs CLIP (pooling is recomputed: it is a few milliseconds);
+- each session's KV cache of the prompt it last ran, reused up to the longest common token prefix
+  when the next prompt starts the same way and was made with the same visual tokens and alpha.
+  KV caches are big (about 0.5 MiB per token for 7B in bf16), so they too live under a byte budget
+  across sessions: the least recently used is dropped and simply re-prefilled if needed.
+
+The model is shared: one lock guards every forward pass, taken per step (not per answer) so that
+an abandoned stream can never block other users, and each step re-applies its own LoRA alpha.
+This module knows no UI and no command line.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import weakref
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape, check_pooling_shape
+from .errors import InputError
+from .generate import generate_tokens
+from .lora import LoRALinear
+from .pooling import frames_seen
+from .prompt import DEFAULT_SYSTEM, TextStream, Turn, chat_format_for, fit_prompt, stop_token_ids
+
+log = logging.getLogger(__name__)
+Progress = Callable[[float, str], None]
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+class ByteLRU:
+    """A least-recently-used map bounded by the bytes of its values; thread-safe."""
+
+    def __init__(self, max_bytes: int, size_of: Callable[[object], int]):
+        self.max_bytes = int(max_bytes)
+        self.size_of = size_of
+        self._items: OrderedDict = OrderedDict()
+        self._sizes: dict = {}
+        self.bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key, value) -> None:
+        size = self.size_of(value)
+        with self._lock:
+            if key in self._items:
+                self.bytes -= self._sizes.pop(key)
+                del self._items[key]
+            self._items[key] = value
+            self._sizes[key] = size
+            self.bytes += size
+            while self.bytes > self.max_bytes and len(self._items) > 1:
+                old, _ = self._items.popitem(last=False)
+                self.bytes -= self._sizes.pop(old)
+
+    def pop(self, key) -> None:
+        with self._lock:
+            if key in self._items:
+                del self._items[key]
+                self.bytes -= self._sizes.pop(key)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass(frozen=True)
+class VideoFeatures:
+    """A clip and its projected, un-pooled features (T, H*W, D) on the model's device."""
+
+    clip: object  # video.Clip (frames kept for the UI's gallery)
+    features: torch.Tensor
+    num_frames: int
+
+    @property
+    def nbytes(self) -> int:
+        return _nbytes(self.features) + int(getattr(self.clip.frames, "nbytes", 0))
+
+    def __repr__(self) -> str:
+        return f"VideoFeatures(features={tuple(self.features.shape)}, clip={self.clip!r})"
+
+
+@dataclass
+class _KV:
+    signature: tuple
+    ids: list[int]
+    cache: object
+
+    @property
+    def nbytes(self) -> int:
+        total = 0
+        for layer in getattr(self.cache, "layers", []):
+            for t in (getattr(layer, "keys", None), getattr(layer, "values", None)):
+                if isinstance(t, torch.Tensor):
+                    total += _nbytes(t)
+        return total
+
+
+class Engine:
+    """One loaded model shared by every session."""
+
+    def __init__(self, loaded, limits: Limits = DEFAULT_LIMITS):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.spec = loaded.spec
+        self.limits = limits
+        self.format = chat_format_for(self.tokenizer)
+        self.stop_ids = stop_token_ids(self.tokenizer, self.format)
+        self.lock = threading.RLock()
+        self.features = ByteLRU(limits.feature_cache_mb * 2**20, lambda v: v.nbytes)
+        self.kv_budget = ByteLRU(limits.kv_cache_mb * 2**20, lambda kv: kv.nbytes)  # session id -> _KV
+        self.stats: Counter = Counter()
+        self._lora_layers = [m for m in self.model.modules() if isinstance(m, LoRALinear)]
+        self._session_ids = itertools.count()
+
+    @classmethod
+    def load(cls, source, *, limits: Limits = DEFAULT_LIMITS, **kwargs) -> "Engine":
+        from .checkpoint import load_pllava
+
+        return cls(load_pllava(source, **kwargs), limits)
+
+    # -- settings ---------------------------------------------------------------------------------
+    @property
+    def default_alpha(self) -> float | None:
+        return self.spec.default_lora_alpha if self.spec.has_lora else None
+
+    def _apply_alpha(self, alpha: float | None) -> None:
+        """Called under the lock before every forward pass: sessions may want different alphas."""
+        if alpha is None or not self._lora_layers or self._lora_layers[0].alpha == alpha:
+            return
+        for layer in self._lora_layers:
+            layer.alpha = alpha
+
+    def check_alpha(self, alpha: float | None) -> float | None:
+        if not self.spec.has_lora:
+            return None
+        alpha = self.default_alpha if alpha is None else float(alpha)
+        if not (0.0 <= alpha <= 256.0):
+            raise InputError(f"LoRA alpha must be 0-256, got {alpha:g}.")
+        return alpha
+
+    def pooling_shape(self, shape: PoolingShape | None) -> PoolingShape:
+        return check_pooling_shape(shape or self.spec.pooling_shape, self.spec.frame_grid)
+
+    # -- video ------------------------------------------------------------------------------------
+    def prepare_video(self, path, num_frames: int, progress: Progress | None = None) -> VideoFeatures:
+        """Decode + preprocess + CLIP + projector, once per (file content, num_frames)."""
+        from .preprocess import clip_preprocess
+        from .video import content_key, read_video
+
+        num_frames = self.limits.check_frames(num_frames)
+        key = (content_key(path), num_frames)
+        cached = self.features.get(key)
+        if cached is not None:
+            self.stats["feature_cache_hits"] += 1
+            return cached
+        if progress:
+            progress(0.05, "Decoding frames")
+        clip = read_video(path, num_frames, max_duration=self.limits.max_duration_s,
+                          time_budget=self.limits.decode_time_budget_s)
+        self.stats["videos_decoded"] += 1
+        if progress:
+            progress(0.4, "Encoding frames with CLIP")
+        pixels = clip_preprocess(clip.frames)  # (T, 3, 336, 336)
+        with self.lock, torch.inference_mode():
+            feats = self.model.encode_frames(pixels)  # (T, H*W, D)
+        self.stats["vision_calls"] += 1
+        self.stats["vision_frames"] += pixels.shape[0]
+        vf = VideoFeatures(clip=clip, features=feats, num_frames=num_frames)
+        self.features.put(key, vf)
+        if progress:
+            progress(1.0, "Ready")
+        return vf
+
+    def visual_tokens(self, vf: VideoFeatures, shape: PoolingShape | None = None) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.model.pool(vf.features, self.pooling_shape(shape))  # (T'*h'*w', D)
+
+    def token_norms(self, vf: VideoFeatures, shape: PoolingShape | None = None) -> torch.Tensor:
+        """(T', h', w') L2 norms of the visual tokens, for the UI's picture of the pooled grid."""
+        shape = self.pooling_shape(shape)
+        return self.visual_tokens(vf, shape).float().norm(dim=-1).reshape(shape).cpu()
+
+    def describe_view(self, vf: VideoFeatures, shape: PoolingShape | None = None) -> dict:
+        """What the model sees for this clip and pooling shape, in numbers for the UI."""
+        tp, hp, wp = self.pooling_shape(shape)
+        n = tp * hp * wp
+        t = vf.features.shape[0]
+        info = {
+            "frames": t, "pooling_shape": (tp, hp, wp), "visual_tokens": n,
+            "context": self.loaded.context_length, "context_share": n / self.loaded.context_length,
+            "timestamps": [round(float(s), 3) for s in vf.clip.timestamps],
+        }
+        if t < tp:
+            info["note"] = (f"{t} frame(s) repeated to fill {tp} pooled time steps "
+                            f"(frames used: {frames_seen(t, tp)}).")
+        elif t % tp:
+            info["note"] = f"{t} frames pooled unevenly into {tp} time steps (adaptive windows overlap)."
+        return info
+
+    def new_session(self, system: str = DEFAULT_SYSTEM) -> "ChatSession":
+        return ChatSession(self, system)
+
+
+@dataclass
+class ChatSession:
+    """One person's conversation about one video. Not shared between users."""
+
+    engine: Engine
+    system: str = DEFAULT_SYSTEM
+    video: VideoFeatures | None = None
+    turns: list[Turn] = field(default_factory=list)
+    notice: str | None = None
+    id: int = -1
+
+    def __post_init__(self):
+        self.id = next(self.engine._session_ids)
+        weakref.finalize(self, self.engine.kv_budget.pop, self.id)
+
+    def set_video(self, path, num_frames: int = 16, progress: Progress | None = None) -> VideoFeatures:
+        """Use a new video. Changing the number of frames keeps the chat; a new file starts over."""
+        vf = self.engine.prepare_video(path, num_frames, progress)
+        if self.video is None or self.video.clip.content_key != vf.clip.content_key:
+            self.turns = []
+        self.video = vf
+        return vf
+
+    def clear(self) -> None:
+        self.turns, self.notice = [], None
+        self.drop_cache()
+
+    def drop_cache(self) -> None:
+        self.engine.kv_budget.pop(self.id)
+
+    def close(self) -> None:
+        self.clear()
+        self.video = None
+
+    def regenerate(self, **kwargs) -> Iterator[str]:
+        if not self.turns:
+            raise InputError("There is no answer to regenerate yet.")
+        last = self.turns.pop()
+        return self.ask(last.question, **kwargs)
+
+    # -- asking -----------------------------------------------------------------------------------
+    def ask(self, question: str, *, pooling_shape: PoolingShape | None = None, lora_alpha: float | None = None,
+            settings: GenerationSettings = GenerationSettings()) -> Iterator[str]:
+        """Validate now (errors raise before any work), then return a stream of text pieces.
+        The answer joins the history when the stream ends, also when it is closed early."""
+        eng = self.engine
+        question = eng.limits.check_question(question)
+        if self.video is None:
+            raise InputError("Upload a video (or pick an example) before asking.")
+        if settings.max_new_tokens > eng.limits.max_new_tokens:
+            raise InputError(f"Max new tokens is limited to {eng.limits.max_new_tokens} on this server.")
+        shape = eng.pooling_shape(pooling_shape)
+        alpha = eng.check_alpha(lora_alpha)
+        tokens = eng.visual_tokens(self.video, shape)  # (N, D)
+        try:
+            fitted = fit_prompt(eng.tokenizer, eng.format, self.system, self.turns, question,
+                                n_video_tokens=tokens.shape[0], context=eng.loaded.context_length,
+                                max_new_tokens=settings.max_new_tokens)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        self.notice = None
+        if fitted.dropped_turns:
+            self.notice = (f"The {fitted.dropped_turns} oldest turn(s) were left out so the chat fits the "
+                           f"{eng.loaded.context_length}-token context window; the video is always kept.")
+        if fitted.max_new_tokens < settings.max_new_tokens:
+            self.notice = (self.notice or "") + f" The answer is limited to {fitted.max_new_tokens} tokens."
+        return self._stream(question, fitted, tokens, shape, alpha, settings)
+
+    def _stream(self, question, fitted, tokens, shape, alpha, settings) -> Iterator[str]:
+        eng, model = self.engine, self.engine.model
+        ids = eng.tokenizer(fitted.text, add_special_tokens=True, return_tensors="pt").input_ids
+        expanded, _ = model.expand_image_token(ids, tokens.shape[0])  # (1, S)
+        seq = expanded[0].tolist()
+        signature = (self.video.clip.content_key, self.video.num_frames, shape, alpha)
+        text = TextStream(eng.tokenizer, eng.format.stop_strings)
+        answered, kv = False, None
+        try:
+            with eng.lock, torch.inference_mode():
+                eng._apply_alpha(alpha)
+                kv, start = self._reuse(signature, seq)
+                embeds = model.embed(expanded.to(model.device), tokens)[:, start:]  # (1, S - start, D)
+                out = model.language_model(inputs_embeds=embeds, past_key_values=kv.cache, use_cache=True,
+                                           logits_to_keep=1)
+                kv.ids = seq
+                eng.stats["prefill_tokens"] += len(seq) - start
+                eng.stats["prefills"] += 1
+                eng.stats["reused_tokens"] += start
+            first = out.logits[0, -1]
+            prompt_ids = ids[0][ids[0] != eng.spec.image_token_index]
+
+            def step(token_id: int) -> torch.Tensor:
+                with eng.lock, torch.inference_mode():
+                    eng._apply_alpha(alpha)
+                    inp = torch.tensor([[token_id]], device=model.device)
+                    o = model.language_model(input_ids=inp, past_key_values=kv.cache, use_cache=True, logits_to_keep=1)
+                kv.ids.append(token_id)
+                eng.stats["decode_steps"] += 1
+                return o.logits[0, -1]
+
+            for token_id in generate_tokens(first, step, settings, eng.stop_ids, prompt_ids, fitted.max_new_tokens):
+                piece = text.push(token_id)
+                if piece:
+                    yield piece
+                if text.stopped:
+                    break
+            tail = text.finish()
+            if tail:
+                yield tail
+            answered = True
+        finally:
+            if kv is not None and len(kv.ids) == kv.cache.get_seq_length():
+                eng.kv_budget.put(self.id, kv)
+            else:
+                self.drop_cache()  # failed inside a forward pass: the cache no longer matches its ids
+            self.turns.append(Turn(question, text.text, stopped=not answered))
+
+    def _reuse(self, signature: tuple, seq: list[int]) -> tuple[_KV, int]:
+        """The session's KV cache cropped to the longest prefix it shares with seq, or a fresh one."""
+        from transformers import DynamicCache
+
+        kv = self.engine.kv_budget.get(self.id)
+        if kv is None or kv.signature != signature:
+            return _KV(signature, [], DynamicCache()), 0
+        common = 0
+        for a, b in zip(kv.ids, seq):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(seq) - 1)  # recompute at least one token to get the next logits
+        cached = kv.cache.get_seq_length()
+        if common < cached:
+            kv.cache.crop(common - cached)
+        kv.ids = kv.ids[:common]
+        return kv, common

@@ -1,0 +1,180 @@
+"""`make-tiny`: write a tiny random checkpoint in a real on-disk format, so tests, the UI and
+newcomers can run the whole pipeline offline in seconds.
+
+The CLIP tower keeps the real 336 px / 14 px-patch grid (24x24 patches per frame) so pooling
+shapes mean what they mean for the released models; widths and depths are tiny. Two layouts:
+"official" (the PLLaVA release: PEFT-wrapped keys with LoRA, safetensors shards + index) and
+"llava-hf" (a plain LLaVA image checkpoint, no LoRA). Answers are random text, and the config
+carries a flag so the loader says so.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+CORPUS = (
+    "the person is walking on the street and a dog runs across the park while people talk . "
+    "a man holds a red ball and throws it to the child who laughs . the video shows a kitchen "
+    "where someone cooks food , cuts vegetables and stirs a pot on the stove . cars drive past "
+    "buildings in the city at night with bright lights . what is happening in this video ? "
+    "describe the background , characters and actions . yes no maybe first then finally"
+)
+VICUNA_SPECIALS = ["<unk>", "<s>", "</s>"]
+CHATML_SPECIALS = ["<unk>", "<|startoftext|>", "<|endoftext|>"]
+
+
+def build_tokenizer(chat_format: str):
+    """A small Llama-style (metaspace BPE) tokenizer with <image> added after the base vocab."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = CHATML_SPECIALS if chat_format == "chatml" else VICUNA_SPECIALS
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    alphabet = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,:;!?'\"()-_*#/\n")
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials, initial_alphabet=alphabet, show_progress=False)
+    tok.train_from_iterator([CORPUS] * 4, trainer)
+    extra = ["<|im_start|>", "<|im_end|>"] if chat_format == "chatml" else []
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", bos_token=specials[1], eos_token=specials[2], pad_token="<unk>",
+        add_bos_token=True,
+    )
+    fast.add_special_tokens({"additional_special_tokens": extra + ["<image>"]})
+    return fast
+
+
+def _configs(vocab: int, image_token: int, chat_format: str, layout: str, pooling_shape, num_frames: int):
+    from transformers import CLIPVisionConfig, LlamaConfig
+
+    vision = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
+        image_size=336, patch_size=14, projection_dim=16,
+    )
+    text = LlamaConfig(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        vocab_size=vocab + 8, max_position_embeddings=4096, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+        rms_norm_eps=1e-5,
+    )
+    v = {k: vision.to_dict()[k] for k in (
+        "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "image_size",
+        "patch_size", "projection_dim", "layer_norm_eps", "hidden_act")}
+    v["model_type"] = "clip_vision_model"
+    t = {k: text.to_dict()[k] for k in (
+        "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+        "vocab_size", "max_position_embeddings", "pad_token_id", "bos_token_id", "eos_token_id", "rms_norm_eps")}
+    t["model_type"] = "llama"
+    cfg = {
+        "model_type": "llava",
+        "architectures": ["PlavaForConditionalGeneration" if layout == "official" else "LlavaForConditionalGeneration"],
+        "image_token_index": image_token,
+        "projector_hidden_act": "gelu",
+        "vision_feature_layer": -2,
+        "vision_feature_select_strategy": "default",
+        "vision_config": v,
+        "text_config": t,
+        "pad_token_id": 0,
+        "pllava_demo_tiny": True,
+        "torch_dtype": "bfloat16",
+    }
+    if layout == "official":
+        cfg.update({
+            "num_frames": num_frames, "pooling_method": "avg", "pooling_shape": list(pooling_shape),
+            "frame_shape": [24, 24], "use_pooling": True,
+            # leftovers the real release carries and a loader must tolerate
+            "use_image_newline_parameter": True, "slide_pooling_shape": [1, 24, 24],
+            "image_grid_pinpoints": [[336, 672], [672, 336]], "gradient_checkpointing": False,
+        })
+    return vision, text, cfg
+
+
+def _state_dict(vision_config, text_config, hidden: int, layout: str, lora_rank: int, seed: int) -> dict:
+    from transformers import CLIPVisionModel, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    sd = {}
+    clip = CLIPVisionModel(vision_config)
+    for k, v in clip.state_dict().items():
+        sd[f"vision_tower.vision_model.{k}"] = v
+    d_v, d_t = vision_config.hidden_size, text_config.hidden_size
+    sd["multi_modal_projector.linear_1.weight"] = torch.randn(d_t, d_v) * 0.2
+    sd["multi_modal_projector.linear_1.bias"] = torch.randn(d_t) * 0.02
+    sd["multi_modal_projector.linear_2.weight"] = torch.randn(d_t, d_t) * 0.2
+    sd["multi_modal_projector.linear_2.bias"] = torch.randn(d_t) * 0.02
+    llm = LlamaForCausalLM(text_config)
+    for k, v in llm.state_dict().items():
+        if layout == "official":
+            name = f"language_model.base_model.model.{k}"
+            if re.search(r"\.(q_proj|v_proj)\.weight$", k):
+                stem = name[: -len(".weight")]
+                sd[f"{stem}.base_layer.weight"] = v
+                out_f, in_f = v.shape
+                sd[f"{stem}.lora_A.default.weight"] = torch.randn(lora_rank, in_f) * 0.1
+                sd[f"{stem}.lora_B.default.weight"] = torch.randn(out_f, lora_rank) * 0.1
+                continue
+        else:
+            name = f"language_model.{k}"
+        sd[name] = v
+    return {k: v.contiguous() for k, v in sd.items()}
+
+
+
+def make_tiny(
+    directory: str | Path,
+    *,
+    layout: Literal["official", "llava-hf"] = "official",
+    chat_format: Literal["vicuna", "chatml"] = "vicuna",
+    pooling_shape=(16, 12, 12),
+    num_frames: int = 16,
+    lora_rank: int = 8,
+    seed: int = 0,
+    dtype: torch.dtype = torch.bfloat16,
+) -> Path:
+    """Write a tiny random checkpoint to `directory` and return its path."""
+    from safetensors.torch import save_file
+
+    if layout not in ("official", "llava-hf"):
+        raise ValueError(f"layout must be 'official' or 'llava-hf', got {layout!r}")
+    if chat_format not in ("vicuna", "chatml"):
+        raise ValueError(f"chat_format must be 'vicuna' or 'chatml', got {chat_format!r}")
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(chat_format)
+    image_token = tokenizer.convert_tokens_to_ids("<image>")
+    vision, text, cfg = _configs(len(tokenizer), image_token, chat_format, layout, pooling_shape, num_frames)
+    if chat_format == "chatml":
+        eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        cfg["text_config"]["eos_token_id"] = eos
+    sd = _state_dict(vision, text, text.hidden_size, layout, lora_rank, seed)
+    sd = {k: v.to(dtype) for k, v in sd.items()}
+    tokenizer.save_pretrained(str(out))
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+    gen = {"bos_token_id": 1, "eos_token_id": cfg["text_config"]["eos_token_id"], "pad_token_id": 0}
+    (out / "generation_config.json").write_text(json.dumps(gen, indent=2))
+    (out / "preprocessor_config.json").write_text(json.dumps({
+        "crop_size": {"height": 336, "width": 336}, "do_center_crop": True, "do_normalize": True,
+        "do_rescale": True, "do_resize": True, "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3, "rescale_factor": 1 / 255,
+        "size": {"shortest_edge": 336}, "image_processor_type": "CLIPImageProcessor"}, indent=2))
+    if layout == "official":
+        (out / "processor_config.json").write_text(json.dumps(
+            {"center_pad": False, "longest_edge": 762, "processor_class": "PlavaProcessor", "shortest_edge": 336}))
+        # Two shards and an index, like the release.
+        keys = sorted(sd)
+        half = len(keys) // 2
+        shards = {"model-00001-of-00002.safetensors": keys[:half], "model-00002-of-00002.safetensors": keys[half:]}
+        weight_map = {}
+        for fname, ks in shards.items():
+            save_file({k: sd[k] for k in ks}, str(out / fname), metadata={"format": "pt"})
+            weight_map.update({k: fname for k in ks})
+        total = sum(v.numel() * v.element_size() for v in sd.values())
+        (out / "model.safetensors.index.json").write_text(
+            json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    else:
+        save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
+    return out
