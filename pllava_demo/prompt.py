@@ -171,8 +171,9 @@ class TextStream:
         for s in self.stop_strings:  # hold back a possible beginning of a stop string
             for k in range(min(len(s) - 1, len(text)), 0, -1):
                 if text.endswith(s[:k]):
-                    return text[:-k]
-        return text
+                    text = text[:-k]
+                    break
+        return text.rstrip()  # trailing space waits for the next word: the answer never ends in one
 
     def push(self, token_id: int) -> str:
         self.ids.append(token_id)

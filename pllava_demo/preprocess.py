@@ -1,0 +1,69 @@
+"""CLIP 336 frame preprocessing: uint8 frames (T, H, W, 3) -> normalised float32 tensor (T, 3, S, S).
+
+Matches transformers' CLIPImageProcessor (its PIL backend, the one used without torchvision)
+step for step: resize the shortest edge to `size` with PIL bicubic (long side
+`int(size * long / short)`), centre-crop with offsets `(new - size) // 2`, scale by 1/255,
+normalise with the CLIP mean/std. It knows nothing about video files (no av) or the model;
+the engine casts the result to the model's dtype and device.
+
+One deliberate deviation: when the rule would make an enormous intermediate image (an extreme
+aspect ratio such as 4000x16 -> 84000x336), the source is first cut to the central part of its
+long side that the final crop can see (plus a margin for the bicubic kernel), so memory stays
+bounded. Pixels in the final crop can then differ from transformers' by sub-pixel resampling
+phase; the crop shows the same region.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+MAX_LONG_FACTOR = 4  # intermediate long side is capped at MAX_LONG_FACTOR * size
+
+
+def resize_output_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """transformers' get_resize_output_image_size(size=size, default_to_square=False): (new_h, new_w)."""
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = size, int(size * long / short)
+    return (new_long, new_short) if width <= height else (new_short, new_long)
+
+
+def _resize_crop(frame: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> (size, size, 3) uint8: shortest edge to size (bicubic), centre crop."""
+    height, width = frame.shape[:2]
+    new_h, new_w = resize_output_size(height, width, size)
+    cap = MAX_LONG_FACTOR * size
+    if max(new_h, new_w) > cap:
+        # keep only the central source span that maps to `cap` output pixels (margin included)
+        if new_w > new_h:
+            keep = min(width, int(np.ceil(width * cap / new_w)))
+            x0 = (width - keep) // 2
+            frame, new_w = frame[:, x0 : x0 + keep], cap
+        else:
+            keep = min(height, int(np.ceil(height * cap / new_h)))
+            y0 = (height - keep) // 2
+            frame, new_h = frame[y0 : y0 + keep], cap
+    img = Image.fromarray(np.ascontiguousarray(frame)).resize((new_w, new_h), resample=Image.BICUBIC)
+    arr = np.asarray(img)  # (new_h, new_w, 3)
+    top, left = (new_h - size) // 2, (new_w - size) // 2  # same offsets as transformers' center_crop
+    return arr[top : top + size, left : left + size]
+
+
+def clip_preprocess(frames: np.ndarray, size: int = 336, mean=CLIP_MEAN, std=CLIP_STD) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (T, 3, size, size) float32, CLIP-normalised."""
+    frames = np.asarray(frames)
+    if frames.ndim == 3:
+        frames = frames[None]  # a single (H, W, 3) image
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be an int >= 1, got {size!r}")
+    crops = np.stack([_resize_crop(f, size) for f in frames])  # (T, S, S, 3) uint8
+    # float64 then float32, as transformers' rescale does, so values agree to the last bit
+    x = crops.astype(np.float64) * (1 / 255)
+    x = x.astype(np.float32)
+    x = (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)  # (T, S, S, 3)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))  # (T, 3, S, S)

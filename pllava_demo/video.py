@@ -1,0 +1,432 @@
+"""Video and image reading: a file path in, N sampled upright RGB frames out (`read_video` -> `Clip`).
+
+The only module that imports `av`. It decodes only what the sampling rule needs: it seeks to the
+keyframe before each sampled frame and decodes forward to it, and keeps decoding instead of
+seeking when the next sampled frame lies in the GOP already being decoded. Short videos (all
+targets within reach) therefore decode once, front to back, and keep only the wanted frames.
+
+It deliberately knows nothing about torch, CLIP preprocessing or the model: frames leave as
+uint8 numpy arrays at the file's own displayed resolution. Every failure a person can cause
+(missing, empty, corrupt, audio-only, too long, too slow) is a `VideoError` with a sentence
+written for that person; no raw av/PIL exception escapes.
+
+Sampling (PLLaVA's official rule): frame k of N is `int(seg/2) + round(seg*k)` with
+`seg = (n_total-1)/N`. A sampled index i is found by time, not by counting, so variable-frame-rate
+files and seeks agree: i maps to `start + i * duration/n_total` and the frame returned is the first
+whose pts is >= that time minus half a frame.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, ImageSequence
+
+from .errors import VideoError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
+_KEY_CHUNK = 1 << 20  # content_key hashes the first and last MiB: cheap on a huge file
+_NO_INDEX_SEEK_S = 10.0  # without a keyframe index, seek only for jumps longer than this
+
+
+def sample_indices(n_total: int, num_frames: int) -> list[int]:
+    """PLLaVA's segment-centred rule; repeats frames when n_total < num_frames (as the official code)."""
+    seg = (n_total - 1) / num_frames
+    # Python's round() is banker's rounding, the same as the official np.round
+    return [int(seg / 2) + int(round(seg * k)) for k in range(num_frames)]
+
+
+@dataclass(frozen=True, repr=False)
+class Clip:
+    """Sampled frames of one file. A still image is a one-frame clip with fps 0.0 and duration 0.0
+    (it has no frame rate). `indices` are the sampled frame numbers (the rule's, 0-based);
+    `timestamps` are the presentation times in seconds of the frames actually returned."""
+
+    frames: np.ndarray  # (T, H, W, 3) uint8, upright
+    timestamps: tuple[float, ...]
+    indices: tuple[int, ...]
+    duration: float
+    fps: float
+    width: int
+    height: int
+    n_total: int
+    source: str
+    content_key: str  # identifies the file's bytes; the engine caches features by (content_key, T)
+    decoded_frames: int = 0  # frames the decoder produced to make this clip (cost, for tests/bench)
+
+    def __repr__(self) -> str:
+        return (
+            f"Clip(frames={tuple(self.frames.shape)} {self.frames.dtype}, T={len(self.indices)}, "
+            f"indices={list(self.indices)}, duration={self.duration:.2f}s, fps={self.fps:.3f}, "
+            f"size={self.width}x{self.height}, n_total={self.n_total}, decoded_frames={self.decoded_frames}, "
+            f"source={Path(self.source).name!r}, content_key={self.content_key!r})"
+        )
+
+
+def content_key(path) -> str:
+    """sha1 of size + first and last MiB, as 16 hex digits; independent of name and mtime."""
+    path = Path(path)
+    size = path.stat().st_size
+    h = hashlib.sha1(str(size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(_KEY_CHUNK))
+        if size > _KEY_CHUNK:
+            f.seek(max(_KEY_CHUNK, size - _KEY_CHUNK))
+            h.update(f.read(_KEY_CHUNK))
+    return h.hexdigest()[:16]
+
+
+def human_duration(seconds: float) -> str:
+    """'2 h 0 min', '10 min', '1 min 30 s', '4.5 s' (for messages)."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    if s >= 60:
+        return f"{s // 60} min" + (f" {s % 60} s" if s % 60 else "")
+    return f"{seconds:.3g} s"
+
+
+# ---------------------------------------------------------------------------------------- checks
+
+
+def _check_path(path) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise VideoError(f"The file '{p.name}' does not exist.")
+    if not p.is_file():
+        raise VideoError(f"'{p.name}' is not a file.")
+    if p.stat().st_size == 0:
+        raise VideoError(f"The file '{p.name}' is empty (0 bytes).")
+    return p
+
+
+def _check_knobs(num_frames, max_duration, time_budget) -> None:
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+        raise VideoError(f"num_frames must be a whole number >= 1, got {num_frames!r}.")
+    for name, value in (("max_duration", max_duration), ("time_budget", time_budget)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+            raise VideoError(f"{name} must be None or a number of seconds > 0, got {value!r}.")
+
+
+def _unreadable(p: Path) -> VideoError:
+    head = p.read_bytes()[:512]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and text.strip() and all(c.isprintable() or c.isspace() for c in text):
+        kind = "a web page" if "<html" in text.lower() or "<!doctype" in text.lower() else "a text file"
+        return VideoError(f"'{p.name}' is {kind}, not a video or an image.")
+    return VideoError(f"'{p.name}' is not a video or image that can be read (it may be corrupt, truncated or of an unsupported type).")
+
+
+def _check_duration(p: Path, duration: float | None, max_duration: float | None) -> None:
+    if max_duration is not None and duration is not None and duration > max_duration:
+        raise VideoError(f"The video is {human_duration(duration)} long; the limit is {human_duration(max_duration)}.")
+
+
+# ------------------------------------------------------------------------------------ still images
+
+
+def _to_rgb(frame) -> np.ndarray:
+    arr = frame.to_ndarray(format="rgb24")  # (H, W, 3)
+    try:
+        rotation = frame.rotation  # degrees counter-clockwise that the display matrix asks for
+    except Exception:  # noqa: BLE001 - a malformed display matrix must not lose the frame
+        rotation = 0
+    if rotation % 90:
+        log.warning("ignoring a %s degree display rotation (only multiples of 90 are applied)", rotation)
+    elif rotation:
+        arr = np.ascontiguousarray(np.rot90(arr, k=round(rotation / 90) % 4))  # rot90 turns counter-clockwise
+    return arr
+
+
+def _read_pil(p: Path, num_frames: int, key: str, max_duration: float | None) -> Clip | None:
+    """Still or animated image through PIL; None when PIL cannot read it either."""
+    try:
+        with Image.open(p) as im:
+            n = getattr(im, "n_frames", 1)
+            if n <= 1:
+                rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))  # EXIF orientation: upright
+                return Clip(rgb[None], (0.0,), (0,), 0.0, 0.0, rgb.shape[1], rgb.shape[0], 1, str(p), key, 1)
+            starts, t = [], 0.0
+            for fr in ImageSequence.Iterator(im):
+                starts.append(t)
+                t += (fr.info.get("duration") or 100) / 1000.0  # ms; browsers show 0 as ~100 ms
+            _check_duration(p, t, max_duration)
+            indices = sample_indices(n, num_frames)
+            wanted = {i: None for i in indices}
+            for i, fr in enumerate(ImageSequence.Iterator(im)):
+                if i in wanted:
+                    wanted[i] = np.asarray(fr.convert("RGB"))
+            frames = np.stack([wanted[i] for i in indices])  # (T, H, W, 3)
+    except VideoError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise VideoError(f"The image '{p.name}' is too large to open safely.") from e
+    except Exception:  # noqa: BLE001 - PIL raises many kinds; the caller turns None into a VideoError
+        return None
+    return Clip(frames, tuple(starts[i] for i in indices), tuple(indices), t, n / t, frames.shape[2],
+                frames.shape[1], n, str(p), key, n)
+
+
+# ----------------------------------------------------------------------------------------- videos
+
+
+class _Decoder:
+    """Decodes the frames at given thresholds (pts) of one stream, seeking only when it saves work."""
+
+    def __init__(self, container, stream, deadline: float | None, budget: float | None, start_pts: int, spf_pts: float):
+        self.container, self.stream = container, stream
+        self.deadline, self.budget = deadline, budget
+        self.start_pts, self.spf_pts = start_pts, spf_pts  # stream start; one frame, in time_base units
+        self.decoded = 0
+        entries = stream.index_entries
+        # container index (mp4 sample table, mkv cues): where GOPs start. mp4 indexes hold dts, which
+        # B-frame reordering shifts before pts (seeking works on pts): align the first keyframe on start.
+        keys = sorted(e.timestamp for e in entries if e.is_keyframe) if len(entries) else []
+        # A single entry (webm cues per cluster) says nothing about GOPs: estimate from decoding instead.
+        self.keyframes = [k + start_pts - keys[0] for k in keys] if len(keys) > 1 else []
+        self.key_gaps: list[int] = []  # pts gaps between consecutive keyframes decoded in one run
+        self._last_key: int | None = None
+
+    def frames(self):
+        """Decoded frames from the current position; bad packets are skipped, a demux error ends it."""
+        try:
+            for packet in self.container.demux(self.stream):
+                self._check_time()
+                try:
+                    out = packet.decode()
+                except av.FFmpegError:
+                    log.debug("skipping a packet that does not decode at pts %s", packet.pts)
+                    continue
+                yield from self._count(out)
+        except av.FFmpegError as e:  # truncated or garbled container: end of stream, keep what we have
+            log.info("demuxing stopped early: %s", e)
+            try:
+                yield from self._count(self.stream.codec_context.decode(None))  # drain reordered frames
+            except av.FFmpegError:
+                pass
+
+    def _count(self, out):
+        for frame in out:
+            self.decoded += 1
+            if frame.key_frame and frame.pts is not None:
+                if self._last_key is not None:
+                    self.key_gaps.append(frame.pts - self._last_key)
+                self._last_key = frame.pts
+            yield frame
+
+    def _check_time(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise VideoError(f"Reading the video took longer than the {self.budget:g} s allowed; try a shorter video or fewer frames.")
+
+    def worth_seeking(self, thr: float, pos: float) -> bool:
+        """Seek only if a keyframe lies between where the decoder is and the target."""
+        if thr <= pos:
+            return False
+        if self.keyframes:
+            i = bisect.bisect_right(self.keyframes, thr + self.spf_pts / 2) - 1
+            return i >= 0 and self.keyframes[i] > pos + self.spf_pts / 2
+        gop = max(self.key_gaps, default=None)
+        if gop is None:
+            gop = _NO_INDEX_SEEK_S / float(self.stream.time_base)
+        return thr - pos > gop
+
+    def seek_run(self, thr: float):
+        """Frames from a keyframe at or before `thr`. Demuxer indexes hold dts and some formats seek
+        loosely, so when the first frame lands after the target we step further back and retry."""
+        step = self.spf_pts * 4
+        target = int(thr + self.spf_pts / 2)  # the frame's own pts: a keyframe target needs no earlier GOP
+        for _ in range(6):
+            self._last_key = None  # a seek breaks the run: the next gap would span skipped GOPs
+            self.container.seek(max(target, self.start_pts), stream=self.stream, backward=True, any_frame=False)
+            run = self.frames()
+            first = next(run, None)
+            if first is not None and (first.pts is None or first.pts < thr + self.spf_pts or target <= self.start_pts):
+                return chain([first], run)
+            target = int(min(target, first.pts if first is not None else target) - step)
+            step *= 2
+        self.container.seek(self.start_pts, stream=self.stream, backward=True, any_frame=False)
+        return self.frames()
+
+
+def _meta(container, stream) -> tuple[int | None, float | None, float | None]:
+    """(n_total, duration s, average fps) from headers; None where the file does not say."""
+    tb = stream.time_base
+    if stream.duration and tb:
+        duration = float(stream.duration * tb)
+    elif container.duration:
+        duration = container.duration / av.time_base
+    else:
+        duration = None
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    rate = float(rate) if rate else None
+    n = stream.frames if stream.frames and stream.frames > 0 else None
+    if n is None and duration and rate:
+        n = max(1, int(round(duration * rate)))
+    return n, duration, rate
+
+
+def _count_packets(p: Path) -> int:
+    """One demux pass, no decoding: the frame count of a stream whose headers do not say."""
+    with av.open(str(p)) as container:
+        stream = container.streams.video[0]
+        n = 0
+        try:
+            for packet in container.demux(stream):
+                n += packet.size > 0
+        except av.FFmpegError:
+            pass
+    return n
+
+
+def read_video(path, num_frames: int = 16, *, max_duration: float | None = None, time_budget: float | None = None) -> Clip:
+    """Read `num_frames` frames of a video (or one of a still image) sampled by PLLaVA's rule."""
+    _check_knobs(num_frames, max_duration, time_budget)
+    p = _check_path(path)
+    t0 = time.monotonic()
+    key = content_key(p)
+    if p.suffix.lower() in IMAGE_EXTENSIONS:
+        clip = _read_pil(p, num_frames, key, max_duration)
+        if clip is not None:
+            return clip
+    try:
+        container = av.open(str(p))
+    except (av.FFmpegError, OSError, ValueError) as e:
+        clip = _read_pil(p, num_frames, key, max_duration)
+        if clip is not None:
+            return clip
+        raise _unreadable(p) from e
+    with container:
+        if not container.streams.video:
+            clip = _read_pil(p, num_frames, key, max_duration)
+            if clip is not None:
+                return clip
+            if container.streams.audio:
+                raise VideoError(f"'{p.name}' has no video track; it contains only audio.")
+            raise VideoError(f"'{p.name}' contains no video track.")
+        try:
+            return _read_stream(p, container, num_frames, key, max_duration, time_budget, t0)
+        except av.FFmpegError as e:
+            raise VideoError(f"'{p.name}' could not be decoded (it may be corrupt or truncated).") from e
+
+
+def _read_stream(p, container, num_frames, key, max_duration, time_budget, t0) -> Clip:
+    stream = container.streams.video[0]
+    n_total, duration, rate = _meta(container, stream)
+    _check_duration(p, duration, max_duration)
+    if n_total is None:
+        n_total = _count_packets(p)
+        if duration is None and rate:
+            duration = n_total / rate
+            _check_duration(p, duration, max_duration)
+    if not n_total:
+        raise VideoError(f"'{p.name}' contains no video frames.")
+    tb = float(stream.time_base)
+    spf = duration / n_total if duration else (1.0 / rate if rate else 1.0)  # seconds per frame
+    start_pts = stream.start_time or 0
+    deadline = t0 + time_budget if time_budget is not None else None
+    dec = _Decoder(container, stream, deadline, time_budget, start_pts, spf / tb)
+    # Frame threads pay off when decoding long runs; when most targets need their own seek they
+    # only add a pipeline to refill after every flush, so those reads use slice threads.
+    sparse = len(dec.keyframes) > 1 and n_total / num_frames > 2 * n_total / len(dec.keyframes)
+    stream.thread_type = "SLICE" if sparse else "AUTO"
+
+    indices = sample_indices(n_total, num_frames)
+    targets = sorted(set(indices))
+    thr = [start_pts + (t - 0.5) * spf / tb for t in targets]  # first pts that counts as frame t
+    got: dict[int, tuple[np.ndarray, float]] = {}
+    run, pos, last, i = dec.frames(), start_pts - spf / tb / 2, None, 0  # a fresh container is at the start
+    while i < len(targets):
+        if dec.worth_seeking(thr[i], pos):
+            run = dec.seek_run(thr[i])
+        for frame in run:
+            last = frame
+            if frame.pts is None:  # no timestamps: only counting works, and only front to back
+                return _read_by_count(p, num_frames, key, n_total, duration, rate, deadline, time_budget)
+            pos = frame.pts
+            hit = False
+            while i < len(targets) and pos >= thr[i]:
+                got[targets[i]] = (_to_rgb(frame), (pos - start_pts) * tb)
+                i, hit = i + 1, True
+            if hit:
+                break
+        else:  # end of stream before these targets (frame count overestimated): repeat the last frame
+            if last is None:
+                break
+            tail = (_to_rgb(last), ((last.pts or start_pts) - start_pts) * tb)
+            got.update({t: tail for t in targets[i:]})
+            break
+    if not got:
+        raise VideoError(f"No frame of '{p.name}' could be decoded; the file may be corrupt or truncated.")
+    return _make_clip(p, key, indices, got, duration if duration else n_total * spf, 1.0 / spf, n_total, dec.decoded)
+
+
+def _read_by_count(p, num_frames, key, n_total, duration, rate, deadline, budget) -> Clip:
+    """Front-to-back decode picking frames by their ordinal, for streams without pts."""
+    indices = sample_indices(n_total, num_frames)
+    want, got, last = set(indices), {}, None
+    with av.open(str(p)) as container:
+        stream = container.streams.video[0]
+        dec = _Decoder(container, stream, deadline, budget, 0, 1.0)
+        fps = rate or 1.0
+        for n, frame in enumerate(dec.frames()):
+            last = frame
+            if n in want:
+                got[n] = (_to_rgb(frame), n / fps)
+            if n >= indices[-1]:
+                break
+        if last is None:
+            raise VideoError(f"No frame of '{p.name}' could be decoded; the file may be corrupt or truncated.")
+        tail = (_to_rgb(last), float(n) / fps)
+        got.update({t: tail for t in want - got.keys()})
+        return _make_clip(p, key, indices, got, duration or n_total / fps, fps, n_total, dec.decoded)
+
+
+def _make_clip(p, key, indices, got, duration, fps, n_total, decoded) -> Clip:
+    first = got[indices[0]][0]
+    frames = []
+    for t in indices:
+        arr = got[t][0]
+        if arr.shape != first.shape:  # resolution changed mid-stream: one size per clip
+            arr = np.asarray(Image.fromarray(arr).resize((first.shape[1], first.shape[0]), Image.BICUBIC))
+        frames.append(arr)
+    stacked = np.stack(frames)  # (T, H, W, 3)
+    return Clip(stacked, tuple(float(got[t][1]) for t in indices), tuple(indices), float(duration), float(fps),
+                stacked.shape[2], stacked.shape[1], int(n_total), str(p), key, decoded)
+
+
+def probe(path) -> dict:
+    """Cheap metadata for the UI (reject too-long files before decoding): duration, fps, width, height
+    (displayed, i.e. after rotation), codec, n_frames. Decodes at most one frame (for the rotation)."""
+    p = _check_path(path)
+    if p.suffix.lower() in IMAGE_EXTENSIONS:
+        clip = _read_pil(p, 1, "", None)
+        if clip is not None:
+            return {"duration": clip.duration, "fps": clip.fps, "width": clip.width, "height": clip.height,
+                    "codec": "image", "n_frames": clip.n_total}
+    try:
+        with av.open(str(p)) as container:
+            if not container.streams.video:
+                raise VideoError(f"'{p.name}' has no video track.")
+            stream = container.streams.video[0]
+            n, duration, rate = _meta(container, stream)
+            width, height = stream.codec_context.width, stream.codec_context.height
+            frame = next(iter(container.decode(stream)), None)
+            if frame is not None and frame.rotation % 180:
+                width, height = height, width
+            return {"duration": duration, "fps": rate, "width": width, "height": height,
+                    "codec": stream.codec_context.name, "n_frames": n}
+    except av.FFmpegError as e:
+        raise _unreadable(p) from e
