@@ -6,7 +6,9 @@ seeking when the next sampled frame lies in the GOP already being decoded. Short
 targets within reach) therefore decode once, front to back, and keep only the wanted frames.
 
 It deliberately knows nothing about torch, CLIP preprocessing or the model: frames leave as
-uint8 numpy arrays at the file's own displayed resolution. Every failure a person can cause
+uint8 numpy arrays at the file's own displayed resolution, unless the caller opts in to
+`max_short_side`, which shrinks big frames while decoding (an 8K clip of 32 frames would
+otherwise hold 3 GB of RGB for a model that looks at 336 px). Every failure a person can cause
 (missing, empty, corrupt, audio-only, too long, too slow) is a `VideoError` with a sentence
 written for that person; no raw av/PIL exception escapes.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 from itertools import chain
@@ -99,6 +102,21 @@ def human_duration(seconds: float) -> str:
 # ---------------------------------------------------------------------------------------- checks
 
 
+def _mb(n_bytes: float) -> str:
+    """Megabytes (2**20 bytes) rounded UP to 0.1, so a file just over a limit never reads as equal to it."""
+    return f"{math.ceil(n_bytes / 2**20 * 10) / 10:,g}"
+
+
+def check_file(path, *, max_mb: float | None = None) -> Path:
+    """The checks every reader starts with (exists, is a file, not empty, at most `max_mb`), done
+    before any byte is decoded; a server calls it first so an oversized upload costs nothing."""
+    p = _check_path(path)
+    size = p.stat().st_size
+    if max_mb is not None and size > max_mb * 2**20:
+        raise VideoError(f"The file is {_mb(size)} MB; the limit is {max_mb:,g} MB.")
+    return p
+
+
 def _check_path(path) -> Path:
     p = Path(path)
     if not p.exists():
@@ -110,16 +128,20 @@ def _check_path(path) -> Path:
     return p
 
 
-def _check_knobs(num_frames, max_duration, time_budget) -> None:
+def _check_knobs(num_frames, max_duration, time_budget, max_short_side) -> None:
     if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
         raise VideoError(f"num_frames must be a whole number >= 1, got {num_frames!r}.")
+    if max_short_side is not None and (isinstance(max_short_side, bool) or not isinstance(max_short_side, int)
+                                       or max_short_side < 1):
+        raise VideoError(f"max_short_side must be None or a whole number >= 1, got {max_short_side!r}.")
     for name, value in (("max_duration", max_duration), ("time_budget", time_budget)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
             raise VideoError(f"{name} must be None or a number of seconds > 0, got {value!r}.")
 
 
 def _unreadable(p: Path) -> VideoError:
-    head = p.read_bytes()[:512]
+    with open(p, "rb") as f:
+        head = f.read(512)  # never the whole file: it may be huge
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
@@ -138,12 +160,25 @@ def _check_duration(p: Path, duration: float | None, max_duration: float | None)
 # ------------------------------------------------------------------------------------ still images
 
 
-def _to_rgb(frame) -> np.ndarray:
-    arr = frame.to_ndarray(format="rgb24")  # (H, W, 3)
+def _shrunk(width: int, height: int, max_short_side: int | None) -> tuple[int, int] | None:
+    """(width, height) with the short side brought down to max_short_side, or None if already small."""
+    short = min(width, height)
+    if max_short_side is None or short <= max_short_side:
+        return None
+    scale = max_short_side / short
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _to_rgb(frame, max_short_side: int | None = None) -> np.ndarray:
     try:
         rotation = frame.rotation  # degrees counter-clockwise that the display matrix asks for
     except Exception:  # noqa: BLE001 - a malformed display matrix must not lose the frame
         rotation = 0
+    size = _shrunk(frame.width, frame.height, max_short_side)
+    if size is None:
+        arr = frame.to_ndarray(format="rgb24")  # (H, W, 3)
+    else:  # scale inside swscale, from YUV: the full-size RGB picture is never made
+        arr = frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")  # (h, w, 3)
     if rotation % 90:
         log.warning("ignoring a %s degree display rotation (only multiples of 90 are applied)", rotation)
     elif rotation:
@@ -151,13 +186,25 @@ def _to_rgb(frame) -> np.ndarray:
     return arr
 
 
-def _read_pil(p: Path, num_frames: int, key: str, max_duration: float | None) -> Clip | None:
+def _pil_rgb(im, max_short_side: int | None) -> np.ndarray:
+    im = im.convert("RGB")
+    size = _shrunk(im.width, im.height, max_short_side)
+    if size is not None:
+        im = im.resize(size, Image.BICUBIC, reducing_gap=2.0)  # reducing_gap: box-reduce first, fast
+    return np.asarray(im)  # (H, W, 3)
+
+
+def _read_pil(p: Path, num_frames: int, key: str, max_duration: float | None,
+              max_short_side: int | None = None) -> Clip | None:
     """Still or animated image through PIL; None when PIL cannot read it either."""
     try:
         with Image.open(p) as im:
             n = getattr(im, "n_frames", 1)
             if n <= 1:
-                rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))  # EXIF orientation: upright
+                size = _shrunk(im.width, im.height, max_short_side)
+                if size is not None:
+                    im.draft("RGB", size)  # JPEG decodes at 1/2, 1/4 or 1/8 scale; other formats ignore it
+                rgb = _pil_rgb(ImageOps.exif_transpose(im), max_short_side)  # EXIF orientation: upright
                 return Clip(rgb[None], (0.0,), (0,), 0.0, 0.0, rgb.shape[1], rgb.shape[0], 1, str(p), key, 1)
             starts, t = [], 0.0
             for fr in ImageSequence.Iterator(im):
@@ -168,7 +215,7 @@ def _read_pil(p: Path, num_frames: int, key: str, max_duration: float | None) ->
             wanted = {i: None for i in indices}
             for i, fr in enumerate(ImageSequence.Iterator(im)):
                 if i in wanted:
-                    wanted[i] = np.asarray(fr.convert("RGB"))
+                    wanted[i] = _pil_rgb(fr, max_short_side)
             frames = np.stack([wanted[i] for i in indices])  # (T, H, W, 3)
     except VideoError:
         raise
@@ -181,6 +228,11 @@ def _read_pil(p: Path, num_frames: int, key: str, max_duration: float | None) ->
 
 
 # ----------------------------------------------------------------------------------------- videos
+
+
+def _check_deadline(deadline: float | None, budget: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise VideoError(f"Reading the video took longer than the {budget:g} s allowed; try a shorter video or fewer frames.")
 
 
 class _Decoder:
@@ -228,8 +280,7 @@ class _Decoder:
             yield frame
 
     def _check_time(self) -> None:
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            raise VideoError(f"Reading the video took longer than the {self.budget:g} s allowed; try a shorter video or fewer frames.")
+        _check_deadline(self.deadline, self.budget)
 
     def worth_seeking(self, thr: float, pos: float) -> bool:
         """Seek only if a keyframe lies between where the decoder is and the target."""
@@ -278,7 +329,7 @@ def _meta(container, stream) -> tuple[int | None, float | None, float | None]:
     return n, duration, rate
 
 
-def _count_packets(p: Path) -> int:
+def _count_packets(p: Path, deadline: float | None, budget: float | None) -> int:
     """One demux pass, no decoding: the frame count of a stream whose headers do not say."""
     with av.open(str(p)) as container:
         stream = container.streams.video[0]
@@ -286,48 +337,54 @@ def _count_packets(p: Path) -> int:
         try:
             for packet in container.demux(stream):
                 n += packet.size > 0
+                if n % 256 == 0:  # a huge stream without a duration must not escape the time budget
+                    _check_deadline(deadline, budget)
         except av.FFmpegError:
             pass
     return n
 
 
-def read_video(path, num_frames: int = 16, *, max_duration: float | None = None, time_budget: float | None = None) -> Clip:
-    """Read `num_frames` frames of a video (or one of a still image) sampled by PLLaVA's rule."""
-    _check_knobs(num_frames, max_duration, time_budget)
+def read_video(path, num_frames: int = 16, *, max_duration: float | None = None, time_budget: float | None = None,
+               max_short_side: int | None = None) -> Clip:
+    """Read `num_frames` frames of a video (or one of a still image) sampled by PLLaVA's rule.
+    max_short_side: shrink frames whose short side is longer (aspect kept); Clip.width/height are then
+    the stored frames' size. None (the default) keeps the file's own resolution."""
+    _check_knobs(num_frames, max_duration, time_budget, max_short_side)
     p = _check_path(path)
     t0 = time.monotonic()
     key = content_key(p)
     if p.suffix.lower() in IMAGE_EXTENSIONS:
-        clip = _read_pil(p, num_frames, key, max_duration)
+        clip = _read_pil(p, num_frames, key, max_duration, max_short_side)
         if clip is not None:
             return clip
     try:
         container = av.open(str(p))
     except (av.FFmpegError, OSError, ValueError) as e:
-        clip = _read_pil(p, num_frames, key, max_duration)
+        clip = _read_pil(p, num_frames, key, max_duration, max_short_side)
         if clip is not None:
             return clip
         raise _unreadable(p) from e
     with container:
         if not container.streams.video:
-            clip = _read_pil(p, num_frames, key, max_duration)
+            clip = _read_pil(p, num_frames, key, max_duration, max_short_side)
             if clip is not None:
                 return clip
             if container.streams.audio:
                 raise VideoError(f"'{p.name}' has no video track; it contains only audio.")
             raise VideoError(f"'{p.name}' contains no video track.")
         try:
-            return _read_stream(p, container, num_frames, key, max_duration, time_budget, t0)
+            return _read_stream(p, container, num_frames, key, max_duration, time_budget, t0, max_short_side)
         except av.FFmpegError as e:
             raise VideoError(f"'{p.name}' could not be decoded (it may be corrupt or truncated).") from e
 
 
-def _read_stream(p, container, num_frames, key, max_duration, time_budget, t0) -> Clip:
+def _read_stream(p, container, num_frames, key, max_duration, time_budget, t0, short_side) -> Clip:
     stream = container.streams.video[0]
     n_total, duration, rate = _meta(container, stream)
     _check_duration(p, duration, max_duration)
+    deadline = t0 + time_budget if time_budget is not None else None
     if n_total is None:
-        n_total = _count_packets(p)
+        n_total = _count_packets(p, deadline, time_budget)
         if duration is None and rate:
             duration = n_total / rate
             _check_duration(p, duration, max_duration)
@@ -336,7 +393,6 @@ def _read_stream(p, container, num_frames, key, max_duration, time_budget, t0) -
     tb = float(stream.time_base)
     spf = duration / n_total if duration else (1.0 / rate if rate else 1.0)  # seconds per frame
     start_pts = stream.start_time or 0
-    deadline = t0 + time_budget if time_budget is not None else None
     dec = _Decoder(container, stream, deadline, time_budget, start_pts, spf / tb)
     # Frame threads pay off when decoding long runs; when most targets need their own seek they
     # only add a pipeline to refill after every flush, so those reads use slice threads.
@@ -354,18 +410,18 @@ def _read_stream(p, container, num_frames, key, max_duration, time_budget, t0) -
         for frame in run:
             last = frame
             if frame.pts is None:  # no timestamps: only counting works, and only front to back
-                return _read_by_count(p, num_frames, key, n_total, duration, rate, deadline, time_budget)
+                return _read_by_count(p, num_frames, key, n_total, duration, rate, deadline, time_budget, short_side)
             pos = frame.pts
             hit = False
             while i < len(targets) and pos >= thr[i]:
-                got[targets[i]] = (_to_rgb(frame), (pos - start_pts) * tb)
+                got[targets[i]] = (_to_rgb(frame, short_side), (pos - start_pts) * tb)
                 i, hit = i + 1, True
             if hit:
                 break
         else:  # end of stream before these targets (frame count overestimated): repeat the last frame
             if last is None:
                 break
-            tail = (_to_rgb(last), ((last.pts or start_pts) - start_pts) * tb)
+            tail = (_to_rgb(last, short_side), ((last.pts or start_pts) - start_pts) * tb)
             got.update({t: tail for t in targets[i:]})
             break
     if not got:
@@ -373,7 +429,7 @@ def _read_stream(p, container, num_frames, key, max_duration, time_budget, t0) -
     return _make_clip(p, key, indices, got, duration if duration else n_total * spf, 1.0 / spf, n_total, dec.decoded)
 
 
-def _read_by_count(p, num_frames, key, n_total, duration, rate, deadline, budget) -> Clip:
+def _read_by_count(p, num_frames, key, n_total, duration, rate, deadline, budget, short_side) -> Clip:
     """Front-to-back decode picking frames by their ordinal, for streams without pts."""
     indices = sample_indices(n_total, num_frames)
     want, got, last = set(indices), {}, None
@@ -384,12 +440,12 @@ def _read_by_count(p, num_frames, key, n_total, duration, rate, deadline, budget
         for n, frame in enumerate(dec.frames()):
             last = frame
             if n in want:
-                got[n] = (_to_rgb(frame), n / fps)
+                got[n] = (_to_rgb(frame, short_side), n / fps)
             if n >= indices[-1]:
                 break
         if last is None:
             raise VideoError(f"No frame of '{p.name}' could be decoded; the file may be corrupt or truncated.")
-        tail = (_to_rgb(last), float(n) / fps)
+        tail = (_to_rgb(last, short_side), float(n) / fps)
         got.update({t: tail for t in want - got.keys()})
         return _make_clip(p, key, indices, got, duration or n_total / fps, fps, n_total, dec.decoded)
 

@@ -1,0 +1,58 @@
+"""PLLaVA Studio: `python app.py` serves the Gradio app on http://127.0.0.1:7860.
+
+Thin entry point: flags (with PLLAVA_* environment fallbacks, so a Space configures it by
+variables) -> start loading the model in the background -> build the page -> launch.
+"""
+
+import argparse
+import logging
+import os
+
+
+def env(name: str, default):
+    return os.environ.get(name, default)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    on_space = bool(os.environ.get("SPACE_ID"))
+    p = argparse.ArgumentParser(description="PLLaVA Studio: chat with a video in the browser.")
+    p.add_argument("--model", default=env("PLLAVA_MODEL", "ermu2001/pllava-7b"),
+                   help="Hub repo id or local checkpoint folder (env PLLAVA_MODEL; default %(default)s)")
+    p.add_argument("--quantization", default=env("PLLAVA_QUANTIZATION", "auto"), choices=["auto", "none", "4bit"],
+                   help="auto = 4-bit nf4 on CUDA, none on CPU (env PLLAVA_QUANTIZATION)")
+    p.add_argument("--device", default=env("PLLAVA_DEVICE", "auto"), choices=["auto", "cpu", "cuda"],
+                   help="(env PLLAVA_DEVICE)")
+    p.add_argument("--host", default=env("PLLAVA_HOST", "0.0.0.0" if on_space else "127.0.0.1"),
+                   help="address to listen on (env PLLAVA_HOST; default 127.0.0.1, 0.0.0.0 on a Space)")
+    p.add_argument("--port", type=int, default=int(env("PLLAVA_PORT", env("GRADIO_SERVER_PORT", 7860))),
+                   help="(env PLLAVA_PORT)")
+    p.add_argument("--share", action="store_true", default=env("PLLAVA_SHARE", "") == "1",
+                   help="also serve through a public gradio.live link (env PLLAVA_SHARE=1)")
+    p.add_argument("--max-file-size", type=float, default=float(env("PLLAVA_MAX_FILE_MB", 200)),
+                   help="largest upload in MB (env PLLAVA_MAX_FILE_MB; default %(default)s)")
+    p.add_argument("--max-duration", type=float, default=float(env("PLLAVA_MAX_DURATION_S", 3 * 3600)),
+                   help="longest video in seconds (env PLLAVA_MAX_DURATION_S; default %(default)s)")
+    p.add_argument("--concurrency", type=int, default=int(env("PLLAVA_CONCURRENCY", 2)),
+                   help="answers generated at once (env PLLAVA_CONCURRENCY)")
+    p.add_argument("--max-queue", type=int, default=int(env("PLLAVA_MAX_QUEUE", 32)),
+                   help="requests waiting at most (env PLLAVA_MAX_QUEUE)")
+    p.add_argument("--idle-timeout", type=float, default=float(env("PLLAVA_IDLE_TIMEOUT_S", 3600)),
+                   help="seconds before an idle session's video and chat are freed (env PLLAVA_IDLE_TIMEOUT_S)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    from pllava_demo.config import Limits
+    from pllava_demo.ui import build_demo, launch
+    from pllava_demo.ui_handlers import ModelHolder
+
+    limits = Limits(max_file_mb=args.max_file_size, max_duration_s=args.max_duration)
+    holder = ModelHolder(args.model, device=args.device, quantization=args.quantization, limits=limits).start()
+    demo = build_demo(holder, idle_timeout_s=args.idle_timeout, concurrency=args.concurrency, max_queue=args.max_queue)
+    launch(demo, host=args.host, port=args.port, share=args.share, max_file_mb=args.max_file_size)
+
+
+if __name__ == "__main__":
+    main()

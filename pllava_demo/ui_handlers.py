@@ -1,0 +1,437 @@
+"""The Studio's handlers as plain functions: load a model in the background, hold one person's
+video, chat and settings, and turn what the engine knows into things a page can show (gallery
+items, a heat map of the pooled token grid, one-line explanations).
+
+Knows nothing about gradio: errors are the project's `PllavaError`s and progress is a plain
+`(fraction, text)` callback; `ui.py` turns both into gradio's. Every function here runs without a
+server, so the tests call them directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape
+from .errors import InputError, PllavaError, VideoError
+from .prompt import DEFAULT_SYSTEM
+
+log = logging.getLogger(__name__)
+Progress = Callable[[float, str], None]
+
+VIDEO_TYPES = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif")
+IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+THUMB_HEIGHT = 144  # gallery thumbnails: the page never needs the full frames
+
+
+# -- the model, loaded once in the background ----------------------------------------------------
+class ModelHolder:
+    """Loads the engine in a thread so the page is up at once; handlers ask it for the engine and
+    get a clear "still loading" / "failed to load: <reason>" instead of a dead page."""
+
+    def __init__(self, source: str, *, device: str = "auto", quantization: str = "auto",
+                 lora_alpha: float | None = None, limits: Limits = DEFAULT_LIMITS):
+        self.source, self.device, self.quantization = str(source), device, quantization
+        self.lora_alpha, self.limits = lora_alpha, limits
+        self.engine = None
+        self.error: str | None = None
+        self.stage = "waiting to start"
+        self.started = time.monotonic()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def ready(cls, engine) -> "ModelHolder":
+        """A holder around an engine that is already loaded (tests, notebooks)."""
+        holder = cls(str(engine.loaded.name), limits=engine.limits)
+        holder.engine, holder.stage = engine, "ready"
+        holder._done.set()
+        return holder
+
+    def start(self) -> "ModelHolder":
+        if self._thread is None and not self._done.is_set():
+            self.stage = "starting"
+            self._thread = threading.Thread(target=self._load, name="pllava-load", daemon=True)
+            self._thread.start()
+        return self
+
+    def _load(self) -> None:
+        from .checkpoint import resolve_source
+        from .engine import Engine
+
+        try:
+            self.stage = "finding the checkpoint (downloading it from the Hub if needed)"
+            path = resolve_source(self.source)
+            self.stage = "loading the weights"
+            self.engine = Engine.load(path, device=self.device, quantization=self.quantization,
+                                      lora_alpha=self.lora_alpha, limits=self.limits)
+            self.stage = "ready"
+        except Exception as e:  # any failure must reach the page as one line, not kill the thread
+            log.exception("model failed to load")
+            self.error = one_line(e)
+            self.stage = "failed"
+        finally:
+            self._done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def get(self):
+        """The engine, or a PllavaError a person can read."""
+        if self.engine is not None:
+            return self.engine
+        if self.error is not None:
+            raise PllavaError(f"The model failed to load: {self.error}")
+        raise InputError(f"The model is still loading ({self.stage}, {self.elapsed:.0f} s so far). Try again in a moment.")
+
+    def status_markdown(self) -> str:
+        if self.error is not None:
+            return f"**Model failed to load** (`{self.source}`): {self.error}"
+        if self.engine is None:
+            return f"**Loading `{self.source}`**: {self.stage} ({self.elapsed:.0f} s)"
+        loaded = self.engine.loaded
+        text = f"**Model:** {loaded.describe()}, context {loaded.context_length:,} tokens"
+        for note in loaded.notes:
+            text += f"  \n_{note}_"
+        return text
+
+
+def one_line(e: BaseException) -> str:
+    lines = [s.strip() for s in str(e).splitlines() if s.strip()]
+    return (lines[0] if lines else type(e).__name__)[:300]
+
+
+# -- one person's settings and chat --------------------------------------------------------------
+@dataclass(frozen=True)
+class Options:
+    """Everything the sliders set. pooling[0] (T') is kept <= num_frames by `consistent`."""
+
+    num_frames: int = 16
+    pooling: PoolingShape = (16, 12, 12)
+    lora_alpha: float | None = 4.0
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.9
+    max_new_tokens: int = 512
+    repetition_penalty: float = 1.0
+    min_new_tokens: int = 0
+    seed: int | None = None
+    system: str = DEFAULT_SYSTEM
+
+    def consistent(self) -> "Options":
+        t, h, w = (int(v) for v in self.pooling)
+        return dataclasses.replace(self, num_frames=int(self.num_frames), pooling=(max(1, min(t, int(self.num_frames))), h, w))
+
+    def settings(self) -> GenerationSettings:
+        return GenerationSettings(do_sample=bool(self.do_sample), temperature=float(self.temperature),
+                                  top_p=float(self.top_p), max_new_tokens=int(self.max_new_tokens),
+                                  repetition_penalty=float(self.repetition_penalty),
+                                  min_new_tokens=min(int(self.min_new_tokens), int(self.max_new_tokens)),
+                                  seed=self.seed)
+
+    def label(self, has_lora: bool = True) -> str:
+        t, h, w = self.pooling
+        alpha = f", alpha {self.lora_alpha:g}" if has_lora and self.lora_alpha is not None else ""
+        return f"{self.num_frames} frames, pooling {t}x{h}x{w}{alpha}"
+
+
+def default_options(engine, max_new_tokens: int = 512) -> Options:
+    spec = engine.spec
+    opts = Options(num_frames=min(spec.num_frames, engine.limits.max_frames), pooling=tuple(spec.pooling_shape),
+                   lora_alpha=engine.default_alpha, max_new_tokens=min(max_new_tokens, engine.limits.max_new_tokens))
+    if engine.loaded.is_tiny:  # random weights may stop at once: show some text, keep it short
+        opts = dataclasses.replace(opts, min_new_tokens=8, max_new_tokens=min(48, opts.max_new_tokens))
+    return opts.consistent()
+
+
+class Studio:
+    """One browser tab (or one API client): a ChatSession, its settings and a stop flag."""
+
+    def __init__(self, engine, options: Options | None = None):
+        self.engine = engine
+        self.options = options or default_options(engine)
+        self.session = engine.new_session(self.options.system)
+        self.video_path: str | None = None
+        self.stop = threading.Event()
+
+    @property
+    def video(self):
+        return self.session.video
+
+    def close(self) -> None:
+        self.stop.set()
+        self.session.close()
+        self.video_path = None
+
+
+class Registry:
+    """Studios by browser session id, so closing a tab (demo.unload) frees its video and KV cache
+    at once instead of when gradio's closed-tab state expires."""
+
+    def __init__(self):
+        self._items: dict[str, Studio] = {}
+        self._lock = threading.Lock()
+
+    def add(self, key: str | None, studio: Studio) -> None:
+        if key:
+            with self._lock:
+                self._items[key] = studio
+
+    def close(self, key: str | None) -> None:
+        with self._lock:
+            studio = self._items.pop(key, None) if key else None
+        if studio is not None:
+            studio.close()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def ensure_studio(studio: Studio | None, holder: ModelHolder, registry: Registry | None = None,
+                  key: str | None = None) -> Studio:
+    if studio is not None:
+        return studio
+    studio = Studio(holder.get())
+    if registry is not None:
+        registry.add(key, studio)
+    return studio
+
+
+def close_studio(studio: Studio | None) -> None:
+    """gr.State's delete_callback: the tab closed or its idle time ran out."""
+    if studio is not None:
+        studio.close()
+
+
+# -- video and settings --------------------------------------------------------------------------
+def check_upload(path, limits: Limits) -> Path:
+    if not path:
+        raise VideoError("Choose a video or image first.")
+    p = Path(path)
+    if p.suffix.lower() not in VIDEO_TYPES + IMAGE_TYPES:
+        raise VideoError(f"Unsupported file type {p.suffix or '(none)'}: use one of "
+                         f"{', '.join(VIDEO_TYPES + IMAGE_TYPES)}.")
+    if p.exists() and p.stat().st_size > limits.max_file_mb * 2**20:
+        raise VideoError(f"The file is {p.stat().st_size / 2**20:.0f} MB; the limit is {limits.max_file_mb:g} MB.")
+    return p
+
+
+def load_video(studio: Studio, path, num_frames: int | None = None, progress: Progress | None = None) -> Studio:
+    """Decode and encode a new video (or the same one with another frame count)."""
+    p = check_upload(path, studio.engine.limits)
+    if num_frames is not None:
+        studio.options = dataclasses.replace(studio.options, num_frames=int(num_frames)).consistent()
+    studio.session.set_video(p, studio.options.num_frames, progress)
+    studio.video_path = str(p)
+    return studio
+
+
+def set_options(studio: Studio, progress: Progress | None = None, **changes) -> Studio:
+    """Change any Options field; a new frame count re-encodes the video (cached per count)."""
+    unknown = set(changes) - {f.name for f in dataclasses.fields(Options)}
+    if unknown:
+        raise InputError(f"Unknown option(s) {sorted(unknown)}; known: {[f.name for f in dataclasses.fields(Options)]}.")
+    if "pooling" in changes:
+        changes["pooling"] = tuple(int(v) for v in changes["pooling"])
+    if not studio.engine.spec.has_lora:
+        changes["lora_alpha"] = None
+    old = studio.options
+    new = dataclasses.replace(old, **changes).consistent()
+    new.settings()  # validate now, naming the allowed range
+    studio.engine.pooling_shape(new.pooling)
+    studio.engine.check_alpha(new.lora_alpha)
+    studio.options = new
+    if new.system != studio.session.system:
+        studio.session.system = new.system
+        studio.session.drop_cache()
+    if studio.video_path and new.num_frames != studio.video.num_frames:
+        studio.session.set_video(studio.video_path, new.num_frames, progress)
+    return studio
+
+
+# -- what the model sees -------------------------------------------------------------------------
+def video_info(studio: Studio) -> dict:
+    """Numbers a client can check: it got its own video, at this frame count and pooling."""
+    if studio.video is None:
+        return {"loaded": False}
+    clip = studio.video.clip
+    info = studio.engine.describe_view(studio.video, studio.options.pooling)
+    info.update(loaded=True, name=Path(clip.source).name, width=clip.width, height=clip.height,
+                duration=round(float(clip.duration), 3), fps=round(float(clip.fps), 3),
+                indices=list(clip.indices), pooling_shape=list(info["pooling_shape"]),
+                lora_alpha=studio.options.lora_alpha, options=options_dict(studio.options))
+    return info
+
+
+def options_dict(options: Options) -> dict:
+    d = dataclasses.asdict(options)
+    d["pooling"] = list(options.pooling)
+    d.pop("system")
+    return d
+
+
+def gallery_items(studio: Studio) -> list[tuple[np.ndarray, str]]:
+    if studio.video is None:
+        return []
+    clip = studio.video.clip
+    items = []
+    for k, (frame, ts) in enumerate(zip(clip.frames, clip.timestamps)):
+        img = Image.fromarray(frame)
+        if img.height > THUMB_HEIGHT:
+            img = img.resize((max(1, round(img.width * THUMB_HEIGHT / img.height)), THUMB_HEIGHT), Image.BILINEAR)
+        items.append((np.asarray(img), f"#{k + 1} · {ts:.2f} s"))
+    return items
+
+
+def view_markdown(studio: Studio) -> str:
+    if studio.video is None:
+        return "Upload a video to see the frames and visual tokens the model gets."
+    info = studio.engine.describe_view(studio.video, studio.options.pooling)
+    t, h, w = info["pooling_shape"]
+    text = (f"**{info['frames']} frames → pooling {t}×{h}×{w} = {info['visual_tokens']:,} visual tokens**, "
+            f"{info['context_share']:.0%} of the {info['context']:,}-token context window.")
+    if studio.engine.spec.has_lora:
+        text += f" LoRA alpha {studio.options.lora_alpha:g} (official 4; 0 = the image model alone)."
+    if "note" in info:
+        text += f"  \n_{info['note']}_"
+    return text
+
+
+# A few anchors of the viridis colour map, interpolated: no matplotlib needed.
+_CMAP = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float32)
+
+
+def colorize(x: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] -> RGB uint8 (..., 3)."""
+    pos = np.clip(x, 0.0, 1.0) * (len(_CMAP) - 1)
+    lo = np.floor(pos).astype(int).clip(0, len(_CMAP) - 2)
+    frac = (pos - lo)[..., None]
+    return (_CMAP[lo] * (1 - frac) + _CMAP[lo + 1] * frac).round().astype(np.uint8)
+
+
+def heatmap_image(norms, per_row: int = 8, tile: int = 96) -> Image.Image:
+    """(T', h', w') token norms -> one picture: a tile per pooled time step, one colour scale for all,
+    so the high-norm tokens stand out across frames as in the paper's analysis."""
+    n = np.asarray(norms, dtype=np.float32)  # (T', h', w')
+    tp, hp, wp = n.shape
+    lo, hi = float(n.min()), float(n.max())
+    rgb = colorize((n - lo) / (hi - lo) if hi > lo else np.zeros_like(n))  # (T', h', w', 3)
+    cell = max(2, tile // max(hp, wp))
+    th, tw, gap, label = hp * cell, wp * cell, 6, 14
+    cols = min(per_row, tp)
+    rows = -(-tp // cols)
+    canvas = Image.new("RGB", (cols * (tw + gap) + gap, rows * (th + gap + label) + gap), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for k in range(tp):
+        x = gap + (k % cols) * (tw + gap)
+        y = gap + (k // cols) * (th + gap + label)
+        draw.text((x, y), f"t{k + 1}", fill=(40, 40, 40))
+        canvas.paste(Image.fromarray(rgb[k]).resize((tw, th), Image.NEAREST), (x, y + label))
+    return canvas
+
+
+def token_heatmap(studio: Studio) -> Image.Image | None:
+    if studio.video is None:
+        return None
+    return heatmap_image(studio.engine.token_norms(studio.video, studio.options.pooling).numpy())
+
+
+# -- chat ----------------------------------------------------------------------------------------
+def history(studio: Studio | None) -> list[dict]:
+    """The chat as gradio 'messages', rebuilt from the session (the one source of truth)."""
+    if studio is None:
+        return []
+    out = []
+    for turn in studio.session.turns:
+        answer = turn.answer + (" *(stopped)*" if turn.stopped else "")
+        out += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": answer}]
+    return out
+
+
+def _ask(session, question: str, options: Options, regenerate: bool = False) -> Iterator[str]:
+    kwargs = dict(pooling_shape=options.pooling, lora_alpha=options.lora_alpha, settings=options.settings())
+    return session.regenerate(**kwargs) if regenerate else session.ask(question, **kwargs)
+
+
+def stream_answer(studio: Studio, question: str | None, regenerate: bool = False) -> Iterator[str]:
+    """Validate now (raises InputError before any work), then return a stream of the answer so far
+    after each piece. Stops when `studio.stop` is set; the partial answer stays in the chat, marked
+    as stopped."""
+    studio.stop.clear()
+    pieces = _ask(studio.session, question or "", studio.options, regenerate)
+    return _grow(pieces, studio.stop)
+
+
+def _grow(pieces: Iterator[str], stop: threading.Event) -> Iterator[str]:
+    text = ""
+    try:
+        for piece in pieces:
+            text += piece
+            yield text
+            if stop.is_set():
+                break
+    finally:
+        pieces.close()  # runs the engine's finally: the (partial) turn joins the history
+
+
+def chat_stream(studio: Studio, question: str | None, regenerate: bool = False) -> Iterator[list[dict]]:
+    """The same stream as chat messages: history plus the answer growing."""
+    before = history(studio)
+    if regenerate:
+        if not studio.session.turns:
+            raise InputError("There is no answer to regenerate yet.")
+        before, question = before[:-2], studio.session.turns[-1].question
+    else:
+        question = studio.engine.limits.check_question(question)
+    current = [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
+    yield before + current
+    for text in stream_answer(studio, question, regenerate):
+        current[1] = {"role": "assistant", "content": text}
+        yield before + current
+    yield history(studio)
+
+
+# -- compare -------------------------------------------------------------------------------------
+def compare(studio: Studio, **changes) -> Iterator[tuple[str, str, str, str]]:
+    """Re-ask the last question with the current settings (A) and with `changes` (B), each in a
+    throwaway copy of the session holding the same video and earlier turns; the main chat is not
+    touched. Yields (label A, answer A, label B, answer B) as the answers grow. With sampling on,
+    both use the same seed, so only the settings differ."""
+    if studio.video is None or not studio.session.turns:
+        raise InputError("Ask a question first: Compare re-asks the last one with other settings.")
+    a = studio.options
+    if a.do_sample and a.seed is None:
+        a = dataclasses.replace(a, seed=int(time.time()) % 2**31)
+    b_studio = Studio(studio.engine, a)
+    try:
+        b = set_options(b_studio, **changes).options  # validates B before any work
+    finally:
+        b_studio.close()
+    if b.num_frames != a.num_frames:
+        raise InputError("Compare keeps the frame count; change pooling or alpha instead.")
+    question = studio.session.turns[-1].question
+    has_lora = studio.engine.spec.has_lora
+    labels = (f"A: {a.label(has_lora)}", f"B: {b.label(has_lora)}")
+    answers = ["", ""]
+    for k, opts in enumerate((a, b)):
+        copy = studio.engine.new_session(studio.session.system)
+        copy.video, copy.turns = studio.session.video, list(studio.session.turns[:-1])
+        try:
+            for piece in _ask(copy, question, opts):
+                answers[k] += piece
+                yield labels[0], answers[0], labels[1], answers[1]
+        finally:
+            copy.close()
+    yield labels[0], answers[0], labels[1], answers[1]

@@ -1,0 +1,162 @@
+"""The Studio's handlers as plain functions, with the tiny random checkpoint (no server)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from videos import write_video
+
+from pllava_demo import ui_handlers as H
+from pllava_demo.errors import InputError, PllavaError, VideoError
+from pllava_demo.zerogpu import gpu, gpu_duration
+
+
+@pytest.fixture(scope="module")
+def clip_path(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("ui") / "clip.mp4", n_frames=36, width=160, height=120,
+                       pattern="colour")
+
+
+@pytest.fixture
+def studio(engine, clip_path):
+    s = H.Studio(engine)
+    H.set_options(s, pooling=(4, 6, 6), max_new_tokens=16, min_new_tokens=16)
+    H.load_video(s, clip_path, 8)
+    yield s
+    s.close()
+
+
+def test_video_info_gallery_and_view(studio):
+    info = H.video_info(studio)
+    assert info["loaded"] and info["frames"] == 8 and len(info["timestamps"]) == 8
+    assert (info["width"], info["height"], info["name"]) == (160, 120, "clip.mp4")
+    assert info["visual_tokens"] == 4 * 6 * 6 and info["pooling_shape"] == [4, 6, 6]
+    items = H.gallery_items(studio)
+    assert len(items) == 8 and items[0][0].shape[0] <= H.THUMB_HEIGHT
+    assert f"{info['timestamps'][1]:.2f} s" in items[1][1]
+    assert "144 visual tokens" in H.view_markdown(studio)
+    img = H.token_heatmap(studio)
+    assert img.width > 4 * 6 and img.mode == "RGB"
+
+
+def test_sliders_repool_without_reencoding_but_frames_reencode(studio):
+    stats = studio.engine.stats
+    decoded, vision = stats["videos_decoded"], stats["vision_calls"]
+    H.set_options(studio, pooling=(2, 3, 3), lora_alpha=20.0)
+    assert H.video_info(studio)["visual_tokens"] == 18
+    assert H.token_heatmap(studio) is not None
+    assert (stats["videos_decoded"], stats["vision_calls"]) == (decoded, vision)
+    H.set_options(studio, num_frames=4, pooling=(16, 3, 3))  # T' follows the frames down
+    info = H.video_info(studio)
+    assert info["frames"] == 4 and studio.options.pooling == (4, 3, 3) and len(H.gallery_items(studio)) == 4
+    assert stats["videos_decoded"] == decoded + 1
+    H.set_options(studio, num_frames=8)  # back to 8: cached, no decode
+    assert stats["videos_decoded"] == decoded + 1 and H.video_info(studio)["frames"] == 8
+
+
+def test_chat_streams_follow_up_regenerate_clear(studio):
+    states = list(H.chat_stream(studio, "What happens?"))
+    partials = [m[-1]["content"] for m in states[1:-1]]
+    assert len(partials) > 2 and all(a != b for a, b in zip(partials, partials[1:]))
+    assert states[-1] == H.history(studio) and len(states[-1]) == 2
+    list(H.chat_stream(studio, "And then?"))
+    assert [t.question for t in studio.session.turns] == ["What happens?", "And then?"]
+    last = list(H.chat_stream(studio, None, regenerate=True))[-1]
+    assert len(last) == 4 and last[-2]["content"] == "And then?"
+    studio.session.clear()
+    assert H.history(studio) == []
+
+
+def test_stop_keeps_partial_answer(studio):
+    H.set_options(studio, max_new_tokens=40, min_new_tokens=40)
+    stream = H.stream_answer(studio, "Describe it.")
+    first = next(stream)
+    studio.stop.set()
+    rest = list(stream)
+    turn = studio.session.turns[-1]
+    assert turn.stopped and turn.answer == (rest[-1] if rest else first)
+    assert H.history(studio)[-1]["content"].endswith("*(stopped)*")
+
+
+def test_compare_leaves_main_chat_alone(studio):
+    with pytest.raises(InputError, match="Ask a question first"):
+        next(H.compare(studio, lora_alpha=20.0))
+    list(H.chat_stream(studio, "What happens?"))
+    turns = list(studio.session.turns)
+    la, a, lb, b = list(H.compare(studio, lora_alpha=20.0, pooling=(4, 2, 2)))[-1]
+    assert "alpha 4" in la and "alpha 20" in lb and "4x2x2" in lb
+    assert a == turns[-1].answer  # A re-asks with the same (greedy) settings
+    assert a != b
+    assert studio.session.turns == turns and studio.options.lora_alpha == 4.0
+
+
+def test_errors_are_readable(engine, studio, tmp_path):
+    fresh = H.Studio(engine)
+    with pytest.raises(InputError, match="Upload a video"):
+        H.stream_answer(fresh, "hi")
+    with pytest.raises(InputError, match="type a question"):
+        H.stream_answer(studio, "  ")
+    bad = tmp_path / "notes.txt"
+    bad.write_text("x")
+    with pytest.raises(VideoError, match="Unsupported file type"):
+        H.load_video(fresh, bad)
+    with pytest.raises(InputError, match="Temperature"):
+        H.set_options(studio, temperature=0.0)
+    with pytest.raises(InputError, match="Unknown option"):
+        H.set_options(studio, colour="red")
+    assert studio.options.temperature == 0.7  # a rejected change changes nothing
+
+
+def test_model_holder_states(engine, tmp_path):
+    ok = H.ModelHolder.ready(engine)
+    assert ok.get() is engine and "Model:" in ok.status_markdown()
+    broken = H.ModelHolder(str(tmp_path / "missing-checkpoint"), device="cpu").start()
+    assert broken.wait(60)
+    with pytest.raises(PllavaError, match="failed to load"):
+        broken.get()
+    assert "failed to load" in broken.status_markdown() and "\n" not in broken.error
+    loading = H.ModelHolder("anything")  # never started
+    with pytest.raises(InputError, match="still loading"):
+        loading.get()
+
+
+def test_registry_frees_closed_tabs(engine, clip_path):
+    reg = H.Registry()
+    s = H.ensure_studio(None, H.ModelHolder.ready(engine), reg, "tab-1")
+    H.load_video(s, clip_path, 4)
+    reg.close("tab-1")
+    assert s.video is None and len(reg) == 0
+    H.close_studio(None)
+
+
+def test_heatmap_and_colours():
+    norms = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    img = np.asarray(H.heatmap_image(norms))
+    assert img.ndim == 3 and img.shape[2] == 3
+    c = H.colorize(np.array([0.0, 1.0]))
+    assert tuple(c[0]) == (68, 1, 84) and tuple(c[1]) == (253, 231, 37)
+    H.heatmap_image(np.ones((1, 1, 1)))  # flat input: no division by zero
+
+
+def test_options_consistency_and_zerogpu_fallback():
+    o = dataclasses.replace(H.Options(), num_frames=4, pooling=(16, 12, 12)).consistent()
+    assert o.pooling == (4, 12, 12)
+
+    def f(x):
+        return x + 1
+
+    assert gpu(lambda x: 10)(f) is f  # no `spaces` package here: unchanged
+    assert gpu_duration(32, 1024) > gpu_duration(4, 64) and gpu_duration(32, 4096) <= 120
+
+
+def test_app_flags_and_env_fallbacks(monkeypatch):
+    import app
+
+    monkeypatch.setenv("PLLAVA_MODEL", "/models/tiny")
+    monkeypatch.setenv("PLLAVA_MAX_FILE_MB", "50")
+    args = app.parse_args([])
+    assert (args.model, args.max_file_size, args.host, args.port, args.share) == ("/models/tiny", 50.0, "127.0.0.1", 7860, False)
+    args = app.parse_args(["--model", "x", "--quantization", "4bit", "--device", "cuda", "--port", "9000",
+                           "--share", "--max-duration", "60"])
+    assert (args.model, args.quantization, args.device, args.port, args.share, args.max_duration) == \
+        ("x", "4bit", "cuda", 9000, True, 60.0)
