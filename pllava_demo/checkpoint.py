@@ -289,6 +289,28 @@ def _cpu_dtype(files: list[Path]) -> torch.dtype:
     return torch.float32 if avail and 2 * stored < 0.5 * avail else torch.bfloat16
 
 
+def _load_tokenizer(path: Path, spec: VideoModelSpec, notes: list[str]):
+    """The checkpoint's tokenizer, checked against the config; None (with a note) when the folder has
+    none: the network itself still runs on token ids, but chatting needs a tokenizer."""
+    from transformers import AutoTokenizer
+
+    if not any((path / f).exists() for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")):
+        notes.append(f"{path} has no tokenizer files: the model runs on token ids only (no chat).")
+        log.warning(notes[-1])
+        return None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except Exception as e:  # tokenizer classes raise many types; the user needs one line
+        raise CheckpointError(f"The tokenizer in {path} could not be loaded: {str(e).splitlines()[0][:200]}") from e
+    image_id = tokenizer.convert_tokens_to_ids("<image>")
+    if image_id != spec.image_token_index:
+        raise CheckpointError(
+            f"The tokenizer maps '<image>' to {image_id} but config.json says image_token_index "
+            f"{spec.image_token_index}."
+        )
+    return tokenizer
+
+
 # -- the entry point ----------------------------------------------------------------------------
 def load_pllava(
     source: str | os.PathLike,
@@ -304,7 +326,6 @@ def load_pllava(
     """
     from accelerate import init_empty_weights
     from safetensors import safe_open
-    from transformers import AutoTokenizer
 
     if quantization not in ("auto", "none", "4bit"):
         raise CheckpointError(f"quantization must be 'auto', 'none' or '4bit', got {quantization!r}.")
@@ -345,13 +366,7 @@ def load_pllava(
     model.eval().requires_grad_(False)
     log.info("loaded %d tensors from %s", n, path)
 
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
-    image_id = tokenizer.convert_tokens_to_ids("<image>")
-    if image_id != spec.image_token_index:
-        raise CheckpointError(
-            f"The tokenizer maps '<image>' to {image_id} but config.json says image_token_index "
-            f"{spec.image_token_index}."
-        )
+    tokenizer = _load_tokenizer(path, spec, notes)
     context = int(getattr(text_config, "max_position_embeddings", 4096) or 4096)
     is_tiny = bool(cfg.get("pllava_demo_tiny", False))
     if is_tiny:

@@ -130,3 +130,20 @@ def test_image_token_mismatch_between_tokenizer_and_config(tiny_official, tmp_pa
     (ckpt / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match="image_token_index"):
         load_pllava(ckpt, device="cpu", quantization="none")
+
+
+def test_checkpoint_without_tokenizer_still_runs_the_network(tiny_official, tmp_path):
+    import torch
+
+    from pllava_demo.engine import Engine
+
+    ckpt = _copy(tiny_official, tmp_path / "c")
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (ckpt / name).unlink(missing_ok=True)
+    loaded = load_pllava(ckpt, device="cpu", quantization="none")
+    assert loaded.tokenizer is None and any("no tokenizer" in n for n in loaded.notes)
+    ids = torch.tensor([[1, 5, loaded.spec.image_token_index, 7, 9]])
+    out = loaded.model(input_ids=ids, pixel_values=torch.randn(2, 3, 336, 336), pooling_shape=(2, 3, 3))
+    assert out.logits.shape[1] == 5 - 1 + 18
+    with pytest.raises(CheckpointError, match="no tokenizer"):
+        Engine(loaded)
