@@ -204,15 +204,14 @@ def batched_generate(lm, embeds: torch.Tensor, mask: torch.Tensor, settings: Gen
     live row can see (each row attends to its own cache only). Returns the new ids of each row, stop
     id excluded. Same per-row rules as generate.generate_tokens, vectorised over rows.
     on_logits(step, logits (B, V)) sees the raw logits of every step (tests compare them across batchings)."""
-    from transformers import DynamicCache
-
     from .generate import top_p_filter
+    from .kvcache import new_kv_cache
 
     device = embeds.device
     b = embeds.shape[0]
     vocab = lm.get_output_embeddings().weight.shape[0]
     position_ids = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)  # (B, S): real tokens count from 0
-    cache = DynamicCache()
+    cache = new_kv_cache()  # appends in place: no whole-cache copy per step
     out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, past_key_values=cache,
              use_cache=True, logits_to_keep=1)
     logits = out.logits[:, -1]  # (B, V)

@@ -169,3 +169,30 @@ def test_set_lora_alpha_changes_strength_in_place(fresh):
     fresh.loaded.set_lora_alpha(12.5)
     assert fresh.loaded.lora_alpha == 12.5 and ids == [id(m) for m in fresh.model.modules()]
     assert torch.is_tensor(next(fresh.model.parameters()))
+
+
+def test_in_place_kv_cache_gives_the_same_logits_as_transformers_dynamic_cache():
+    from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
+
+    from pllava_demo.kvcache import GrowingLayer, cache_nbytes, new_kv_cache
+
+    torch.manual_seed(0)
+    lm = LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=100)).eval()
+    ids = torch.randint(0, 100, (1, 600))  # crosses several growth steps of the buffers
+
+    def run(cache):
+        logits = [lm(input_ids=ids[:, :290], past_key_values=cache, use_cache=True).logits[0, -1]]
+        for t in range(290, 600):
+            logits.append(lm(input_ids=ids[:, t:t + 1], past_key_values=cache, use_cache=True).logits[0, -1])
+        cache.crop(-50)  # prefix reuse: back up, then continue
+        logits.append(lm(input_ids=ids[:, 550:600], past_key_values=cache, use_cache=True).logits[0, -1])
+        return torch.stack(logits), cache.get_seq_length()
+
+    with torch.inference_mode():
+        want, n_want = run(DynamicCache())
+        cache = new_kv_cache()
+        got, n_got = run(cache)
+    assert isinstance(cache.layers[0], GrowingLayer) and n_got == n_want == 600
+    assert torch.equal(got, want)
+    assert 600 * 2 * 2 * 2 * 16 * 4 <= cache_nbytes(cache) <= 1.5 * 600 * 2 * 2 * 2 * 16 * 4 + 2 * 2 * 2 * 256 * 16 * 4 * 2
