@@ -4,7 +4,7 @@ nothing here reads argv or the environment (the entry points do that)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 from .errors import InputError
@@ -91,6 +91,14 @@ class Limits:
     decode_time_budget_s: float = 60.0
     feature_cache_mb: float = 2048.0
     kv_cache_mb: float = 4096.0
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"Limits.{f.name} must be a number > 0, got {value!r}.")
+        if self.max_new_tokens > 4096:  # GenerationSettings never allows more
+            raise ValueError(f"Limits.max_new_tokens must be at most 4096, got {self.max_new_tokens}.")
 
     def check_question(self, text: str) -> str:
         text = (text or "").strip()

@@ -11,6 +11,8 @@ Caches, from cheap to dear:
 
 The model is shared: one lock guards every forward pass, taken per step (not per answer) so that
 an abandoned stream can never block other users, and each step re-applies its own LoRA alpha.
+Every limit in `Limits` is checked before work starts, and running out of (GPU) memory in a forward
+pass is a `ResourceError` for that one request: its memory is released and the next request runs.
 This module knows no UI and no command line.
 """
 
@@ -28,14 +30,24 @@ from dataclasses import dataclass, field
 import torch
 
 from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape, check_pooling_shape
-from .errors import InputError
+from .errors import CheckpointError, InputError, PllavaError, ResourceError
 from .generate import generate_tokens
+from .kvcache import cache_nbytes, new_kv_cache
 from .lora import LoRALinear
 from .pooling import frames_seen
 from .prompt import DEFAULT_SYSTEM, TextStream, Turn, chat_format_for, fit_prompt, stop_token_ids
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
+# Frames are stored with their short side at most this: CLIP sees 336 px, the UI's gallery less,
+# and an 8K clip at full size would hold ~100 MB of RGB per frame in the feature cache.
+FRAME_SHORT_SIDE = 2 * 336
+
+
+def _is_oom(e: BaseException) -> bool:
+    # torch raises OutOfMemoryError for CUDA; other backends and older paths a RuntimeError saying so
+    text = str(e)
+    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
 
 
 def _nbytes(t: torch.Tensor) -> int:
@@ -107,18 +119,15 @@ class _KV:
 
     @property
     def nbytes(self) -> int:
-        total = 0
-        for layer in getattr(self.cache, "layers", []):
-            for t in (getattr(layer, "keys", None), getattr(layer, "values", None)):
-                if isinstance(t, torch.Tensor):
-                    total += _nbytes(t)
-        return total
+        return cache_nbytes(self.cache)
 
 
 class Engine:
     """One loaded model shared by every session."""
 
     def __init__(self, loaded, limits: Limits = DEFAULT_LIMITS):
+        if loaded.tokenizer is None:
+            raise CheckpointError(f"{loaded.path} has no tokenizer, so it cannot chat; add the tokenizer files.")
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -166,9 +175,10 @@ class Engine:
     def prepare_video(self, path, num_frames: int, progress: Progress | None = None) -> VideoFeatures:
         """Decode + preprocess + CLIP + projector, once per (file content, num_frames)."""
         from .preprocess import clip_preprocess
-        from .video import content_key, read_video
+        from .video import check_file, content_key, read_video
 
         num_frames = self.limits.check_frames(num_frames)
+        path = check_file(path, max_mb=self.limits.max_file_mb)  # before hashing or decoding a byte
         key = (content_key(path), num_frames)
         cached = self.features.get(key)
         if cached is not None:
@@ -177,13 +187,12 @@ class Engine:
         if progress:
             progress(0.05, "Decoding frames")
         clip = read_video(path, num_frames, max_duration=self.limits.max_duration_s,
-                          time_budget=self.limits.decode_time_budget_s)
+                          time_budget=self.limits.decode_time_budget_s, max_short_side=FRAME_SHORT_SIDE)
         self.stats["videos_decoded"] += 1
         if progress:
             progress(0.4, "Encoding frames with CLIP")
         pixels = clip_preprocess(clip.frames)  # (T, 3, 336, 336)
-        with self.lock, torch.inference_mode():
-            feats = self.model.encode_frames(pixels)  # (T, H*W, D)
+        feats = self._guarded("encoding the video", self._encode, pixels)  # (T, H*W, D)
         self.stats["vision_calls"] += 1
         self.stats["vision_frames"] += pixels.shape[0]
         vf = VideoFeatures(clip=clip, features=feats, num_frames=num_frames)
@@ -217,6 +226,30 @@ class Engine:
         elif t % tp:
             info["note"] = f"{t} frames pooled unevenly into {tp} time steps (adaptive windows overlap)."
         return info
+
+    def _guarded(self, doing: str, fn: Callable, *args):
+        """fn(*args), with running out of memory turned into a ResourceError naming what to reduce."""
+        try:
+            return fn(*args)
+        except RuntimeError as e:  # torch.OutOfMemoryError is a RuntimeError
+            if not _is_oom(e):
+                raise
+            log.warning("out of memory while %s: %s", doing, str(e).splitlines()[0][:300])
+        # Raised here, after the except block, so the OOM's traceback (and the activations its frames
+        # hold) is already gone and empty_cache can hand that memory back.
+        self.stats["out_of_memory"] += 1
+        self.release_memory()
+        where = "GPU" if self.model.device.type == "cuda" else "server"
+        raise ResourceError(f"The {where} ran out of memory while {doing}; try fewer frames or a smaller pooling shape.")
+
+    @staticmethod
+    def release_memory() -> None:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        with self.lock, torch.inference_mode():
+            return self.model.encode_frames(pixels)  # (T, H*W, D)
 
     def new_session(self, system: str = DEFAULT_SYSTEM) -> "ChatSession":
         return ChatSession(self, system)
@@ -260,7 +293,11 @@ class ChatSession:
         if not self.turns:
             raise InputError("There is no answer to regenerate yet.")
         last = self.turns.pop()
-        return self.ask(last.question, **kwargs)
+        try:
+            return self.ask(last.question, **kwargs)
+        except PllavaError:  # refused before any work (e.g. a setting out of range): keep the old answer
+            self.turns.append(last)
+            raise
 
     # -- asking -----------------------------------------------------------------------------------
     def ask(self, question: str, *, pooling_shape: PoolingShape | None = None, lora_alpha: float | None = None,
@@ -297,8 +334,10 @@ class ChatSession:
         seq = expanded[0].tolist()
         signature = (self.video.clip.content_key, self.video.num_frames, shape, alpha)
         text = TextStream(eng.tokenizer, eng.format.stop_strings)
-        answered, kv = False, None
-        try:
+        answered, failed, kv = False, False, None
+
+        def prefill() -> torch.Tensor:
+            nonlocal kv
             with eng.lock, torch.inference_mode():
                 eng._apply_alpha(alpha)
                 kv, start = self._reuse(signature, seq)
@@ -309,17 +348,23 @@ class ChatSession:
                 eng.stats["prefill_tokens"] += len(seq) - start
                 eng.stats["prefills"] += 1
                 eng.stats["reused_tokens"] += start
-            first = out.logits[0, -1]
-            prompt_ids = ids[0][ids[0] != eng.spec.image_token_index]
+            return out.logits[0, -1]
 
-            def step(token_id: int) -> torch.Tensor:
-                with eng.lock, torch.inference_mode():
-                    eng._apply_alpha(alpha)
-                    inp = torch.tensor([[token_id]], device=model.device)
-                    o = model.language_model(input_ids=inp, past_key_values=kv.cache, use_cache=True, logits_to_keep=1)
-                kv.ids.append(token_id)
-                eng.stats["decode_steps"] += 1
-                return o.logits[0, -1]
+        def forward_one(token_id: int) -> torch.Tensor:
+            with eng.lock, torch.inference_mode():
+                eng._apply_alpha(alpha)
+                inp = torch.tensor([[token_id]], device=model.device)
+                o = model.language_model(input_ids=inp, past_key_values=kv.cache, use_cache=True, logits_to_keep=1)
+            kv.ids.append(token_id)
+            eng.stats["decode_steps"] += 1
+            return o.logits[0, -1]
+
+        def step(token_id: int) -> torch.Tensor:
+            return eng._guarded("writing the answer", forward_one, token_id)
+
+        try:
+            first = eng._guarded("reading the video and question", prefill)
+            prompt_ids = ids[0][ids[0] != eng.spec.image_token_index]
 
             for token_id in generate_tokens(first, step, settings, eng.stop_ids, prompt_ids, fitted.max_new_tokens):
                 piece = text.push(token_id)
@@ -331,20 +376,26 @@ class ChatSession:
             if tail:
                 yield tail
             answered = True
+        except Exception:
+            failed = True
+            raise
         finally:
-            if kv is not None and len(kv.ids) == kv.cache.get_seq_length():
+            if not failed and kv is not None and len(kv.ids) == kv.cache.get_seq_length():
                 eng.kv_budget.put(self.id, kv)
-            else:
-                self.drop_cache()  # failed inside a forward pass: the cache no longer matches its ids
-            self.turns.append(Turn(question, text.text, stopped=not answered))
+            else:  # a failed forward pass may have left the cache out of step with its ids, and after
+                kv = None  # running out of memory the cache is the first thing to give back
+                self.drop_cache()
+                eng.release_memory()
+            # What the user saw stays in the chat (marked stopped); a failure before any text adds no turn,
+            # so retrying does not send an empty answer back to the model as history.
+            if not failed or text.text:
+                self.turns.append(Turn(question, text.text, stopped=not answered))
 
     def _reuse(self, signature: tuple, seq: list[int]) -> tuple[_KV, int]:
         """The session's KV cache cropped to the longest prefix it shares with seq, or a fresh one."""
-        from transformers import DynamicCache
-
         kv = self.engine.kv_budget.get(self.id)
         if kv is None or kv.signature != signature:
-            return _KV(signature, [], DynamicCache()), 0
+            return _KV(signature, [], new_kv_cache()), 0
         common = 0
         for a, b in zip(kv.ids, seq):
             if a != b:

@@ -15,3 +15,7 @@ class CheckpointError(PllavaError):
 
 class InputError(PllavaError):
     """A request is outside what is allowed (empty question, too long, bad setting)."""
+
+
+class ResourceError(PllavaError):
+    """The server ran out of a resource (GPU memory) for one request; a smaller request may fit."""

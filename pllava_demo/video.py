@@ -103,8 +103,10 @@ def human_duration(seconds: float) -> str:
 
 
 def _mb(n_bytes: float) -> str:
-    """Megabytes (2**20 bytes) rounded UP to 0.1, so a file just over a limit never reads as equal to it."""
-    return f"{math.ceil(n_bytes / 2**20 * 10) / 10:,g}"
+    """Megabytes (2**20 bytes) rounded UP (to 0.1, or 0.001 below 1 MB), so a file just over a limit
+    never reads as equal to it."""
+    scale = 10 if n_bytes >= 2**20 else 1000
+    return f"{math.ceil(n_bytes / 2**20 * scale) / scale:,g}"
 
 
 def check_file(path, *, max_mb: float | None = None) -> Path:
@@ -248,7 +250,10 @@ class _Decoder:
         # B-frame reordering shifts before pts (seeking works on pts): align the first keyframe on start.
         keys = sorted(e.timestamp for e in entries if e.is_keyframe) if len(entries) else []
         # A single entry (webm cues per cluster) says nothing about GOPs: estimate from decoding instead.
-        self.keyframes = [k + start_pts - keys[0] for k in keys] if len(keys) > 1 else []
+        # But an index that also lists non-keyframes (an mp4 sample table) is complete even with one
+        # keyframe: trusting it stops a one-GOP file (screen recordings) seeking back to 0 per frame.
+        complete = len(keys) > 1 or len(entries) > len(keys)
+        self.keyframes = [k + start_pts - keys[0] for k in keys] if keys and complete else []
         self.key_gaps: list[int] = []  # pts gaps between consecutive keyframes decoded in one run
         self._last_key: int | None = None
 
