@@ -68,12 +68,14 @@ class CaptionOptions:
 def prepare_video(job: CaptionJob, num_frames: int) -> Prepared:
     """Decode + CLIP-preprocess one video; needs no model, so it runs in threads or on Ray CPU workers.
     Never raises for a bad video: the error is returned for the record."""
+    from .engine import FRAME_SHORT_SIDE
     from .preprocess import clip_preprocess
     from .video import read_video
 
     t0 = time.perf_counter()
     try:
-        clip = read_video(job.path, num_frames)
+        # Same frames as the chat engine (shrunk while decoding: an 8K video never holds 8K frames).
+        clip = read_video(job.path, num_frames, max_short_side=FRAME_SHORT_SIDE)
         pixels = clip_preprocess(clip.frames)  # (T, 3, 336, 336)
     except Exception as e:  # noqa: BLE001 - one bad file of a million must not stop the run
         return Prepared(job, error=str(e) or type(e).__name__, error_type=type(e).__name__,
