@@ -1,0 +1,276 @@
+"""Shared pieces of the benchmarks: random checkpoints of any size in the official on-disk layout,
+the official demo's per-turn work rebuilt from our own parts, timing helpers and table printing.
+
+It knows the checkpoint LAYOUT (key names, shards, config.json) but loads nothing: loading is
+always pllava_demo.checkpoint.load_pllava, so the benchmarks measure our loader. It does not import
+av at module level (the GPU machine has no PyAV): video helpers import it when called.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+# -- model sizes ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Size:
+    """Widths and depths of a random PLLaVA. The CLIP grid is always the real 336 px / 14 px (24x24)."""
+
+    name: str
+    clip_hidden: int
+    clip_intermediate: int
+    clip_layers: int  # as in config.json; the model runs clip_layers - 1 (feature layer -2)
+    clip_heads: int
+    llm_hidden: int
+    llm_intermediate: int
+    llm_layers: int
+    llm_heads: int
+    llm_kv_heads: int
+    vocab: int  # LLM vocab (>= the tokenizer's); the real one is 32064
+    lora_rank: int
+
+    def scaled(self, scale: float) -> "Size":
+        """Narrower and shallower by `scale` (widths keep head_dim; depth at least 2), for CPU dry runs."""
+        def w(x, heads):  # keep the head count's multiple
+            return max(heads, int(round(x * scale / heads)) * heads)
+        clip_heads = max(1, int(round(self.clip_heads * scale)))
+        llm_heads = max(1, int(round(self.llm_heads * scale)))
+        return Size(
+            f"{self.name} x{scale:g}", w(self.clip_hidden, clip_heads), _mult64(self.clip_intermediate * scale),
+            max(2, int(round(self.clip_layers * scale))), clip_heads, w(self.llm_hidden, llm_heads),
+            _mult64(self.llm_intermediate * scale), max(2, int(round(self.llm_layers * scale))), llm_heads,
+            llm_heads, self.vocab, max(2, int(round(self.lora_rank * scale))),
+        )
+
+
+def _mult64(x: float) -> int:
+    """bitsandbytes' CPU 4-bit kernel needs out_features divisible by its block (asserts otherwise)."""
+    return max(64, int(round(x / 64)) * 64)
+
+
+# PLLaVA-7B: CLIP ViT-L/14-336, Vicuna-7B (Llama), LoRA r=128 on q/v.
+PLLAVA_7B = Size("pllava-7b shapes", 1024, 4096, 24, 16, 4096, 11008, 32, 32, 32, 32064, 128)
+# A CPU-sized model whose costs keep roughly 7B's proportions (CLIP about 1/5 of a full prefill).
+SMALL = Size("small", 128, 512, 4, 4, 512, 1376, 4, 8, 8, 32064, 128)
+
+
+def _llm_and_clip_configs(size: Size, vocab: int):
+    from transformers import CLIPVisionConfig, LlamaConfig
+
+    vision = CLIPVisionConfig(
+        hidden_size=size.clip_hidden, intermediate_size=size.clip_intermediate, num_hidden_layers=size.clip_layers,
+        num_attention_heads=size.clip_heads, image_size=336, patch_size=14, projection_dim=768,
+    )
+    text = LlamaConfig(
+        hidden_size=size.llm_hidden, intermediate_size=size.llm_intermediate, num_hidden_layers=size.llm_layers,
+        num_attention_heads=size.llm_heads, num_key_value_heads=size.llm_kv_heads, vocab_size=max(vocab, size.vocab),
+        max_position_embeddings=4096, pad_token_id=0, bos_token_id=1, eos_token_id=2, rms_norm_eps=1e-5,
+    )
+    return vision, text
+
+
+def _random_like(name: str, shape, generator, device, dtype) -> torch.Tensor:
+    if re.search(r"(norm|layrnorm|layer_norm)[^.]*\.weight$", name):
+        return torch.ones(shape, dtype=dtype)
+    if name.endswith(".bias"):
+        return torch.zeros(shape, dtype=dtype)
+    t = torch.randn(shape, generator=generator, device=device, dtype=torch.float32) * 0.02
+    return t.to(dtype).cpu()
+
+
+def write_random_checkpoint(directory, size: Size, *, dtype=torch.bfloat16, shard_bytes: int = 2 << 30,
+                            device: str = "cpu", seed: int = 0) -> Path:
+    """Write a random PLLaVA in the official layout (PEFT-wrapped LLM keys with LoRA, safetensors
+    shards + index, config.json with the release's fields, the tiny test tokenizer), streaming
+    tensors shard by shard so a 7B-shaped model never sits whole in host memory.
+    `device` is where the random numbers are drawn (cuda is much faster for 7B)."""
+    from accelerate import init_empty_weights
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionModel, LlamaForCausalLM
+
+    from pllava_demo.tiny import build_tokenizer
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer("vicuna")
+    image_token = tokenizer.convert_tokens_to_ids("<image>")
+    vision, text = _llm_and_clip_configs(size, len(tokenizer) + 8)
+    with init_empty_weights():
+        clip = CLIPVisionModel(vision)
+        llm = LlamaForCausalLM(text)
+    shapes: list[tuple[str, tuple]] = [(f"vision_tower.vision_model.{k}", tuple(v.shape)) for k, v in clip.state_dict().items()]
+    d_v, d_t = size.clip_hidden, text.hidden_size
+    shapes += [("multi_modal_projector.linear_1.weight", (d_t, d_v)), ("multi_modal_projector.linear_1.bias", (d_t,)),
+               ("multi_modal_projector.linear_2.weight", (d_t, d_t)), ("multi_modal_projector.linear_2.bias", (d_t,))]
+    for k, v in llm.state_dict().items():
+        name = f"language_model.base_model.model.{k}"
+        if re.search(r"\.(q_proj|v_proj)\.weight$", k):
+            stem = name[: -len(".weight")]
+            out_f, in_f = v.shape
+            shapes += [(f"{stem}.base_layer.weight", (out_f, in_f)), (f"{stem}.lora_A.default.weight", (size.lora_rank, in_f)),
+                       (f"{stem}.lora_B.default.weight", (out_f, size.lora_rank))]
+        else:
+            shapes.append((name, tuple(v.shape)))
+    del clip, llm
+    gen = torch.Generator(device=device).manual_seed(seed)
+    weight_map, shard, shard_size, n_shard, total = {}, {}, 0, 0, 0
+    names = []
+
+    def flush():
+        nonlocal shard, shard_size, n_shard
+        if shard:
+            n_shard += 1
+            fname = f"model-{n_shard:05d}.safetensors"
+            save_file(shard, str(out / fname), metadata={"format": "pt"})
+            names.append((fname, list(shard)))
+            shard, shard_size = {}, 0
+
+    for name, shape in shapes:
+        t = _random_like(name, shape, gen, device, dtype)
+        shard[name] = t.contiguous()
+        nbytes = t.numel() * t.element_size()
+        shard_size += nbytes
+        total += nbytes
+        if shard_size >= shard_bytes:
+            flush()
+    flush()
+    for i, (fname, keys) in enumerate(names, 1):  # the release's "-0000i-of-0000n" names
+        final = f"model-{i:05d}-of-{len(names):05d}.safetensors"
+        (out / fname).rename(out / final)
+        weight_map.update({k: final for k in keys})
+    (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}))
+    v = {k: vision.to_dict()[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                                          "image_size", "patch_size", "projection_dim", "layer_norm_eps", "hidden_act")}
+    v["model_type"] = "clip_vision_model"
+    t = {k: text.to_dict()[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                                        "num_key_value_heads", "vocab_size", "max_position_embeddings", "pad_token_id",
+                                        "bos_token_id", "eos_token_id", "rms_norm_eps")}
+    t["model_type"] = "llama"
+    cfg = {
+        "model_type": "llava", "architectures": ["PlavaForConditionalGeneration"], "image_token_index": image_token,
+        "projector_hidden_act": "gelu", "vision_feature_layer": -2, "vision_feature_select_strategy": "default",
+        "vision_config": v, "text_config": t, "pad_token_id": 0, "torch_dtype": "bfloat16",
+        "num_frames": 16, "pooling_method": "avg", "pooling_shape": [16, 12, 12], "frame_shape": [24, 24],
+        "use_pooling": True, "use_image_newline_parameter": True, "slide_pooling_shape": [1, 24, 24],
+    }
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+    (out / "generation_config.json").write_text(json.dumps({"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}))
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+def checkpoint(kind: str, base: Path | None = None) -> Path:
+    """A cached random checkpoint under bench/out/ckpt-<kind>: 'tiny' (make_tiny) or 'small'."""
+    from pllava_demo.tiny import make_tiny
+
+    path = (base or OUT) / f"ckpt-{kind}"
+    if (path / "config.json").exists():
+        return path
+    tmp = path.with_name(path.name + ".part")
+    if kind == "tiny":
+        make_tiny(tmp)
+    elif kind == "small":
+        write_random_checkpoint(tmp, SMALL)
+    else:
+        raise ValueError(f"kind must be 'tiny' or 'small', got {kind!r}")
+    tmp.rename(path)
+    return path
+
+
+# -- video ----------------------------------------------------------------------------------------
+def bench_video(seconds: int = 30, width: int = 640, height: int = 360, fps: int = 24) -> Path:
+    from tests.videos import write_long_video
+
+    path = OUT / f"turns_{seconds}s_{width}x{height}_{fps}fps.mp4"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part.mp4")
+        write_long_video(tmp, seconds=seconds, fps=fps, width=width, height=height, keyframe_every_s=2)
+        tmp.rename(path)
+    return path
+
+
+def official_decode(path, num_frames: int):
+    """The official loader's work with PyAV in place of decord: one frame per second of the WHOLE
+    video converted to RGB and thrown away, then the N sampled frames (our read_video, which is at
+    least as fast as decord's get_batch seeking)."""
+    import av
+    import numpy as np
+
+    from pllava_demo.video import read_video
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        n = stream.frames
+        fps = float(stream.average_rate)
+        per_second = set(np.linspace(0, n - 1, max(1, int(n / fps))).astype(int).tolist())
+        buffer = [f.to_ndarray(format="rgb24") for i, f in enumerate(container.decode(stream)) if i in per_second]
+        del buffer
+    return read_video(path, num_frames)
+
+
+# -- timing ---------------------------------------------------------------------------------------
+def median(xs):
+    return statistics.median(xs)
+
+
+@contextmanager
+def first_token_clock(engine_module):
+    """Patch engine.generate_tokens so every ask() records the perf_counter of its first token id
+    (the moment the token is known, before TextStream may hold text back) and of every later one."""
+    original = engine_module.generate_tokens
+    marks: list[list[float]] = []
+
+    def timed(*args, **kwargs):
+        times: list[float] = []
+        marks.append(times)
+        for token in original(*args, **kwargs):
+            times.append(time.perf_counter())
+            yield token
+
+    engine_module.generate_tokens = timed
+    try:
+        yield marks
+    finally:
+        engine_module.generate_tokens = original
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def machine() -> str:
+    import platform
+
+    cpus = os.cpu_count()
+    try:
+        mem = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (ValueError, OSError):
+        mem = 0
+    return f"{platform.processor() or platform.machine()}, {cpus} cores, {mem:.0f} GiB, torch {torch.__version__}"
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """A GitHub markdown table; numbers right-aligned."""
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |"
+    sep = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
+    body = ["| " + " | ".join(c.rjust(w) for c, w in zip(r, widths)) + " |" for r in cells]
+    return "\n".join([line, sep, *body])
