@@ -19,6 +19,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantization", default="auto", choices=["auto", "none", "4bit"],
                    help="auto = 4-bit nf4 on CUDA, none on CPU")
     p.add_argument("--lora-alpha", type=float, default=None, help="LoRA strength (official: 4; 0 = image LLaVA)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice; on a busy machine fewer is faster)")
 
 
 def _gen_args(p: argparse.ArgumentParser) -> None:
@@ -156,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
     try:
         return args.func(args)
     except PllavaError as e:

@@ -179,7 +179,8 @@ class Engine:
 
         num_frames = self.limits.check_frames(num_frames)
         path = check_file(path, max_mb=self.limits.max_file_mb)  # before hashing or decoding a byte
-        key = (content_key(path), num_frames)
+        file_key = content_key(path)
+        key = (file_key, num_frames)
         cached = self.features.get(key)
         if cached is not None:
             self.stats["feature_cache_hits"] += 1
@@ -187,7 +188,7 @@ class Engine:
         if progress:
             progress(0.05, "Decoding frames")
         clip = read_video(path, num_frames, max_duration=self.limits.max_duration_s,
-                          time_budget=self.limits.decode_time_budget_s, max_short_side=FRAME_SHORT_SIDE)
+                          time_budget=self.limits.decode_time_budget_s, max_short_side=FRAME_SHORT_SIDE, key=file_key)
         self.stats["videos_decoded"] += 1
         if progress:
             progress(0.4, "Encoding frames with CLIP")

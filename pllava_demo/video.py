@@ -350,14 +350,15 @@ def _count_packets(p: Path, deadline: float | None, budget: float | None) -> int
 
 
 def read_video(path, num_frames: int = 16, *, max_duration: float | None = None, time_budget: float | None = None,
-               max_short_side: int | None = None) -> Clip:
+               max_short_side: int | None = None, key: str | None = None) -> Clip:
     """Read `num_frames` frames of a video (or one of a still image) sampled by PLLaVA's rule.
     max_short_side: shrink frames whose short side is longer (aspect kept); Clip.width/height are then
-    the stored frames' size. None (the default) keeps the file's own resolution."""
+    the stored frames' size. None (the default) keeps the file's own resolution.
+    key: the file's content_key when the caller already computed it (saves re-reading 2 MiB)."""
     _check_knobs(num_frames, max_duration, time_budget, max_short_side)
     p = _check_path(path)
     t0 = time.monotonic()
-    key = content_key(p)
+    key = key or content_key(p)
     if p.suffix.lower() in IMAGE_EXTENSIONS:
         clip = _read_pil(p, num_frames, key, max_duration, max_short_side)
         if clip is not None:
