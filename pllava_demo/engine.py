@@ -91,6 +91,11 @@ class ByteLRU:
                 del self._items[key]
                 self.bytes -= self._sizes.pop(key)
 
+    def keys(self) -> list:
+        """Keys from least to most recently used."""
+        with self._lock:
+            return list(self._items)
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -122,6 +127,15 @@ class _KV:
         return cache_nbytes(self.cache)
 
 
+KV_PER_SESSION = 3  # KV caches a session keeps, one per recent (video, frames, pooling, alpha)
+
+
+def _drop_session_caches(budget: ByteLRU, session_id: int) -> None:
+    for key in budget.keys():
+        if key[0] == session_id:
+            budget.pop(key)
+
+
 class Engine:
     """One loaded model shared by every session."""
 
@@ -137,7 +151,7 @@ class Engine:
         self.stop_ids = stop_token_ids(self.tokenizer, self.format)
         self.lock = threading.RLock()
         self.features = ByteLRU(limits.feature_cache_mb * 2**20, lambda v: v.nbytes)
-        self.kv_budget = ByteLRU(limits.kv_cache_mb * 2**20, lambda kv: kv.nbytes)  # session id -> _KV
+        self.kv_budget = ByteLRU(limits.kv_cache_mb * 2**20, lambda kv: kv.nbytes)  # (session id, signature) -> _KV
         self.stats: Counter = Counter()
         self._lora_layers = [m for m in self.model.modules() if isinstance(m, LoRALinear)]
         self._session_ids = itertools.count()
@@ -269,7 +283,7 @@ class ChatSession:
 
     def __post_init__(self):
         self.id = next(self.engine._session_ids)
-        weakref.finalize(self, self.engine.kv_budget.pop, self.id)
+        weakref.finalize(self, _drop_session_caches, self.engine.kv_budget, self.id)
 
     def set_video(self, path, num_frames: int = 16, progress: Progress | None = None) -> VideoFeatures:
         """Use a new video. Changing the number of frames keeps the chat; a new file starts over."""
@@ -284,7 +298,11 @@ class ChatSession:
         self.drop_cache()
 
     def drop_cache(self) -> None:
-        self.engine.kv_budget.pop(self.id)
+        _drop_session_caches(self.engine.kv_budget, self.id)
+
+    @property
+    def has_kv_cache(self) -> bool:
+        return any(key[0] == self.id for key in self.engine.kv_budget.keys())
 
     def close(self) -> None:
         self.clear()
@@ -382,7 +400,7 @@ class ChatSession:
             raise
         finally:
             if not failed and kv is not None and len(kv.ids) == kv.cache.get_seq_length():
-                eng.kv_budget.put(self.id, kv)
+                self._keep(kv)
             else:  # a failed forward pass may have left the cache out of step with its ids, and after
                 kv = None  # running out of memory the cache is the first thing to give back
                 self.drop_cache()
@@ -392,11 +410,22 @@ class ChatSession:
             if not failed or text.text:
                 self.turns.append(Turn(question, text.text, stopped=not answered))
 
+    def _keep(self, kv: _KV) -> None:
+        """Keep this cache for its settings; a session keeps its KV_PER_SESSION most recent settings, so
+        flipping a slider back (alpha 4 -> 20 -> 4) costs no prefill."""
+        budget = self.engine.kv_budget
+        budget.put((self.id, kv.signature), kv)
+        mine = [k for k in budget.keys() if k[0] == self.id]
+        for old in mine[: max(0, len(mine) - KV_PER_SESSION)]:
+            budget.pop(old)
+
     def _reuse(self, signature: tuple, seq: list[int]) -> tuple[_KV, int]:
-        """The session's KV cache cropped to the longest prefix it shares with seq, or a fresh one."""
-        kv = self.engine.kv_budget.get(self.id)
-        if kv is None or kv.signature != signature:
+        """The session's KV cache for these settings, cropped to the longest prefix it shares with seq,
+        or a fresh one. It leaves the budget while in use and returns through _keep."""
+        kv = self.engine.kv_budget.get((self.id, signature))
+        if kv is None:
             return _KV(signature, [], new_kv_cache()), 0
+        self.engine.kv_budget.pop((self.id, signature))
         common = 0
         for a, b in zip(kv.ids, seq):
             if a != b:

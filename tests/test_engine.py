@@ -196,3 +196,19 @@ def test_in_place_kv_cache_gives_the_same_logits_as_transformers_dynamic_cache()
     assert isinstance(cache.layers[0], GrowingLayer) and n_got == n_want == 600
     assert torch.equal(got, want)
     assert 600 * 2 * 2 * 2 * 16 * 4 <= cache_nbytes(cache) <= 1.5 * 600 * 2 * 2 * 2 * 16 * 4 + 2 * 2 * 2 * 256 * 16 * 4 * 2
+
+
+def test_flipping_a_slider_back_reuses_the_earlier_cache(fresh, video):
+    s = fresh.new_session()
+    s.set_video(video, 8)
+    "".join(s.ask("What happens?", lora_alpha=4, settings=GREEDY))
+    "".join(s.ask("What happens?", lora_alpha=20, settings=GREEDY))  # new alpha: a full prefill
+    before = dict(fresh.stats)
+    "".join(s.ask("And now?", lora_alpha=4, settings=GREEDY))  # back to 4: the alpha-4 cache is still there
+    assert fresh.stats["reused_tokens"] - before["reused_tokens"] > 2304
+    assert fresh.stats["prefill_tokens"] - before["prefill_tokens"] < 200
+    for alpha in (8, 12, 16):  # a session keeps at most 3 caches
+        "".join(s.ask("q", lora_alpha=alpha, settings=GREEDY))
+    assert sum(1 for key in fresh.kv_budget.keys() if key[0] == s.id) == 3
+    s.close()
+    assert not s.has_kv_cache
