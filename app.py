@@ -32,10 +32,26 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="largest upload in MB (env PLLAVA_MAX_FILE_MB; default %(default)s)")
     p.add_argument("--max-duration", type=float, default=float(env("PLLAVA_MAX_DURATION_S", 3 * 3600)),
                    help="longest video in seconds (env PLLAVA_MAX_DURATION_S; default %(default)s)")
+    p.add_argument("--max-frames", type=int, default=int(env("PLLAVA_MAX_FRAMES", 32)),
+                   help="most frames sampled from a video (env PLLAVA_MAX_FRAMES; default %(default)s)")
+    p.add_argument("--max-question-chars", type=int, default=int(env("PLLAVA_MAX_QUESTION_CHARS", 4000)),
+                   help="longest question in characters (env PLLAVA_MAX_QUESTION_CHARS; default %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=int(env("PLLAVA_MAX_NEW_TOKENS", 1024)),
+                   help="longest answer in tokens (env PLLAVA_MAX_NEW_TOKENS; default %(default)s)")
+    p.add_argument("--decode-time-budget", type=float, default=float(env("PLLAVA_DECODE_BUDGET_S", 60)),
+                   help="seconds allowed to decode one video (env PLLAVA_DECODE_BUDGET_S; default %(default)s)")
+    p.add_argument("--feature-cache-mb", type=float, default=float(env("PLLAVA_FEATURE_CACHE_MB", 2048)),
+                   help="memory for encoded videos shared by all sessions, least recently used dropped first "
+                        "(env PLLAVA_FEATURE_CACHE_MB; default %(default)s)")
+    p.add_argument("--kv-cache-mb", type=float, default=float(env("PLLAVA_KV_CACHE_MB", 4096)),
+                   help="memory for the sessions' KV caches, least recently used dropped first "
+                        "(env PLLAVA_KV_CACHE_MB; default %(default)s)")
     p.add_argument("--concurrency", type=int, default=int(env("PLLAVA_CONCURRENCY", 2)),
                    help="answers generated at once (env PLLAVA_CONCURRENCY)")
     p.add_argument("--max-queue", type=int, default=int(env("PLLAVA_MAX_QUEUE", 32)),
                    help="requests waiting at most (env PLLAVA_MAX_QUEUE)")
+    p.add_argument("--threads", type=int, default=int(env("PLLAVA_THREADS", 0)),
+                   help="CPU threads for torch; 0 = torch's choice (env PLLAVA_THREADS; on a busy CPU fewer is faster)")
     p.add_argument("--idle-timeout", type=float, default=float(env("PLLAVA_IDLE_TIMEOUT_S", 3600)),
                    help="seconds before an idle session's video and chat are freed (env PLLAVA_IDLE_TIMEOUT_S)")
     return p.parse_args(argv)
@@ -44,14 +60,22 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     from pllava_demo.config import Limits
     from pllava_demo.ui import build_demo, launch
     from pllava_demo.ui_handlers import ModelHolder
 
-    limits = Limits(max_file_mb=args.max_file_size, max_duration_s=args.max_duration)
+    limits = Limits(max_file_mb=args.max_file_size, max_duration_s=args.max_duration, max_frames=args.max_frames,
+                    max_question_chars=args.max_question_chars, max_new_tokens=args.max_new_tokens,
+                    decode_time_budget_s=args.decode_time_budget, feature_cache_mb=args.feature_cache_mb,
+                    kv_cache_mb=args.kv_cache_mb)
     holder = ModelHolder(args.model, device=args.device, quantization=args.quantization, limits=limits).start()
     demo = build_demo(holder, idle_timeout_s=args.idle_timeout, concurrency=args.concurrency, max_queue=args.max_queue)
-    launch(demo, host=args.host, port=args.port, share=args.share, max_file_mb=args.max_file_size)
+    launch(demo, host=args.host, port=args.port, share=args.share, max_file_mb=args.max_file_size,
+           model_dir=args.model)
 
 
 if __name__ == "__main__":

@@ -279,6 +279,7 @@ class ChatSession:
     video: VideoFeatures | None = None
     turns: list[Turn] = field(default_factory=list)
     notice: str | None = None
+    closed: bool = False
     id: int = -1
 
     def __post_init__(self):
@@ -287,6 +288,7 @@ class ChatSession:
 
     def set_video(self, path, num_frames: int = 16, progress: Progress | None = None) -> VideoFeatures:
         """Use a new video. Changing the number of frames keeps the chat; a new file starts over."""
+        self.closed = False
         vf = self.engine.prepare_video(path, num_frames, progress)
         if self.video is None or self.video.clip.content_key != vf.clip.content_key:
             self.turns = []
@@ -305,6 +307,9 @@ class ChatSession:
         return any(key[0] == self.id for key in self.engine.kv_budget.keys())
 
     def close(self) -> None:
+        """Free the video, chat and KV caches now. A stream still running (its user went away) ends
+        without putting its turn or cache back; set_video opens the session again."""
+        self.closed = True
         self.clear()
         self.video = None
 
@@ -399,7 +404,9 @@ class ChatSession:
             failed = True
             raise
         finally:
-            if not failed and kv is not None and len(kv.ids) == kv.cache.get_seq_length():
+            if self.closed:  # closed mid-answer: nobody will ask again, keep nothing
+                kv = None
+            elif not failed and kv is not None and len(kv.ids) == kv.cache.get_seq_length():
                 self._keep(kv)
             else:  # a failed forward pass may have left the cache out of step with its ids, and after
                 kv = None  # running out of memory the cache is the first thing to give back
@@ -407,7 +414,7 @@ class ChatSession:
                 eng.release_memory()
             # What the user saw stays in the chat (marked stopped); a failure before any text adds no turn,
             # so retrying does not send an empty answer back to the model as history.
-            if not failed or text.text:
+            if not self.closed and (not failed or text.text):
                 self.turns.append(Turn(question, text.text, stopped=not answered))
 
     def _keep(self, kv: _KV) -> None:

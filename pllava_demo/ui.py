@@ -7,7 +7,12 @@ into `gr.Progress`, and wraps GPU work for ZeroGPU. It knows nothing of argv (se
 Named API endpoints (for gradio_client; per-client state, like a browser tab):
   /upload(file, num_frames) -> info      /chat(question) -> streamed answer text
   /set_options(changes: dict) -> info    /compare(changes: dict) -> {"a", "b", "labels"}
-  /regenerate() -> answer   /clear() -> info   /info() -> info   /status() -> model state
+  /regenerate() -> answer   /clear() -> info   /info() -> info   /stop() -> stops this client's answer
+  /status() -> model state, live sessions, cache sizes
+
+Safety: the server serves only `assets/` and gradio's upload folder (allowed_paths), a session's
+uploads are deleted when it ends, share links are off unless asked for, and no exception other
+than a project error's one-line message ever reaches a user (the traceback goes to the log).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import dataclasses
 import functools
 import inspect
 import logging
+import os
 from pathlib import Path
 
 import gradio as gr
@@ -32,28 +38,44 @@ GPU = "gpu"  # one concurrency group for everything that runs the model or CLIP
 CSS_PATH = ASSETS / "style.css"
 
 
-def _error(e: PllavaError) -> gr.Error:
-    return gr.Error(str(e), print_exception=False)
+UNEXPECTED = "Something went wrong on the server; please try again (the details are in the server log)."
+
+
+def _error(e: Exception, name: str) -> gr.Error:
+    """Any exception -> the one-line gr.Error a user sees. Project errors are written for people and
+    shown as they are; anything else is a bug or a library failure: logged with its traceback here,
+    and the user gets a generic sentence (no paths, no library internals)."""
+    if isinstance(e, gr.Error):
+        return e
+    if isinstance(e, PllavaError):
+        return gr.Error(H.one_line(e), print_exception=False)
+    log.error("unexpected error in %s", name, exc_info=e)
+    return gr.Error(UNEXPECTED, print_exception=False)
 
 
 def guard(fn):
-    """Project errors become gr.Error (a readable toast), for plain and generator handlers alike."""
+    """Every exception becomes a readable gr.Error, for plain and generator handlers alike."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
-            except PllavaError as e:
-                raise _error(e) from None
+            except Exception as e:
+                raise _error(e, fn.__name__) from None
         return gen
 
     @functools.wraps(fn)
     def plain(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except PllavaError as e:
-            raise _error(e) from None
+        except Exception as e:
+            raise _error(e, fn.__name__) from None
     return plain
+
+
+def upload_folder() -> Path:
+    """Where gradio writes uploads (GRADIO_TEMP_DIR, else <tmp>/gradio), as gradio itself decides."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(gr.utils.get_upload_folder())).resolve()
 
 
 def _progress(progress):
@@ -106,15 +128,38 @@ def _stream_text(studio, question, regenerate=False):
         studio.session.turns = turns_before[: expected - 1] + [Turn(question, text, stopped=studio.stop.is_set())]
 
 
+def _cached_copy(path: Path) -> str:
+    """Where gradio keeps its copy of a file it serves: <upload folder>/<seeded content hash>/<name>."""
+    from gradio import processing_utils
+    from gradio_client.utils import strip_invalid_filename_characters
+
+    folder = upload_folder() / processing_utils.hash_file(path)
+    return str((folder / strip_invalid_filename_characters(path.name)).resolve())
+
+
 # -- the page ----------------------------------------------------------------------------------
 def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurrency: int = 2,
                max_queue: int = 32) -> gr.Blocks:
     limits = holder.limits
-    registry = H.Registry()
+    demo_ref: list[gr.Blocks] = []
+
+    examples_cached = {_cached_copy(p) for p in ASSETS.iterdir() if p.is_file()}
+
+    def is_upload(path: str) -> bool:
+        """Received through /upload, and not gradio's cached copy of an example (uploading an
+        example's bytes gives the very same path, and that file must stay for everyone)."""
+        return bool(demo_ref) and path in demo_ref[0].upload_file_set and str(Path(path).resolve()) not in examples_cached
+
+    def forget(path: str) -> None:  # deleted: gradio need not remember it
+        if demo_ref:
+            demo_ref[0].upload_file_set.discard(path)
+
+    registry = H.Registry(H.Uploads(upload_folder(), is_upload, forget))
     examples = sorted(str(p) for p in ASSETS.glob("*.mp4"))
 
     with gr.Blocks(title="PLLaVA Studio") as demo:
-        state = gr.State(None, time_to_live=idle_timeout_s, delete_callback=H.close_studio)
+        demo_ref.append(demo)
+        state = gr.State(None, time_to_live=idle_timeout_s, delete_callback=registry.discard)
         gr.Markdown("# PLLaVA Studio\nTalk with a video, and watch what frames, pooling and LoRA alpha "
                     "change in what the model sees and says.")
         status = gr.Markdown(holder.status_markdown(), elem_id="model-status")
@@ -392,8 +437,13 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
             return {**H.video_info(studio), "turns": [dataclasses.asdict(t) for t in studio.session.turns]}, studio
 
         def api_status():
-            return {"state": holder.stage if holder.error is None else "failed", "ready": holder.engine is not None,
-                    "error": holder.error, "status": holder.status_markdown()}
+            return H.server_status(holder, registry)
+
+        def api_stop(request: gr.Request = None):
+            studio = registry.get(getattr(request, "session_hash", None))
+            if studio is not None:
+                studio.stop.set()
+            return {"stopped": studio is not None}
 
         hidden = gr.Button(visible=False)
         hidden.click(api_status, None, [api_info], api_name="status", concurrency_limit=None)
@@ -404,9 +454,19 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
         hidden.click(api_compare, [api_changes, state], [api_info, state], api_name="compare", concurrency_id=GPU)
         hidden.click(api_clear, [state], [api_info, state], api_name="clear", concurrency_limit=None)
         hidden.click(api_info_fn, [state], [api_info, state], api_name="info", concurrency_limit=None)
+        # not queued: it must reach a stream that is running while the queue is full
+        hidden.click(api_stop, None, [api_info], api_name="stop", queue=False)
 
         def on_unload(request: gr.Request):
-            registry.close(getattr(request, "session_hash", None))
+            key = getattr(request, "session_hash", None)
+            registry.close(key)
+            # gradio keeps a closed session's record (a copy of the page's config, ~1 MB here) for an
+            # hour in case the tab comes back; ours never do (a reload is a new session): drop it now.
+            holder_ = getattr(demo, "state_holder", None)
+            if key and holder_ is not None:
+                with holder_.lock:
+                    holder_.session_data.pop(key, None)
+                    holder_.time_last_used.pop(key, None)
 
         demo.unload(on_unload)
 
@@ -416,8 +476,22 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
     return demo
 
 
+def launch_kwargs(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, max_file_mb: float = 200.0,
+                  model_dir: str | None = None) -> dict:
+    """What `launch` gives gradio: served files limited to assets/ (plus gradio's own upload folder),
+    the model's folder blocked outright, gradio refusing oversize uploads before they reach the disk,
+    and no tracebacks in error messages (show_error=False: gr.Error messages still show)."""
+    blocked = []
+    if model_dir and Path(model_dir).is_dir():
+        model = Path(model_dir).resolve()
+        if not any(p.is_relative_to(model) for p in (ASSETS, upload_folder())):  # never block what we serve
+            blocked.append(str(model))
+    return dict(server_name=host, server_port=port, share=bool(share), max_file_size=int(max_file_mb * 2**20),
+                allowed_paths=[str(ASSETS)], blocked_paths=blocked, show_error=False)
+
+
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
-           max_file_mb: float = 200.0, **kwargs):
+           max_file_mb: float = 200.0, model_dir: str | None = None, **kwargs):
     css = CSS_PATH.read_text() if CSS_PATH.exists() else None
-    return demo.launch(server_name=host, server_port=port, share=share, max_file_size=f"{max_file_mb:g}mb",
-                       theme=gr.themes.Soft(), css=css, allowed_paths=[str(ASSETS)], **kwargs)
+    return demo.launch(**launch_kwargs(host=host, port=port, share=share, max_file_mb=max_file_mb, model_dir=model_dir),
+                       theme=gr.themes.Soft(), css=css, **kwargs)

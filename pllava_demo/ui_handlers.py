@@ -157,14 +157,17 @@ def default_options(engine, max_new_tokens: int = 512) -> Options:
 
 
 class Studio:
-    """One browser tab (or one API client): a ChatSession, its settings and a stop flag."""
+    """One browser tab (or one API client): a ChatSession, its settings and a stop flag.
+    `close()` frees the video, the chat and this studio's uploaded files; the studio stays usable
+    (New video), so the same call serves both "start over" and "the tab is gone"."""
 
-    def __init__(self, engine, options: Options | None = None):
+    def __init__(self, engine, options: Options | None = None, uploads: "Uploads | None" = None):
         self.engine = engine
         self.options = options or default_options(engine)
         self.session = engine.new_session(self.options.system)
         self.video_path: str | None = None
         self.stop = threading.Event()
+        self.uploads = uploads
 
     @property
     def video(self):
@@ -174,20 +177,82 @@ class Studio:
         self.stop.set()
         self.session.close()
         self.video_path = None
+        if self.uploads is not None:
+            self.uploads.release(self)
+
+
+class Uploads:
+    """The files people uploaded, each held by the studios using it, deleted when the last one lets
+    go. Two sessions uploading the same bytes get the same path from gradio (it names the folder by
+    content hash), hence the holders. Only files under `root` (gradio's upload folder) for which
+    `is_upload(path)` says yes are ever deleted: never an example, never anything else on disk."""
+
+    def __init__(self, root, is_upload: Callable[[str], bool] = lambda path: True,
+                 forget: Callable[[str], None] = lambda path: None):
+        self.root = Path(root).resolve()
+        self.is_upload, self.forget = is_upload, forget
+        self._holders: dict[Path, set[int]] = {}
+        self._lock = threading.Lock()
+
+    def _ours(self, path) -> Path | None:
+        try:
+            p = Path(path).resolve()
+        except (OSError, RuntimeError, ValueError):
+            return None
+        return p if p != self.root and p.is_relative_to(self.root) and self.is_upload(str(path)) else None
+
+    def hold(self, studio: Studio, path) -> None:
+        p = self._ours(path)
+        if p is not None:
+            with self._lock:
+                self._holders.setdefault(p, set()).add(id(studio))
+
+    def release(self, studio: Studio, keep=None) -> list[Path]:
+        """Let go of every file `studio` holds except `keep`; delete those nobody holds any more."""
+        keep = self._ours(keep) if keep else None
+        doomed = []
+        with self._lock:
+            for p, holders in list(self._holders.items()):
+                if p != keep and id(studio) in holders:
+                    holders.discard(id(studio))
+                    if not holders:
+                        del self._holders[p]
+                        doomed.append(p)
+        for p in doomed:
+            _delete_upload(p, self.root)
+            self.forget(str(p))
+        return doomed
+
+    def __len__(self) -> int:
+        return len(self._holders)
+
+
+def _delete_upload(p: Path, root: Path) -> None:
+    try:
+        p.unlink(missing_ok=True)
+        if p.parent != root and p.parent.is_relative_to(root) and not any(p.parent.iterdir()):
+            p.parent.rmdir()  # gradio's per-upload folder
+    except OSError as e:  # a file we cannot delete must not break closing a session
+        log.warning("could not delete the upload %s: %s", p, e)
 
 
 class Registry:
-    """Studios by browser session id, so closing a tab (demo.unload) frees its video and KV cache
-    at once instead of when gradio's closed-tab state expires."""
+    """Studios by browser session id, so closing a tab (demo.unload) frees its video, KV cache and
+    uploads at once instead of when gradio's closed-tab state expires (an hour later)."""
 
-    def __init__(self):
+    def __init__(self, uploads: Uploads | None = None):
         self._items: dict[str, Studio] = {}
         self._lock = threading.Lock()
+        self.uploads = uploads
 
     def add(self, key: str | None, studio: Studio) -> None:
         if key:
             with self._lock:
                 self._items[key] = studio
+
+    def get(self, key: str | None) -> Studio | None:
+        with self._lock:
+            return self._items.get(key) if key else None
 
     def close(self, key: str | None) -> None:
         with self._lock:
@@ -195,15 +260,29 @@ class Registry:
         if studio is not None:
             studio.close()
 
+    def discard(self, studio: Studio | None) -> None:
+        """gr.State's delete_callback: the session's state expired (idle, or its tab long closed)."""
+        if studio is None:
+            return
+        with self._lock:
+            for key in [k for k, v in self._items.items() if v is studio]:
+                del self._items[key]
+        studio.close()
+
     def __len__(self) -> int:
         return len(self._items)
 
 
 def ensure_studio(studio: Studio | None, holder: ModelHolder, registry: Registry | None = None,
                   key: str | None = None) -> Studio:
+    """This session's studio. A handler that raised never returned its state, so the registry (by
+    session id) is asked before a new studio is made: a failed first upload must not orphan one."""
     if studio is not None:
         return studio
-    studio = Studio(holder.get())
+    studio = registry.get(key) if registry is not None else None
+    if studio is not None:
+        return studio
+    studio = Studio(holder.get(), uploads=registry.uploads if registry is not None else None)
     if registry is not None:
         registry.add(key, studio)
     return studio
@@ -213,6 +292,22 @@ def close_studio(studio: Studio | None) -> None:
     """gr.State's delete_callback: the tab closed or its idle time ran out."""
     if studio is not None:
         studio.close()
+
+
+def server_status(holder: ModelHolder, registry: Registry | None = None) -> dict:
+    """What the server holds now: model state, live sessions, cache sizes, files kept on disk."""
+    out = {"state": holder.stage if holder.error is None else "failed", "ready": holder.engine is not None,
+           "error": holder.error, "status": holder.status_markdown()}
+    if registry is not None:
+        out["sessions"] = len(registry)
+        out["uploads"] = len(registry.uploads) if registry.uploads is not None else 0
+    eng = holder.engine
+    if eng is not None:
+        out.update(feature_cache_entries=len(eng.features), feature_cache_bytes=int(eng.features.bytes),
+                   feature_cache_budget_bytes=int(eng.features.max_bytes), kv_cache_entries=len(eng.kv_budget),
+                   kv_cache_bytes=int(eng.kv_budget.bytes), kv_cache_budget_bytes=int(eng.kv_budget.max_bytes),
+                   stats={k: int(v) for k, v in eng.stats.items()})
+    return out
 
 
 # -- video and settings --------------------------------------------------------------------------
@@ -230,11 +325,22 @@ def check_upload(path, limits: Limits) -> Path:
 
 def load_video(studio: Studio, path, num_frames: int | None = None, progress: Progress | None = None) -> Studio:
     """Decode and encode a new video (or the same one with another frame count)."""
-    p = check_upload(path, studio.engine.limits)
-    if num_frames is not None:
-        studio.options = dataclasses.replace(studio.options, num_frames=int(num_frames)).consistent()
-    studio.session.set_video(p, studio.options.num_frames, progress)
+    if path and studio.uploads is not None:
+        studio.uploads.hold(studio, path)  # held even if it is refused: deleted when let go
+    try:
+        p = check_upload(path, studio.engine.limits)
+        options = studio.options
+        if num_frames is not None:
+            options = dataclasses.replace(options, num_frames=int(num_frames)).consistent()
+        studio.session.set_video(p, options.num_frames, progress)
+    except BaseException:
+        if path and studio.uploads is not None:  # keep only the video still in use
+            studio.uploads.release(studio, keep=studio.video_path)
+        raise
+    studio.options = options
     studio.video_path = str(p)
+    if studio.uploads is not None:
+        studio.uploads.release(studio, keep=p)  # the previous video's file is no longer needed
     return studio
 
 

@@ -212,3 +212,15 @@ def test_flipping_a_slider_back_reuses_the_earlier_cache(fresh, video):
     assert sum(1 for key in fresh.kv_budget.keys() if key[0] == s.id) == 3
     s.close()
     assert not s.has_kv_cache
+
+
+def test_a_session_closed_mid_answer_keeps_nothing(fresh, video):
+    s = fresh.new_session()
+    s.set_video(video, 4)
+    stream = s.ask("q", settings=GenerationSettings(max_new_tokens=20, min_new_tokens=20))
+    next(stream)
+    s.close()  # the user's tab went away while the answer streamed
+    stream.close()  # the server notices later and ends the stream
+    assert s.turns == [] and not s.has_kv_cache and s.video is None
+    s.set_video(video, 4)  # reopened: works as new
+    assert "".join(s.ask("q", settings=GREEDY)) and len(s.turns) == 1

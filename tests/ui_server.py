@@ -21,9 +21,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(model: Path, log_path: Path, *extra: str, timeout: float = 90.0):
+def app_process(model: Path, log_path: Path, *extra: str, timeout: float = 90.0, env: dict | None = None):
+    """Yields (url, process) once the server answers; `env` adds environment variables."""
     port = free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", **(env or {}))
     cmd = [sys.executable, str(ROOT / "app.py"), "--model", str(model), "--device", "cpu",
            "--port", str(port), "--host", "127.0.0.1", *extra]
     with open(log_path, "wb") as log:
@@ -41,10 +42,29 @@ def running_app(model: Path, log_path: Path, *extra: str, timeout: float = 90.0)
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"app.py did not start:\n{log_path.read_text()[-3000:]}") from None
                     time.sleep(0.3)
-            yield url
+            yield url, proc
         finally:
             proc.terminate()
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@contextlib.contextmanager
+def running_app(model: Path, log_path: Path, *extra: str, timeout: float = 90.0, env: dict | None = None):
+    with app_process(model, log_path, *extra, timeout=timeout, env=env) as (url, _):
+        yield url
+
+
+def wait_until_ready(url, timeout=60.0):
+    from gradio_client import Client
+
+    c, deadline = Client(url, verbose=False), time.monotonic() + timeout
+    try:
+        while not (status := c.predict(api_name="/status"))["ready"]:
+            assert status["error"] is None and time.monotonic() < deadline, status
+            time.sleep(0.2)
+    finally:
+        c.close()
+    return status
