@@ -408,7 +408,7 @@ def _read_stream(p, container, num_frames, key, max_duration, time_budget, t0, s
     indices = sample_indices(n_total, num_frames)
     targets = sorted(set(indices))
     thr = [start_pts + (t - 0.5) * spf / tb for t in targets]  # first pts that counts as frame t
-    got: dict[int, tuple[np.ndarray, float]] = {}
+    got = _Frames(targets)
     run, pos, last, i = dec.frames(), start_pts - spf / tb / 2, None, 0  # a fresh container is at the start
     while i < len(targets):
         if dec.worth_seeking(thr[i], pos):
@@ -418,17 +418,20 @@ def _read_stream(p, container, num_frames, key, max_duration, time_budget, t0, s
             if frame.pts is None:  # no timestamps: only counting works, and only front to back
                 return _read_by_count(p, num_frames, key, n_total, duration, rate, deadline, time_budget, short_side)
             pos = frame.pts
-            hit = False
+            hit = i < len(targets) and pos >= thr[i]
+            if hit:
+                rgb = _to_rgb(frame, short_side)
             while i < len(targets) and pos >= thr[i]:
-                got[targets[i]] = (_to_rgb(frame, short_side), (pos - start_pts) * tb)
-                i, hit = i + 1, True
+                got.put(targets[i], rgb, (pos - start_pts) * tb)
+                i += 1
             if hit:
                 break
         else:  # end of stream before these targets (frame count overestimated): repeat the last frame
             if last is None:
                 break
-            tail = (_to_rgb(last, short_side), ((last.pts or start_pts) - start_pts) * tb)
-            got.update({t: tail for t in targets[i:]})
+            rgb = _to_rgb(last, short_side)
+            for t in targets[i:]:
+                got.put(t, rgb, ((last.pts or start_pts) - start_pts) * tb)
             break
     if not got:
         raise VideoError(f"No frame of '{p.name}' could be decoded; the file may be corrupt or truncated.")
@@ -438,7 +441,7 @@ def _read_stream(p, container, num_frames, key, max_duration, time_budget, t0, s
 def _read_by_count(p, num_frames, key, n_total, duration, rate, deadline, budget, short_side) -> Clip:
     """Front-to-back decode picking frames by their ordinal, for streams without pts."""
     indices = sample_indices(n_total, num_frames)
-    want, got, last = set(indices), {}, None
+    want, got, last = set(indices), _Frames(sorted(set(indices))), None
     with av.open(str(p)) as container:
         stream = container.streams.video[0]
         dec = _Decoder(container, stream, deadline, budget, 0, 1.0)
@@ -446,27 +449,59 @@ def _read_by_count(p, num_frames, key, n_total, duration, rate, deadline, budget
         for n, frame in enumerate(dec.frames()):
             last = frame
             if n in want:
-                got[n] = (_to_rgb(frame, short_side), n / fps)
+                got.put(n, _to_rgb(frame, short_side), n / fps)
             if n >= indices[-1]:
                 break
         if last is None:
             raise VideoError(f"No frame of '{p.name}' could be decoded; the file may be corrupt or truncated.")
-        tail = (_to_rgb(last, short_side), float(n) / fps)
-        got.update({t: tail for t in want - got.keys()})
+        missing = want - got.done
+        if missing:
+            rgb = _to_rgb(last, short_side)
+            for t in missing:
+                got.put(t, rgb, float(n) / fps)
         return _make_clip(p, key, indices, got, duration or n_total / fps, fps, n_total, dec.decoded)
 
 
-def _make_clip(p, key, indices, got, duration, fps, n_total, decoded) -> Clip:
-    first = got[indices[0]][0]
-    frames = []
-    for t in indices:
-        arr = got[t][0]
-        if arr.shape != first.shape:  # resolution changed mid-stream: one size per clip
-            arr = np.asarray(Image.fromarray(arr).resize((first.shape[1], first.shape[0]), Image.BICUBIC))
-        frames.append(arr)
-    stacked = np.stack(frames)  # (T, H, W, 3)
-    return Clip(stacked, tuple(float(got[t][1]) for t in indices), tuple(indices), float(duration), float(fps),
-                stacked.shape[2], stacked.shape[1], int(n_total), str(p), key, decoded)
+class _Frames:
+    """The sampled frames, written into the clip's array as they are decoded. Holding them apart and
+    stacking at the end would allocate and page-fault a second full-size copy: a third of the time of
+    a seek-based read of a 720p video."""
+
+    def __init__(self, targets: list[int]):
+        self.slot = {t: k for k, t in enumerate(targets)}  # distinct frame numbers, increasing
+        self.buf: np.ndarray | None = None  # (len(targets), H, W, 3)
+        self.times: dict[int, float] = {}
+
+    def put(self, target: int, rgb: np.ndarray, seconds: float) -> None:
+        if self.buf is None:
+            self.buf = np.empty((len(self.slot), *rgb.shape), dtype=np.uint8)
+        elif rgb.shape != self.buf.shape[1:]:  # resolution changed mid-stream: one size per clip
+            rgb = np.asarray(Image.fromarray(rgb).resize((self.buf.shape[2], self.buf.shape[1]), Image.BICUBIC))
+        self.buf[self.slot[target]] = rgb
+        self.times[target] = float(seconds)
+
+    @property
+    def done(self) -> set[int]:
+        return set(self.times)
+
+    def __bool__(self) -> bool:
+        return bool(self.times)
+
+    def frames(self, indices) -> np.ndarray:
+        """(T, H, W, 3) in sampling order; the buffer itself when no frame repeats (the usual case)."""
+        if list(indices) == list(self.slot):
+            return self.buf
+        return self.buf[[self.slot[t] for t in indices]]
+
+
+def _make_clip(p, key, indices, got: _Frames, duration, fps, n_total, decoded) -> Clip:
+    done = sorted(got.done)
+    for t in set(indices) - got.times.keys():  # a damaged tail: the nearest decoded frame stands in
+        near = min(done, key=lambda d: abs(d - t))
+        got.put(t, got.buf[got.slot[near]], got.times[near])
+    frames = got.frames(indices)  # (T, H, W, 3)
+    return Clip(frames, tuple(got.times[t] for t in indices), tuple(indices), float(duration), float(fps),
+                frames.shape[2], frames.shape[1], int(n_total), str(p), key, decoded)
 
 
 def probe(path) -> dict:
