@@ -60,6 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    from pllava_demo.zerogpu import import_early
+
+    import_early()  # before anything imports torch's CUDA side
     if args.threads > 0:
         import torch
 

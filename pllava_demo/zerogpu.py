@@ -47,3 +47,12 @@ def gpu(duration: Callable[..., int] | int) -> Callable[[Callable], Callable]:
         return functools.wraps(fn)(wrapped)
 
     return wrap
+
+
+def import_early() -> bool:
+    """On ZeroGPU, `spaces` must be imported before torch touches CUDA: app.py calls this first."""
+    if os.environ.get("PLLAVA_NO_ZEROGPU") or not zerogpu_available():
+        return False
+    import spaces  # noqa: F401
+
+    return True
