@@ -74,3 +74,52 @@ def test_upload_ask_stream_gallery_and_frames_slider(page_url, tmp_path):
             assert shot.stat().st_size > 10_000
         finally:
             browser.close()
+
+
+def test_compare_regenerate_clear_and_a_readable_error(page_url, tmp_path):
+    """The other chat controls in the page: Compare shows A and B side by side, Regenerate replaces the
+    last answer (not adds one), Clear empties the chat, and a bad file shows one sentence (no traceback)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    video = write_video(tmp_path / "clip.mp4", n_frames=24, width=160, height=120)
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("<html>not a video</html>")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1250})
+            page.set_default_timeout(30_000)
+            page.goto(page_url)
+            sync_api.expect(page.locator("#model-status")).to_contain_text("Model:", timeout=60_000)
+
+            page.get_by_role("tab", name="Image or GIF").click()
+            page.locator("#file-input input[type=file]").set_input_files(str(bad))
+            toast = page.locator(".toast-body, [data-testid=toast-body]").first
+            sync_api.expect(toast).to_contain_text("not a video or an image", timeout=30_000)
+            assert "Traceback" not in page.content()
+
+            page.get_by_role("tab", name="Video").click()
+            page.locator("#video-input input[type=file]").set_input_files(str(video))
+            sync_api.expect(page.locator("#frames img")).to_have_count(16, timeout=60_000)
+            page.locator("#question textarea").fill("What moves?")
+            page.locator("#send").click()
+            chat = page.locator("#chat")
+            bots = chat.locator("[data-testid=bot]")  # one per answer
+            sync_api.expect(bots).to_have_count(1, timeout=60_000)
+            sync_api.expect(bots.last).not_to_be_empty(timeout=60_000)
+
+            page.get_by_text("Compare: re-ask the last question with other settings").click()
+            page.locator("#compare").click()
+            sync_api.expect(page.locator("#compare-a")).to_contain_text("A: 16 frames, pooling 16x12x12, alpha 4",
+                                                                      timeout=60_000)
+            sync_api.expect(page.locator("#compare-b")).to_contain_text("B: 16 frames, pooling 16x6x6, alpha 20",
+                                                                      timeout=60_000)
+
+            page.locator("#regenerate").click()
+            page.wait_for_timeout(1500)
+            sync_api.expect(chat).to_contain_text("What moves?")
+            assert bots.count() == 1 and chat.get_by_text("What moves?").count() == 1
+
+            page.locator("#clear").click()
+            sync_api.expect(bots).to_have_count(0, timeout=30_000)
+        finally:
+            browser.close()
