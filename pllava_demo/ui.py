@@ -330,23 +330,10 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
             if studio.video is not None and changes["num_frames"] != studio.video.num_frames:
                 changes.pop("num_frames")
             H.set_options(studio, **changes)
-            before = H.history(studio)
-            if regenerate:
-                if not studio.session.turns:
-                    raise PllavaError("There is no answer to regenerate yet.")
-                before, question = before[:-2], studio.session.turns[-1].question
-            else:
-                question = studio.engine.limits.check_question(question)
-            if studio.video is None:
-                raise PllavaError("Upload a video (or pick an example) before asking.")
-            messages = before + [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
-            yield "", messages, studio
-            for text in _stream_text(studio, question, regenerate):
-                messages[-1] = {"role": "assistant", "content": text}
+            for messages in H.chat_stream(studio, question, regenerate, stream=_stream_text):
                 yield "", messages, studio
             if studio.session.notice:
                 gr.Info(studio.session.notice)
-            yield "", H.history(studio), studio
 
         def on_regenerate(studio, *values, request: gr.Request = None):
             yield from on_chat("", studio, *values, request=request, regenerate=True)

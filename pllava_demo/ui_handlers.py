@@ -492,8 +492,10 @@ def _grow(pieces: Iterator[str], stop: threading.Event) -> Iterator[str]:
         pieces.close()  # runs the engine's finally: the (partial) turn joins the history
 
 
-def chat_stream(studio: Studio, question: str | None, regenerate: bool = False) -> Iterator[list[dict]]:
-    """The same stream as chat messages: history plus the answer growing."""
+def chat_stream(studio: Studio, question: str | None, regenerate: bool = False,
+                stream: Callable[[Studio, str, bool], Iterator[str]] | None = None) -> Iterator[list[dict]]:
+    """The same stream as chat messages: history plus the answer growing. Checks the request before
+    showing anything. `stream` (default stream_answer) lets the page run the answer under ZeroGPU."""
     before = history(studio)
     if regenerate:
         if not studio.session.turns:
@@ -501,9 +503,11 @@ def chat_stream(studio: Studio, question: str | None, regenerate: bool = False) 
         before, question = before[:-2], studio.session.turns[-1].question
     else:
         question = studio.engine.limits.check_question(question)
+    if studio.video is None:
+        raise InputError("Upload a video (or pick an example) before asking.")
     current = [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
     yield before + current
-    for text in stream_answer(studio, question, regenerate):
+    for text in (stream or stream_answer)(studio, question, regenerate):
         current[1] = {"role": "assistant", "content": text}
         yield before + current
     yield history(studio)
