@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .caption_io import CaptionJob, CaptionWriter, discover, path_key, write_parquet  # noqa: F401 (re-exported)
+from .caption_io import CaptionJob, CaptionWriter, discover, write_parquet
 from .config import GenerationSettings, PoolingShape, check_pooling_shape
 from .errors import InputError, PllavaError
 from .prompt import RECAPTION_PROMPT, RECAPTION_SYSTEM, TextStream, chat_format_for, fit_prompt, stop_token_ids

@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-import time
 import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator

@@ -27,6 +27,7 @@ from pathlib import Path
 import gradio as gr
 
 from . import ui_handlers as H
+from . import ui_view as V
 from .errors import PllavaError
 from .prompt import Turn
 from .zerogpu import gpu, gpu_duration
@@ -252,8 +253,8 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
             return H.ensure_studio(studio, holder, registry, getattr(request, "session_hash", None))
 
         def view(studio, with_gallery=True):
-            out = [H.view_markdown(studio), H.token_heatmap(studio)]
-            return ([H.gallery_items(studio)] if with_gallery else []) + out
+            out = [V.view_markdown(studio), V.token_heatmap(studio)]
+            return ([V.gallery_items(studio)] if with_gallery else []) + out
 
         # -- model status, and slider ranges from the checkpoint ---------------------------------
         @guard
@@ -359,7 +360,7 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
         def on_new_video(studio):
             if studio is not None:
                 studio.close()
-            return None, None, [], [], H.view_markdown(studio) if studio else "", None, "", ""
+            return None, None, [], [], V.view_markdown(studio) if studio else "", None, "", ""
 
         new_video.click(on_new_video, [state], [video, upload, chatbot, gallery, view_md, heatmap, answer_a, answer_b],
                         concurrency_limit=None, api_visibility="private")
@@ -384,13 +385,13 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
         def api_upload(file, num_frames, studio, request: gr.Request = None, progress=gr.Progress()):
             studio = studio_for(studio, request)
             _adopt(studio, _gpu_load(studio, file, int(num_frames) if num_frames else None, _progress(progress)))
-            return H.video_info(studio), studio
+            return V.video_info(studio), studio
 
         @guard
         def api_set_options(changes, studio, request: gr.Request = None, progress=gr.Progress()):
             studio = studio_for(studio, request)
             _adopt(studio, _gpu_options(studio, _progress(progress), **dict(changes or {})))
-            return H.video_info(studio), studio
+            return V.video_info(studio), studio
 
         @guard
         def api_chat(question, studio, request: gr.Request = None):
@@ -416,12 +417,12 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
         def api_clear(studio, request: gr.Request = None):
             studio = studio_for(studio, request)
             studio.session.clear()
-            return H.video_info(studio), studio
+            return V.video_info(studio), studio
 
         @guard
         def api_info_fn(studio, request: gr.Request = None):
             studio = studio_for(studio, request)
-            return {**H.video_info(studio), "turns": [dataclasses.asdict(t) for t in studio.session.turns]}, studio
+            return {**V.video_info(studio), "turns": [dataclasses.asdict(t) for t in studio.session.turns]}, studio
 
         def api_status():
             return H.server_status(holder, registry)

@@ -1,6 +1,5 @@
 """The Studio's handlers as plain functions: load a model in the background, hold one person's
-video, chat and settings, and turn what the engine knows into things a page can show (gallery
-items, a heat map of the pooled token grid, one-line explanations).
+video, chat and settings; the pictures of what the model sees are in ui_view.py.
 
 Knows nothing about gradio: errors are the project's `PllavaError`s and progress is a plain
 `(fraction, text)` callback; `ui.py` turns both into gradio's. Every function here runs without a
@@ -17,8 +16,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw
 
 from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape
 from .errors import InputError, PllavaError, VideoError
@@ -29,7 +26,6 @@ Progress = Callable[[float, str], None]
 
 VIDEO_TYPES = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif")
 IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-THUMB_HEIGHT = 144  # gallery thumbnails: the page never needs the full frames
 
 
 # -- the model, loaded once in the background ----------------------------------------------------
@@ -365,93 +361,6 @@ def set_options(studio: Studio, progress: Progress | None = None, **changes) -> 
     if studio.video_path and new.num_frames != studio.video.num_frames:
         studio.session.set_video(studio.video_path, new.num_frames, progress)
     return studio
-
-
-# -- what the model sees -------------------------------------------------------------------------
-def video_info(studio: Studio) -> dict:
-    """Numbers a client can check: it got its own video, at this frame count and pooling."""
-    if studio.video is None:
-        return {"loaded": False}
-    clip = studio.video.clip
-    info = studio.engine.describe_view(studio.video, studio.options.pooling)
-    info.update(loaded=True, name=Path(clip.source).name, width=clip.width, height=clip.height,
-                duration=round(float(clip.duration), 3), fps=round(float(clip.fps), 3),
-                indices=list(clip.indices), pooling_shape=list(info["pooling_shape"]),
-                lora_alpha=studio.options.lora_alpha, options=options_dict(studio.options))
-    return info
-
-
-def options_dict(options: Options) -> dict:
-    d = dataclasses.asdict(options)
-    d["pooling"] = list(options.pooling)
-    d.pop("system")
-    return d
-
-
-def gallery_items(studio: Studio) -> list[tuple[np.ndarray, str]]:
-    if studio.video is None:
-        return []
-    clip = studio.video.clip
-    items = []
-    for k, (frame, ts) in enumerate(zip(clip.frames, clip.timestamps)):
-        img = Image.fromarray(frame)
-        if img.height > THUMB_HEIGHT:
-            img = img.resize((max(1, round(img.width * THUMB_HEIGHT / img.height)), THUMB_HEIGHT), Image.BILINEAR)
-        items.append((np.asarray(img), f"#{k + 1} · {ts:.2f} s"))
-    return items
-
-
-def view_markdown(studio: Studio) -> str:
-    if studio.video is None:
-        return "Upload a video to see the frames and visual tokens the model gets."
-    info = studio.engine.describe_view(studio.video, studio.options.pooling)
-    t, h, w = info["pooling_shape"]
-    text = (f"**{info['frames']} frames → pooling {t}×{h}×{w} = {info['visual_tokens']:,} visual tokens**, "
-            f"{info['context_share']:.0%} of the {info['context']:,}-token context window.")
-    if studio.engine.spec.has_lora:
-        text += f" LoRA alpha {studio.options.lora_alpha:g} (official 4; 0 = the image model alone)."
-    if "note" in info:
-        text += f"  \n_{info['note']}_"
-    return text
-
-
-# A few anchors of the viridis colour map, interpolated: no matplotlib needed.
-_CMAP = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float32)
-
-
-def colorize(x: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] -> RGB uint8 (..., 3)."""
-    pos = np.clip(x, 0.0, 1.0) * (len(_CMAP) - 1)
-    lo = np.floor(pos).astype(int).clip(0, len(_CMAP) - 2)
-    frac = (pos - lo)[..., None]
-    return (_CMAP[lo] * (1 - frac) + _CMAP[lo + 1] * frac).round().astype(np.uint8)
-
-
-def heatmap_image(norms, per_row: int = 8, tile: int = 96) -> Image.Image:
-    """(T', h', w') token norms -> one picture: a tile per pooled time step, one colour scale for all,
-    so the high-norm tokens stand out across frames as in the paper's analysis."""
-    n = np.asarray(norms, dtype=np.float32)  # (T', h', w')
-    tp, hp, wp = n.shape
-    lo, hi = float(n.min()), float(n.max())
-    rgb = colorize((n - lo) / (hi - lo) if hi > lo else np.zeros_like(n))  # (T', h', w', 3)
-    cell = max(2, tile // max(hp, wp))
-    th, tw, gap, label = hp * cell, wp * cell, 6, 14
-    cols = min(per_row, tp)
-    rows = -(-tp // cols)
-    canvas = Image.new("RGB", (cols * (tw + gap) + gap, rows * (th + gap + label) + gap), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for k in range(tp):
-        x = gap + (k % cols) * (tw + gap)
-        y = gap + (k // cols) * (th + gap + label)
-        draw.text((x, y), f"t{k + 1}", fill=(40, 40, 40))
-        canvas.paste(Image.fromarray(rgb[k]).resize((tw, th), Image.NEAREST), (x, y + label))
-    return canvas
-
-
-def token_heatmap(studio: Studio) -> Image.Image | None:
-    if studio.video is None:
-        return None
-    return heatmap_image(studio.engine.token_norms(studio.video, studio.options.pooling).numpy())
 
 
 # -- chat ----------------------------------------------------------------------------------------

@@ -1,12 +1,12 @@
 """A real browser (system Chromium, headless, through Playwright) uses the real app: upload a video,
-ask, watch the answer stream in, see the frame gallery, move the frames slider. Saves
-docs/screenshot.png for the README."""
+ask, watch the answer stream in, see the frame gallery, move the frames slider; Compare, Regenerate,
+Clear and a bad file. PLLAVA_SCREENSHOT=docs/screenshot.png refreshes the README's picture."""
 
 import os
 from pathlib import Path
 
 import pytest
-from ui_server import ROOT, running_app
+from ui_server import running_app
 from videos import write_video
 
 CHROMIUM = "/usr/bin/chromium"
@@ -24,102 +24,102 @@ def page_url(tiny_official, tmp_path_factory):
         yield url
 
 
-def test_upload_ask_stream_gallery_and_frames_slider(page_url, tmp_path):
+@pytest.fixture()
+def page(page_url):
+    """A fresh headless Chromium tab on the app, once the model is loaded."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    video = write_video(tmp_path / "ball.mp4", n_frames=48, width=192, height=144, pattern="colour")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1250})
-            page.set_default_timeout(30_000)
-            page.goto(page_url)
-            status = page.locator("#model-status")
-            sync_api.expect(status).to_contain_text("Model:", timeout=60_000)
-            sync_api.expect(status).to_contain_text("tiny random test model")
-
-            page.locator("#video-input input[type=file]").set_input_files(str(video))
-            gallery = page.locator("#frames img")
-            sync_api.expect(gallery).to_have_count(16, timeout=60_000)  # the checkpoint's 16 frames
-            sync_api.expect(page.locator("#view-info")).to_contain_text("visual tokens")
-
-            # record every text the answer shows, to see it grow while it streams
-            page.evaluate("""() => {
-                window.__seen = new Set();
-                const chat = document.querySelector('#chat');
-                new MutationObserver(() => {
-                    const bots = chat.querySelectorAll('.bot, [data-testid=bot]');
-                    if (bots.length) window.__seen.add(bots[bots.length - 1].innerText.trim());
-                }).observe(chat, {subtree: true, childList: true, characterData: true});
-            }""")
-            page.locator("#question textarea").fill("What is the ball doing?")
-            page.locator("#send").click()
-            chat = page.locator("#chat")
-            sync_api.expect(chat).to_contain_text("What is the ball doing?")
-            bot = chat.locator(".bot, [data-testid=bot]").last
-            sync_api.expect(bot).not_to_be_empty(timeout=60_000)
-            page.wait_for_timeout(1500)  # let it finish
-            final = bot.inner_text().strip()
-            seen = [t for t in page.evaluate("() => [...window.__seen]") if t]
-            assert final and final in seen
-            assert len(seen) >= 2 and any(final.startswith(t) and t != final for t in seen), seen
-
-            frames_box = page.locator("#frames-slider input[type=number]")
-            frames_box.fill("6")
-            frames_box.press("Enter")
-            sync_api.expect(gallery).to_have_count(6, timeout=60_000)
-            sync_api.expect(page.locator("#view-info")).to_contain_text("6 frames")
-            # PLLAVA_SCREENSHOT=docs/screenshot.png refreshes the README's picture; by default it stays out of the tree.
-            shot = Path(os.environ.get("PLLAVA_SCREENSHOT", tmp_path / "screenshot.png"))
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
+            tab = browser.new_page(viewport={"width": 1400, "height": 1250})
+            tab.set_default_timeout(30_000)
+            tab.goto(page_url)
+            sync_api.expect(tab.locator("#model-status")).to_contain_text("Model:", timeout=60_000)
+            yield tab
         finally:
             browser.close()
 
 
-def test_compare_regenerate_clear_and_a_readable_error(page_url, tmp_path):
+def test_upload_ask_stream_gallery_and_frames_slider(page, tmp_path):
+    from playwright import sync_api
+
+    video = write_video(tmp_path / "ball.mp4", n_frames=48, width=192, height=144, pattern="colour")
+    status = page.locator("#model-status")
+    sync_api.expect(status).to_contain_text("Model:", timeout=60_000)
+    sync_api.expect(status).to_contain_text("tiny random test model")
+
+    page.locator("#video-input input[type=file]").set_input_files(str(video))
+    gallery = page.locator("#frames img")
+    sync_api.expect(gallery).to_have_count(16, timeout=60_000)  # the checkpoint's 16 frames
+    sync_api.expect(page.locator("#view-info")).to_contain_text("visual tokens")
+
+    # record every text the answer shows, to see it grow while it streams
+    page.evaluate("""() => {
+        window.__seen = new Set();
+        const chat = document.querySelector('#chat');
+        new MutationObserver(() => {
+            const bots = chat.querySelectorAll('.bot, [data-testid=bot]');
+            if (bots.length) window.__seen.add(bots[bots.length - 1].innerText.trim());
+        }).observe(chat, {subtree: true, childList: true, characterData: true});
+    }""")
+    page.locator("#question textarea").fill("What is the ball doing?")
+    page.locator("#send").click()
+    chat = page.locator("#chat")
+    sync_api.expect(chat).to_contain_text("What is the ball doing?")
+    bot = chat.locator(".bot, [data-testid=bot]").last
+    sync_api.expect(bot).not_to_be_empty(timeout=60_000)
+    page.wait_for_timeout(1500)  # let it finish
+    final = bot.inner_text().strip()
+    seen = [t for t in page.evaluate("() => [...window.__seen]") if t]
+    assert final and final in seen
+    assert len(seen) >= 2 and any(final.startswith(t) and t != final for t in seen), seen
+
+    frames_box = page.locator("#frames-slider input[type=number]")
+    frames_box.fill("6")
+    frames_box.press("Enter")
+    sync_api.expect(gallery).to_have_count(6, timeout=60_000)
+    sync_api.expect(page.locator("#view-info")).to_contain_text("6 frames")
+    # PLLAVA_SCREENSHOT=docs/screenshot.png refreshes the README's picture; by default it stays out of the tree.
+    shot = Path(os.environ.get("PLLAVA_SCREENSHOT", tmp_path / "screenshot.png"))
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_compare_regenerate_clear_and_a_readable_error(page, tmp_path):
     """The other chat controls in the page: Compare shows A and B side by side, Regenerate replaces the
     last answer (not adds one), Clear empties the chat, and a bad file shows one sentence (no traceback)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api
+
     video = write_video(tmp_path / "clip.mp4", n_frames=24, width=160, height=120)
     bad = tmp_path / "notes.mp4"
     bad.write_text("<html>not a video</html>")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1250})
-            page.set_default_timeout(30_000)
-            page.goto(page_url)
-            sync_api.expect(page.locator("#model-status")).to_contain_text("Model:", timeout=60_000)
+    page.get_by_role("tab", name="Image or GIF").click()
+    page.locator("#file-input input[type=file]").set_input_files(str(bad))
+    toast = page.locator(".toast-body, [data-testid=toast-body]").first
+    sync_api.expect(toast).to_contain_text("not a video or an image", timeout=30_000)
+    assert "Traceback" not in page.content()
 
-            page.get_by_role("tab", name="Image or GIF").click()
-            page.locator("#file-input input[type=file]").set_input_files(str(bad))
-            toast = page.locator(".toast-body, [data-testid=toast-body]").first
-            sync_api.expect(toast).to_contain_text("not a video or an image", timeout=30_000)
-            assert "Traceback" not in page.content()
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#video-input input[type=file]").set_input_files(str(video))
+    sync_api.expect(page.locator("#frames img")).to_have_count(16, timeout=60_000)
+    page.locator("#question textarea").fill("What moves?")
+    page.locator("#send").click()
+    chat = page.locator("#chat")
+    bots = chat.locator("[data-testid=bot]")  # one per answer
+    sync_api.expect(bots).to_have_count(1, timeout=60_000)
+    sync_api.expect(bots.last).not_to_be_empty(timeout=60_000)
 
-            page.get_by_role("tab", name="Video").click()
-            page.locator("#video-input input[type=file]").set_input_files(str(video))
-            sync_api.expect(page.locator("#frames img")).to_have_count(16, timeout=60_000)
-            page.locator("#question textarea").fill("What moves?")
-            page.locator("#send").click()
-            chat = page.locator("#chat")
-            bots = chat.locator("[data-testid=bot]")  # one per answer
-            sync_api.expect(bots).to_have_count(1, timeout=60_000)
-            sync_api.expect(bots.last).not_to_be_empty(timeout=60_000)
+    page.get_by_text("Compare: re-ask the last question with other settings").click()
+    page.locator("#compare").click()
+    sync_api.expect(page.locator("#compare-a")).to_contain_text("A: 16 frames, pooling 16x12x12, alpha 4",
+                                                              timeout=60_000)
+    sync_api.expect(page.locator("#compare-b")).to_contain_text("B: 16 frames, pooling 16x6x6, alpha 20",
+                                                              timeout=60_000)
 
-            page.get_by_text("Compare: re-ask the last question with other settings").click()
-            page.locator("#compare").click()
-            sync_api.expect(page.locator("#compare-a")).to_contain_text("A: 16 frames, pooling 16x12x12, alpha 4",
-                                                                      timeout=60_000)
-            sync_api.expect(page.locator("#compare-b")).to_contain_text("B: 16 frames, pooling 16x6x6, alpha 20",
-                                                                      timeout=60_000)
+    page.locator("#regenerate").click()
+    page.wait_for_timeout(1500)
+    sync_api.expect(chat).to_contain_text("What moves?")
+    assert bots.count() == 1 and chat.get_by_text("What moves?").count() == 1
 
-            page.locator("#regenerate").click()
-            page.wait_for_timeout(1500)
-            sync_api.expect(chat).to_contain_text("What moves?")
-            assert bots.count() == 1 and chat.get_by_text("What moves?").count() == 1
-
-            page.locator("#clear").click()
-            sync_api.expect(bots).to_have_count(0, timeout=30_000)
-        finally:
-            browser.close()
+    page.locator("#clear").click()
+    sync_api.expect(bots).to_have_count(0, timeout=30_000)

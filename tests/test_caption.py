@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pllava_demo.caption import (
-    CaptionJob, CaptionOptions, Captioner, CaptionWriter, discover, path_key, run_captions,
-)
+from pllava_demo.caption import CaptionOptions, Captioner, run_captions
+from pllava_demo.caption_io import CaptionJob, CaptionWriter, discover, path_key
 from pllava_demo.cli import main
 from pllava_demo.config import GenerationSettings
 from pllava_demo.errors import InputError

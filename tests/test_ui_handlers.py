@@ -7,6 +7,7 @@ import pytest
 from videos import write_video
 
 from pllava_demo import ui_handlers as H
+from pllava_demo import ui_view as V
 from pllava_demo.errors import InputError, PllavaError, VideoError
 from pllava_demo.zerogpu import gpu, gpu_duration
 
@@ -27,15 +28,15 @@ def studio(engine, clip_path):
 
 
 def test_video_info_gallery_and_view(studio):
-    info = H.video_info(studio)
+    info = V.video_info(studio)
     assert info["loaded"] and info["frames"] == 8 and len(info["timestamps"]) == 8
     assert (info["width"], info["height"], info["name"]) == (160, 120, "clip.mp4")
     assert info["visual_tokens"] == 4 * 6 * 6 and info["pooling_shape"] == [4, 6, 6]
-    items = H.gallery_items(studio)
-    assert len(items) == 8 and items[0][0].shape[0] <= H.THUMB_HEIGHT
+    items = V.gallery_items(studio)
+    assert len(items) == 8 and items[0][0].shape[0] <= V.THUMB_HEIGHT
     assert f"{info['timestamps'][1]:.2f} s" in items[1][1]
-    assert "144 visual tokens" in H.view_markdown(studio)
-    img = H.token_heatmap(studio)
+    assert "144 visual tokens" in V.view_markdown(studio)
+    img = V.token_heatmap(studio)
     assert img.width > 4 * 6 and img.mode == "RGB"
 
 
@@ -43,15 +44,15 @@ def test_sliders_repool_without_reencoding_but_frames_reencode(studio):
     stats = studio.engine.stats
     decoded, vision = stats["videos_decoded"], stats["vision_calls"]
     H.set_options(studio, pooling=(2, 3, 3), lora_alpha=20.0)
-    assert H.video_info(studio)["visual_tokens"] == 18
-    assert H.token_heatmap(studio) is not None
+    assert V.video_info(studio)["visual_tokens"] == 18
+    assert V.token_heatmap(studio) is not None
     assert (stats["videos_decoded"], stats["vision_calls"]) == (decoded, vision)
     H.set_options(studio, num_frames=4, pooling=(16, 3, 3))  # T' follows the frames down
-    info = H.video_info(studio)
-    assert info["frames"] == 4 and studio.options.pooling == (4, 3, 3) and len(H.gallery_items(studio)) == 4
+    info = V.video_info(studio)
+    assert info["frames"] == 4 and studio.options.pooling == (4, 3, 3) and len(V.gallery_items(studio)) == 4
     assert stats["videos_decoded"] == decoded + 1
     H.set_options(studio, num_frames=8)  # back to 8: cached, no decode
-    assert stats["videos_decoded"] == decoded + 1 and H.video_info(studio)["frames"] == 8
+    assert stats["videos_decoded"] == decoded + 1 and V.video_info(studio)["frames"] == 8
 
 
 def test_chat_streams_follow_up_regenerate_clear(studio):
@@ -131,11 +132,11 @@ def test_registry_frees_closed_tabs(engine, clip_path):
 
 def test_heatmap_and_colours():
     norms = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
-    img = np.asarray(H.heatmap_image(norms))
+    img = np.asarray(V.heatmap_image(norms))
     assert img.ndim == 3 and img.shape[2] == 3
-    c = H.colorize(np.array([0.0, 1.0]))
+    c = V.colorize(np.array([0.0, 1.0]))
     assert tuple(c[0]) == (68, 1, 84) and tuple(c[1]) == (253, 231, 37)
-    H.heatmap_image(np.ones((1, 1, 1)))  # flat input: no division by zero
+    V.heatmap_image(np.ones((1, 1, 1)))  # flat input: no division by zero
 
 
 def test_options_consistency_and_zerogpu_fallback():
