@@ -124,7 +124,7 @@ def one_config(engine, frames, shape, tokens, repeats, dev, bandwidth) -> dict:
             for _ in session.ask(QUESTION, pooling_shape=shape, settings=settings if rep == repeats else short):
                 pass
             first = marks[-1][0] - t0
-            kv = engine.kv_budget.get(session.id)
+            kv = next((engine.kv_budget.get(k) for k in engine.kv_budget.keys() if k[0] == session.id), None)
             if rep == repeats:  # the last run also decodes `tokens` tokens
                 times = marks[-1]
                 decode = (len(times) - 1) / (times[-1] - times[0])

@@ -129,15 +129,22 @@ class Captioner:
         if not ok:
             return records
         t0 = time.perf_counter()
+        failure = None
         try:
             texts = self._generate([items[i] for i in ok])
         except (RuntimeError, ValueError, PllavaError) as e:
+            failure = (str(e), type(e).__name__)
+        if failure is not None:
+            # Out of the except block, so the traceback (and the failed batch's tensors it holds) is gone
+            # before the memory is given back and anything is retried.
+            from .engine import Engine
+
+            Engine.release_memory()
             if len(ok) == 1:
                 item = items[ok[0]]
-                records[ok[0]] = self._record(item, error=(str(e), type(e).__name__),
-                                              seconds=item.decode_seconds + time.perf_counter() - t0)
+                records[ok[0]] = self._record(item, error=failure, seconds=item.decode_seconds + time.perf_counter() - t0)
                 return records
-            log.warning("a batch of %d failed (%s): retrying its videos one by one", len(ok), e)
+            log.warning("a batch of %d failed (%s): retrying its videos one by one", len(ok), failure[0])
             for i in ok:
                 records[i] = self.caption_batch([items[i]])[0]
             return records

@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .config import VideoModelSpec
+from .config import VideoModelSpec, check_lora_alpha
 from .errors import CheckpointError
 from .lora import LoRALinear, attach_lora, lora_alpha_of, set_lora_alpha
 from .model import PllavaModel, kept_vision_layers
@@ -161,7 +161,7 @@ def _unused_by_design(key: str, kept_layers: int) -> bool:
 
 
 # -- the spec -----------------------------------------------------------------------------------
-def spec_from_config(cfg: dict, lora_rank: int) -> VideoModelSpec:
+def spec_from_config(cfg: dict, lora_rank: int, lora_alpha: float | None = None) -> VideoModelSpec:
     vcfg = cfg.get("vision_config") or {}
     image_size, patch = int(vcfg.get("image_size", 336)), int(vcfg.get("patch_size", 14))
     layer = cfg.get("vision_feature_layer", -2)
@@ -183,7 +183,7 @@ def spec_from_config(cfg: dict, lora_rank: int) -> VideoModelSpec:
         projector_hidden_act=cfg.get("projector_hidden_act", "gelu"),
         has_lora=lora_rank > 0,
         lora_rank=lora_rank,
-        default_lora_alpha=OFFICIAL_LORA_ALPHA if lora_rank > 0 else 0.0,
+        default_lora_alpha=(OFFICIAL_LORA_ALPHA if lora_alpha is None else lora_alpha) if lora_rank > 0 else 0.0,
     )
 
 
@@ -339,7 +339,9 @@ def load_pllava(
             if lora_key:
                 lora_rank = int(f.get_slice(lora_key).get_shape()[0])
                 break
-    spec = spec_from_config(cfg, lora_rank)
+    if lora_alpha is not None:
+        lora_alpha = check_lora_alpha(lora_alpha)
+    spec = spec_from_config(cfg, lora_rank, lora_alpha)  # the alpha asked for at load is the default
     dev = _pick_device(str(device))
     quant = ("4bit" if dev.type == "cuda" else "none") if quantization == "auto" else quantization
     if dtype is None:
@@ -356,7 +358,7 @@ def load_pllava(
     with init_empty_weights(include_buffers=False):
         model = PllavaModel(spec, vision_config, text_config)
     if lora_rank:
-        attach_lora(model.language_model, lora_rank, OFFICIAL_LORA_ALPHA if lora_alpha is None else lora_alpha)
+        attach_lora(model.language_model, lora_rank, spec.default_lora_alpha)
     kept = kept_vision_layers(vision_config.num_hidden_layers, spec.vision_feature_layer)
     n = _load_weights(model, files, dev, dtype, quant == "4bit", kept)
     for module in model.modules():  # non-persistent buffers (rotary, position ids) were built on CPU

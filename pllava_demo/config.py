@@ -12,6 +12,20 @@ from .errors import InputError
 PoolingShape = tuple[int, int, int]  # (T', h', w')
 
 
+MAX_LORA_ALPHA = 256.0  # the paper sweeps 0-32 (trained at 32); well past that the LoRA swamps the model
+
+
+def check_lora_alpha(alpha) -> float:
+    """A LoRA alpha as a float in [0, MAX_LORA_ALPHA], or InputError naming the range."""
+    try:
+        value = float(alpha)
+    except (TypeError, ValueError):
+        raise InputError(f"LoRA alpha must be a number, got {alpha!r}.") from None
+    if not (0.0 <= value <= MAX_LORA_ALPHA):
+        raise InputError(f"LoRA alpha must be 0-{MAX_LORA_ALPHA:g}, got {value:g}.")
+    return value
+
+
 def check_pooling_shape(shape, grid: tuple[int, int] = (24, 24)) -> PoolingShape:
     """Validate a pooling shape (T', h', w') against the per-frame patch grid; returns it as a tuple."""
     try:

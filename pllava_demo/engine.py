@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape, check_pooling_shape
+from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape, check_lora_alpha, check_pooling_shape
 from .errors import CheckpointError, InputError, PllavaError, ResourceError
 from .generate import generate_tokens
 from .kvcache import cache_nbytes, new_kv_cache
@@ -153,6 +153,7 @@ class Engine:
         self.kv_budget = ByteLRU(limits.kv_cache_mb * 2**20, lambda kv: kv.nbytes)  # (session id, signature) -> _KV
         self.stats: Counter = Counter()
         self._lora_layers = [m for m in self.model.modules() if isinstance(m, LoRALinear)]
+        self._default_alpha = loaded.lora_alpha if self.spec.has_lora else None
         self._session_ids = itertools.count()
 
     @classmethod
@@ -164,7 +165,9 @@ class Engine:
     # -- settings ---------------------------------------------------------------------------------
     @property
     def default_alpha(self) -> float | None:
-        return self.spec.default_lora_alpha if self.spec.has_lora else None
+        """The alpha a question gets when it names none: the one the model was loaded with (official 4).
+        With an Engine, pass lora_alpha per question: each forward pass re-applies its own."""
+        return self._default_alpha
 
     def _apply_alpha(self, alpha: float | None) -> None:
         """Called under the lock before every forward pass: sessions may want different alphas."""
@@ -176,10 +179,7 @@ class Engine:
     def check_alpha(self, alpha: float | None) -> float | None:
         if not self.spec.has_lora:
             return None
-        alpha = self.default_alpha if alpha is None else float(alpha)
-        if not (0.0 <= alpha <= 256.0):
-            raise InputError(f"LoRA alpha must be 0-256, got {alpha:g}.")
-        return alpha
+        return self.default_alpha if alpha is None else check_lora_alpha(alpha)
 
     def pooling_shape(self, shape: PoolingShape | None) -> PoolingShape:
         return check_pooling_shape(shape or self.spec.pooling_shape, self.spec.frame_grid)
@@ -355,7 +355,8 @@ class ChatSession:
         ids = eng.tokenizer(fitted.text, add_special_tokens=True, return_tensors="pt").input_ids
         expanded, _ = model.expand_image_token(ids, tokens.shape[0])  # (1, S)
         seq = expanded[0].tolist()
-        signature = (self.video.clip.content_key, self.video.num_frames, shape, alpha)
+        video_key = self.video.clip.content_key
+        signature = (video_key, self.video.num_frames, shape, alpha)
         text = TextStream(eng.tokenizer, eng.format.stop_strings)
         answered, failed, kv = False, False, None
 
@@ -413,7 +414,9 @@ class ChatSession:
                 eng.release_memory()
             # What the user saw stays in the chat (marked stopped); a failure before any text adds no turn,
             # so retrying does not send an empty answer back to the model as history.
-            if not self.closed and (not failed or text.text):
+            # A new video loaded meanwhile started a new chat: this answer was about the old one.
+            same_video = self.video is not None and self.video.clip.content_key == video_key
+            if not self.closed and same_video and (not failed or text.text):
                 self.turns.append(Turn(question, text.text, stopped=not answered))
 
     def _keep(self, kv: _KV) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .config import check_lora_alpha
+
 TARGETS = ("q_proj", "v_proj")
 
 
@@ -52,9 +54,7 @@ def attach_lora(language_model: nn.Module, rank: int, alpha: float, targets=TARG
 
 def set_lora_alpha(model: nn.Module, alpha: float) -> int:
     """Set the LoRA strength of every adapter in place; returns how many adapters changed."""
-    alpha = float(alpha)
-    if not (0.0 <= alpha <= 1024.0):
-        raise ValueError(f"LoRA alpha must be between 0 and 1024, got {alpha}")
+    alpha = check_lora_alpha(alpha)
     layers = [m for m in model.modules() if isinstance(m, LoRALinear)]
     for m in layers:
         m.alpha = alpha

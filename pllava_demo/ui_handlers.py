@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape
+from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape, check_lora_alpha, check_pooling_shape
 from .errors import InputError, PllavaError, VideoError
 from .prompt import DEFAULT_SYSTEM
+from .video import check_file
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
@@ -314,9 +315,7 @@ def check_upload(path, limits: Limits) -> Path:
     if p.suffix.lower() not in VIDEO_TYPES + IMAGE_TYPES:
         raise VideoError(f"Unsupported file type {p.suffix or '(none)'}: use one of "
                          f"{', '.join(VIDEO_TYPES + IMAGE_TYPES)}.")
-    if p.exists() and p.stat().st_size > limits.max_file_mb * 2**20:
-        raise VideoError(f"The file is {p.stat().st_size / 2**20:.0f} MB; the limit is {limits.max_file_mb:g} MB.")
-    return p
+    return check_file(p, max_mb=limits.max_file_mb)
 
 
 def load_video(studio: Studio, path, num_frames: int | None = None, progress: Progress | None = None) -> Studio:
@@ -341,25 +340,31 @@ def load_video(studio: Studio, path, num_frames: int | None = None, progress: Pr
 
 
 def set_options(studio: Studio, progress: Progress | None = None, **changes) -> Studio:
-    """Change any Options field; a new frame count re-encodes the video (cached per count)."""
-    unknown = set(changes) - {f.name for f in dataclasses.fields(Options)}
+    """Change any Options field; a new frame count re-encodes the video (cached per count). Every value
+    is checked first, and a failed re-encode changes nothing, so a bad request never sticks."""
+    fields = [f.name for f in dataclasses.fields(Options)]
+    unknown = set(changes) - set(fields)
     if unknown:
-        raise InputError(f"Unknown option(s) {sorted(unknown)}; known: {[f.name for f in dataclasses.fields(Options)]}.")
+        raise InputError(f"Unknown option(s) {sorted(unknown)}; known: {fields}.")
+    engine = studio.engine
     if "pooling" in changes:
-        changes["pooling"] = tuple(int(v) for v in changes["pooling"])
-    if not studio.engine.spec.has_lora:
+        changes["pooling"] = check_pooling_shape(changes["pooling"], engine.spec.frame_grid)
+    if not engine.spec.has_lora:
         changes["lora_alpha"] = None
-    old = studio.options
-    new = dataclasses.replace(old, **changes).consistent()
-    new.settings()  # validate now, naming the allowed range
-    studio.engine.pooling_shape(new.pooling)
-    studio.engine.check_alpha(new.lora_alpha)
+    elif "lora_alpha" in changes:
+        changes["lora_alpha"] = check_lora_alpha(changes["lora_alpha"])
+    try:
+        new = dataclasses.replace(studio.options, **changes).consistent()
+        new.settings()  # validates the generation settings, naming the allowed range
+    except (TypeError, ValueError):
+        raise InputError(f"Some settings are not numbers where numbers are needed: {changes}.") from None
+    engine.limits.check_frames(new.num_frames)
+    if studio.video_path and new.num_frames != studio.video.num_frames:
+        studio.session.set_video(studio.video_path, new.num_frames, progress)
     studio.options = new
     if new.system != studio.session.system:
         studio.session.system = new.system
         studio.session.drop_cache()
-    if studio.video_path and new.num_frames != studio.video.num_frames:
-        studio.session.set_video(studio.video_path, new.num_frames, progress)
     return studio
 
 

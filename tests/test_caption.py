@@ -229,3 +229,26 @@ def test_left_padding_leaves_every_rows_logits_as_alone(loaded, video_dir):
     for b, item in enumerate(items):
         alone = logits_of([item])[0]
         torch.testing.assert_close(together[b], alone, rtol=0, atol=1e-5)  # a position slip moves them by ~6e-3
+
+
+def test_a_failed_batch_is_retried_one_by_one(loaded, video_dir, monkeypatch):
+    """Out of memory on a batch (injected): each video is retried alone and still gets its caption."""
+    settings = GenerationSettings(max_new_tokens=6, min_new_tokens=6)
+    captioner = Captioner(loaded, CaptionOptions(settings=settings, pooling_shape=(4, 6, 6), num_frames=8))
+    jobs = [j for j in discover(video_dir) if "broken" not in j.path][:3]
+    want = []
+    run_captions(captioner, jobs, want.append, batch_size=1, workers=0)
+    real = captioner._generate
+    sizes = []
+
+    def flaky(batch):
+        sizes.append(len(batch))
+        if len(batch) > 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(batch)
+
+    monkeypatch.setattr(captioner, "_generate", flaky)
+    got = []
+    run_captions(captioner, jobs, got.append, batch_size=3, workers=0)
+    assert sizes == [3, 1, 1, 1]
+    assert [r["caption"] for r in got] == [r["caption"] for r in want]

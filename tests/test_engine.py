@@ -224,3 +224,27 @@ def test_a_session_closed_mid_answer_keeps_nothing(fresh, video):
     assert s.turns == [] and not s.has_kv_cache and s.video is None
     s.set_video(video, 4)  # reopened: works as new
     assert "".join(s.ask("q", settings=GREEDY)) and len(s.turns) == 1
+
+
+def test_alpha_chosen_at_load_stays_the_default(tiny_official, video):
+    eng = Engine.load(tiny_official, device="cpu", quantization="none", lora_alpha=20)
+    assert eng.default_alpha == 20.0 and eng.loaded.lora_alpha == 20.0
+    s = eng.new_session()
+    s.set_video(video, 4)
+    "".join(s.ask("q", settings=GREEDY))
+    assert eng.loaded.lora_alpha == 20.0  # a question that names no alpha keeps the load-time one
+    with pytest.raises(InputError, match="LoRA alpha must be a number"):
+        s.ask("q", lora_alpha="x")
+    with pytest.raises(InputError, match="LoRA alpha must be 0-256"):
+        s.ask("q", lora_alpha=300)
+
+
+def test_new_video_mid_answer_does_not_inherit_the_old_answer(fresh, video, tmp_path):
+    other = write_video(tmp_path / "second.mp4", n_frames=20, width=96, height=64, pattern="colour")
+    s = fresh.new_session()
+    s.set_video(video, 4)
+    stream = s.ask("What is in the first video?", settings=GenerationSettings(max_new_tokens=20, min_new_tokens=20))
+    next(stream)
+    s.set_video(other, 4)  # the user switched video while the answer streamed
+    "".join(stream)
+    assert s.turns == [] and s.video.clip.width == 96

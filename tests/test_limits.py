@@ -256,3 +256,14 @@ def test_package_never_unpickles_or_runs_remote_code():
                         r"|(?<![.\w])(eval|exec)\(")
     for src in Path(pllava_demo.__file__).parent.glob("*.py"):
         assert not banned.search(src.read_text()), f"{src.name}: {banned.search(src.read_text()).group()}"
+
+
+def test_animated_image_reading_keeps_the_time_budget(tmp_path):
+    from pllava_demo.errors import VideoError
+    from pllava_demo.video import read_video
+    from videos import write_animated_webp
+
+    path = write_animated_webp(tmp_path / "anim.webp", n_frames=400, width=64, height=48)
+    assert read_video(path, 8).frames.shape[0] == 8
+    with pytest.raises(VideoError, match="longer than the 1e-06 s allowed"):
+        read_video(path, 8, time_budget=1e-6)

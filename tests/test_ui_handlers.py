@@ -161,3 +161,15 @@ def test_app_flags_and_env_fallbacks(monkeypatch):
                            "--share", "--max-duration", "60"])
     assert (args.model, args.quantization, args.device, args.port, args.share, args.max_duration) == \
         ("x", "4bit", "cuda", 9000, True, 60.0)
+
+
+def test_bad_settings_are_messages_and_never_stick(studio, tmp_path):
+    H.load_video(studio, write_video(tmp_path / "v.mp4", n_frames=24), 8)
+    before = studio.options
+    for bad in ({"pooling": [1, "a", 2]}, {"pooling": 5}, {"lora_alpha": "x"}, {"temperature": "hot"},
+                {"num_frames": 100}):
+        with pytest.raises(InputError):
+            H.set_options(studio, **bad)
+        assert studio.options == before and studio.video.num_frames == 8
+    H.set_options(studio, lora_alpha=10)  # the session still takes good settings
+    assert studio.options.lora_alpha == 10

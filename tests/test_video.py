@@ -3,6 +3,7 @@
 Each written frame shows its own index (tests/videos.py), so every test checks WHICH frames came
 back from the pixels, not only how many. Knows nothing about preprocessing or the model."""
 
+import os
 import shutil
 
 import numpy as np
@@ -206,3 +207,18 @@ def test_probe(tmp_path):
     info = probe(write_video(tmp_path / "v.webm", codec="vp9", n_frames=48, fps=24, width=64, height=48))
     assert info["width"] == 64 and info["height"] == 48 and info["codec"] == "vp9"
     assert info["duration"] == pytest.approx(2.0, abs=0.05) and info["fps"] == pytest.approx(24)
+
+
+def test_content_key_covers_the_whole_file(tmp_path):
+    """The key is shared by all users' caches: files differing anywhere, even mid-file, never share it."""
+    from pllava_demo.video import content_key
+
+    data = bytearray(os.urandom(5 * 2**20))
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    a.write_bytes(data)
+    data[len(data) // 2] ^= 1  # one bit in the middle
+    b.write_bytes(data)
+    assert content_key(a) != content_key(b)
+    c = tmp_path / "copy of a.mp4"
+    c.write_bytes(a.read_bytes())
+    assert content_key(c) == content_key(a)  # same bytes, other name: the cache is shared
