@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 import weakref
 from collections import Counter, OrderedDict
@@ -150,6 +151,7 @@ class Engine:
         self.stop_ids = stop_token_ids(self.tokenizer, self.format)
         self.lock = threading.RLock()
         self.features = ByteLRU(limits.feature_cache_mb * 2**20, lambda v: v.nbytes)
+        self.pooled = ByteLRU(limits.feature_cache_mb * 2**20 // 4, _nbytes)  # (video, frames, shape) -> tokens
         self.kv_budget = ByteLRU(limits.kv_cache_mb * 2**20, lambda kv: kv.nbytes)  # (session id, signature) -> _KV
         self.stats: Counter = Counter()
         self._lora_layers = [m for m in self.model.modules() if isinstance(m, LoRALinear)]
@@ -216,8 +218,16 @@ class Engine:
         return vf
 
     def visual_tokens(self, vf: VideoFeatures, shape: PoolingShape | None = None) -> torch.Tensor:
-        with torch.inference_mode():
-            return self.model.pool(vf.features, self.pooling_shape(shape))  # (T'*h'*w', D)
+        """(T'*h'*w', D) pooled tokens, remembered per (video, frames, shape) in a small shared LRU: the
+        heat map and the next prefill at the same shape do not pool again."""
+        shape = self.pooling_shape(shape)
+        key = (vf.clip.content_key, vf.num_frames, shape)
+        tokens = self.pooled.get(key)
+        if tokens is None:
+            with torch.inference_mode():
+                tokens = self.model.pool(vf.features, shape)  # (T'*h'*w', D)
+            self.pooled.put(key, tokens)
+        return tokens
 
     def token_norms(self, vf: VideoFeatures, shape: PoolingShape | None = None) -> torch.Tensor:
         """(T', h', w') L2 norms of the visual tokens, for the UI's picture of the pooled grid."""
@@ -335,10 +345,9 @@ class ChatSession:
             raise InputError(f"Max new tokens is limited to {eng.limits.max_new_tokens} on this server.")
         shape = eng.pooling_shape(pooling_shape)
         alpha = eng.check_alpha(lora_alpha)
-        tokens = eng.visual_tokens(self.video, shape)  # (N, D)
         try:
             fitted = fit_prompt(eng.tokenizer, eng.format, self.system, self.turns, question,
-                                n_video_tokens=tokens.shape[0], context=eng.loaded.context_length,
+                                n_video_tokens=math.prod(shape), context=eng.loaded.context_length,
                                 max_new_tokens=settings.max_new_tokens)
         except ValueError as e:
             raise InputError(str(e)) from None
@@ -348,14 +357,16 @@ class ChatSession:
                            f"{eng.loaded.context_length}-token context window; the video is always kept.")
         if fitted.max_new_tokens < settings.max_new_tokens:
             self.notice = (self.notice or "") + f" The answer is limited to {fitted.max_new_tokens} tokens."
-        return self._stream(question, fitted, tokens, shape, alpha, settings)
+        return self._stream(question, fitted, shape, alpha, settings)
 
-    def _stream(self, question, fitted, tokens, shape, alpha, settings) -> Iterator[str]:
+    def _stream(self, question, fitted, shape, alpha, settings) -> Iterator[str]:
         eng, model = self.engine, self.engine.model
-        ids = eng.tokenizer(fitted.text, add_special_tokens=True, return_tensors="pt").input_ids
-        expanded, _ = model.expand_image_token(ids, tokens.shape[0])  # (1, S)
+        video = self.video
+        ids = torch.tensor([fitted.ids])  # (1, L)
+        expanded, _ = model.expand_image_token(ids, math.prod(shape))  # (1, S)
         seq = expanded[0].tolist()
-        video_key = self.video.clip.content_key
+        last_image = len(seq) - 1 - seq[::-1].index(eng.spec.image_token_index)
+        video_key = video.clip.content_key
         signature = (video_key, self.video.num_frames, shape, alpha)
         text = TextStream(eng.tokenizer, eng.format.stop_strings)
         answered, failed, kv = False, False, None
@@ -365,7 +376,11 @@ class ChatSession:
             with eng.lock, torch.inference_mode():
                 eng._apply_alpha(alpha)
                 kv, start = self._reuse(signature, seq)
-                embeds = model.embed(expanded.to(model.device), tokens)[:, start:]  # (1, S - start, D)
+                if start > last_image:  # the cache holds the video: embed only the new text
+                    embeds = model.embed(expanded[:, start:].to(model.device), None)  # (1, S - start, D)
+                else:
+                    tokens = eng.visual_tokens(video, shape)  # (N, D)
+                    embeds = model.embed(expanded.to(model.device), tokens)[:, start:]  # (1, S - start, D)
                 out = model.language_model(inputs_embeds=embeds, past_key_values=kv.cache, use_cache=True,
                                            logits_to_keep=1)
                 kv.ids = seq

@@ -40,10 +40,3 @@ def pool_video(features: torch.Tensor, grid: tuple[int, int], shape: PoolingShap
     # Pool in float32: averaging many bf16 values in bf16 loses the low bits the official fp32-accumulating kernel keeps.
     x = F.adaptive_avg_pool3d(x.float(), (tp, hp, wp)).to(feats.dtype)  # (1, D, T', h', w')
     return x.squeeze(0).permute(1, 2, 3, 0).reshape(tp * hp * wp, d)  # (T'*h'*w', D)
-
-
-def pooled_norms(features: torch.Tensor, grid: tuple[int, int], shape: PoolingShape) -> torch.Tensor:
-    """Per-token L2 norms of the pooled grid, (T', h', w'): the picture of high-norm tokens the paper discusses."""
-    tp, hp, wp = check_pooling_shape(shape, grid)
-    tokens = pool_video(features, grid, shape)  # (T'*h'*w', D)
-    return tokens.float().norm(dim=-1).reshape(tp, hp, wp)

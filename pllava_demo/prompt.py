@@ -113,10 +113,6 @@ def stop_token_ids(tokenizer, fmt: ChatFormat) -> set[int]:
     return ids
 
 
-def count_tokens(tokenizer, text: str) -> int:
-    return len(tokenizer(text, add_special_tokens=True).input_ids)
-
-
 @dataclass(frozen=True)
 class FittedPrompt:
     text: str
@@ -124,6 +120,7 @@ class FittedPrompt:
     dropped_turns: int
     max_new_tokens: int
     n_prompt_tokens: int  # with the video counted as its visual tokens
+    ids: tuple[int, ...] = ()  # the text's token ids (one <image> id), so nobody tokenizes it again
 
 
 def fit_prompt(tokenizer, fmt: ChatFormat, system: str, turns, question: str, *, n_video_tokens: int,
@@ -135,12 +132,13 @@ def fit_prompt(tokenizer, fmt: ChatFormat, system: str, turns, question: str, *,
     for dropped in range(len(turns) + 1):
         kept = turns[dropped:]
         text = fmt.render(system, kept, question)
-        n = count_tokens(tokenizer, text) - 1 + n_video_tokens
+        ids = tuple(tokenizer(text, add_special_tokens=True).input_ids)
+        n = len(ids) - 1 + n_video_tokens
         if n + max_new_tokens <= context:
-            return FittedPrompt(text, kept, dropped, max_new_tokens, n)
+            return FittedPrompt(text, kept, dropped, max_new_tokens, n, ids)
     room = context - n
     if room >= min_answer_tokens:
-        return FittedPrompt(text, (), len(turns), room, n)
+        return FittedPrompt(text, (), len(turns), room, n, ids)
     raise ValueError(
         f"The question, system prompt and {n_video_tokens} visual tokens need {n} of the {context}-token "
         f"context window, leaving no room for an answer; shorten the question or use a smaller pooling shape."

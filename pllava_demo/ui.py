@@ -307,21 +307,33 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
         frames.change(on_frames, [state, *option_inputs], [state, pool_t, *view_outputs],
                       concurrency_id=GPU, api_visibility="private", trigger_mode="always_last")
 
-        @guard
-        def on_options(studio, *values, request: gr.Request = None):
-            if studio is None and holder.engine is None:
-                return [studio, gr.update(), gr.update()]
+        def apply_options(studio, values, request):
             studio = studio_for(studio, request)
             changes = changes_from(values)
             if studio.video is not None and changes["num_frames"] != studio.video.num_frames:
                 changes.pop("num_frames")  # the frames slider's own event re-encodes
-            H.set_options(studio, **changes)
-            return [studio, *view(studio, with_gallery=False)]
+            return H.set_options(studio, **changes)
 
-        for component in (pool_t, pool_h, pool_w, alpha, do_sample, temperature, top_p, max_new, rep, system):
-            component.change(on_options, [state, *option_inputs], [state, view_md, heatmap],
-                             concurrency_limit=4, concurrency_id="view", api_visibility="private",
-                             trigger_mode="always_last", show_progress="hidden")
+        @guard
+        def on_pooling(studio, *values, request: gr.Request = None):
+            if studio is None and holder.engine is None:
+                return [studio, gr.update(), gr.update()]
+            studio = apply_options(studio, values, request)
+            return [studio, *view(studio, with_gallery=False)]  # new token grid: re-pool for the heat map
+
+        @guard
+        def on_settings(studio, *values, request: gr.Request = None):
+            if studio is None and holder.engine is None:
+                return [studio, gr.update()]
+            studio = apply_options(studio, values, request)
+            return [studio, V.view_markdown(studio)]  # alpha and generation settings leave the token grid as it is
+
+        view_kw = dict(concurrency_limit=4, concurrency_id="view", api_visibility="private",
+                       trigger_mode="always_last", show_progress="hidden")
+        for component in (pool_t, pool_h, pool_w):
+            component.change(on_pooling, [state, *option_inputs], [state, view_md, heatmap], **view_kw)
+        for component in (alpha, do_sample, temperature, top_p, max_new, rep, system):
+            component.change(on_settings, [state, *option_inputs], [state, view_md], **view_kw)
 
         # -- chat --------------------------------------------------------------------------------
         @guard

@@ -248,3 +248,20 @@ def test_new_video_mid_answer_does_not_inherit_the_old_answer(fresh, video, tmp_
     s.set_video(other, 4)  # the user switched video while the answer streamed
     "".join(stream)
     assert s.turns == [] and s.video.clip.width == 96
+
+
+def test_a_follow_up_neither_pools_nor_embeds_the_video_again(fresh, video):
+    s = fresh.new_session()
+    s.set_video(video, 8)
+    "".join(s.ask("What happens?", settings=GREEDY))
+    pools = []
+    real_pool = fresh.model.pool
+    fresh.model.pool = lambda *a, **k: pools.append(1) or real_pool(*a, **k)
+    try:
+        "".join(s.ask("And then?", settings=GREEDY))  # the KV cache holds the video
+        fresh.token_norms(s.video)  # the heat map at the same shape: remembered tokens
+        assert pools == []
+        "".join(s.ask("And then?", pooling_shape=(4, 3, 3), settings=GREEDY))  # a new shape pools once
+        assert pools == [1]
+    finally:
+        fresh.model.pool = real_pool
