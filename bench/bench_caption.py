@@ -1,7 +1,7 @@
 """Batch captioning throughput: videos per second for batch sizes 1, 4 and 8, and what decoding ahead
 in worker threads gains over the plain sequential loop (decode, then caption, then the next video).
 
-    python bench/bench_caption.py                       # tiny random checkpoint on CPU, 12 videos
+    python bench/bench_caption.py                       # tiny random checkpoint on CPU, 8 videos
     python bench/bench_caption.py --model ermu2001/pllava-7b --device cuda --videos 64
 
 Every configuration captions the same real videos (written with PyAV) with the same fixed number of

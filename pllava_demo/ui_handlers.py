@@ -285,12 +285,6 @@ def ensure_studio(studio: Studio | None, holder: ModelHolder, registry: Registry
     return studio
 
 
-def close_studio(studio: Studio | None) -> None:
-    """gr.State's delete_callback: the tab closed or its idle time ran out."""
-    if studio is not None:
-        studio.close()
-
-
 def server_status(holder: ModelHolder, registry: Registry | None = None) -> dict:
     """What the server holds now: model state, live sessions, cache sizes, files kept on disk."""
     out = {"state": holder.stage if holder.error is None else "failed", "ready": holder.engine is not None,

@@ -116,8 +116,18 @@ def test_compare_regenerate_clear_and_a_readable_error(page, tmp_path):
     sync_api.expect(page.locator("#compare-b")).to_contain_text("B: 16 frames, pooling 16x6x6, alpha 20",
                                                               timeout=60_000)
 
+    page.evaluate("""() => {
+        window.__texts = new Set();
+        const chat = document.querySelector('#chat');
+        new MutationObserver(() => {
+            const bots = chat.querySelectorAll('[data-testid=bot]');
+            if (bots.length) window.__texts.add(bots[bots.length - 1].innerText.trim());
+        }).observe(chat, {subtree: true, childList: true, characterData: true});
+    }""")
     page.locator("#regenerate").click()
-    page.wait_for_timeout(1500)
+    # the answer is generated again: it streams, so the last message shows more than one text on the way
+    page.wait_for_function("() => window.__texts.size >= 2", timeout=30_000)
+    page.wait_for_timeout(1000)
     sync_api.expect(chat).to_contain_text("What moves?")
     assert bots.count() == 1 and chat.get_by_text("What moves?").count() == 1
 

@@ -127,7 +127,6 @@ def test_registry_frees_closed_tabs(engine, clip_path):
     H.load_video(s, clip_path, 4)
     reg.close("tab-1")
     assert s.video is None and len(reg) == 0
-    H.close_studio(None)
 
 
 def test_heatmap_and_colours():
