@@ -363,8 +363,7 @@ def read_video(path, num_frames: int = 16, *, max_duration: float | None = None,
     key: the file's content_key when the caller already computed it (saves hashing the file again)."""
     _check_knobs(num_frames, max_duration, time_budget, max_short_side)
     p = _check_path(path)
-    t0 = time.monotonic()
-    deadline = t0 + time_budget if time_budget is not None else None
+    deadline = time.monotonic() + time_budget if time_budget is not None else None
     key = key or content_key(p)
     if p.suffix.lower() in IMAGE_EXTENSIONS:
         clip = _read_pil(p, num_frames, key, max_duration, max_short_side, deadline, time_budget)
@@ -386,16 +385,15 @@ def read_video(path, num_frames: int = 16, *, max_duration: float | None = None,
                 raise VideoError(f"'{p.name}' has no video track; it contains only audio.")
             raise VideoError(f"'{p.name}' contains no video track.")
         try:
-            return _read_stream(p, container, num_frames, key, max_duration, time_budget, t0, max_short_side)
+            return _read_stream(p, container, num_frames, key, max_duration, time_budget, deadline, max_short_side)
         except av.FFmpegError as e:
             raise VideoError(f"'{p.name}' could not be decoded (it may be corrupt or truncated).") from e
 
 
-def _read_stream(p, container, num_frames, key, max_duration, time_budget, t0, short_side) -> Clip:
+def _read_stream(p, container, num_frames, key, max_duration, time_budget, deadline, short_side) -> Clip:
     stream = container.streams.video[0]
     n_total, duration, rate = _meta(container, stream)
     _check_duration(p, duration, max_duration)
-    deadline = t0 + time_budget if time_budget is not None else None
     if n_total is None:
         n_total = _count_packets(p, deadline, time_budget)
         if duration is None and rate:
