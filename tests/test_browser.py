@@ -24,6 +24,18 @@ def page_url(tiny_official, tmp_path_factory):
         yield url
 
 
+def watch_last_answer(page) -> None:
+    """Record in window.__seen every text the chat's last answer shows, to see it grow while it streams."""
+    page.evaluate("""() => {
+        window.__seen = new Set();
+        const chat = document.querySelector('#chat');
+        new MutationObserver(() => {
+            const bots = chat.querySelectorAll('[data-testid=bot]');
+            if (bots.length) window.__seen.add(bots[bots.length - 1].innerText.trim());
+        }).observe(chat, {subtree: true, childList: true, characterData: true});
+    }""")
+
+
 @pytest.fixture()
 def page(page_url):
     """A fresh headless Chromium tab on the app, once the model is loaded."""
@@ -53,15 +65,7 @@ def test_upload_ask_stream_gallery_and_frames_slider(page, tmp_path):
     sync_api.expect(gallery).to_have_count(16, timeout=60_000)  # the checkpoint's 16 frames
     sync_api.expect(page.locator("#view-info")).to_contain_text("visual tokens")
 
-    # record every text the answer shows, to see it grow while it streams
-    page.evaluate("""() => {
-        window.__seen = new Set();
-        const chat = document.querySelector('#chat');
-        new MutationObserver(() => {
-            const bots = chat.querySelectorAll('.bot, [data-testid=bot]');
-            if (bots.length) window.__seen.add(bots[bots.length - 1].innerText.trim());
-        }).observe(chat, {subtree: true, childList: true, characterData: true});
-    }""")
+    watch_last_answer(page)
     page.locator("#question textarea").fill("What is the ball doing?")
     page.locator("#send").click()
     chat = page.locator("#chat")
@@ -116,17 +120,10 @@ def test_compare_regenerate_clear_and_a_readable_error(page, tmp_path):
     sync_api.expect(page.locator("#compare-b")).to_contain_text("B: 16 frames, pooling 16x6x6, alpha 20",
                                                               timeout=60_000)
 
-    page.evaluate("""() => {
-        window.__texts = new Set();
-        const chat = document.querySelector('#chat');
-        new MutationObserver(() => {
-            const bots = chat.querySelectorAll('[data-testid=bot]');
-            if (bots.length) window.__texts.add(bots[bots.length - 1].innerText.trim());
-        }).observe(chat, {subtree: true, childList: true, characterData: true});
-    }""")
+    watch_last_answer(page)
     page.locator("#regenerate").click()
     # the answer is generated again: it streams, so the last message shows more than one text on the way
-    page.wait_for_function("() => window.__texts.size >= 2", timeout=30_000)
+    page.wait_for_function("() => window.__seen.size >= 2", timeout=30_000)
     page.wait_for_timeout(1000)
     sync_api.expect(chat).to_contain_text("What moves?")
     assert bots.count() == 1 and chat.get_by_text("What moves?").count() == 1

@@ -100,12 +100,10 @@ def _garbage_middle(d):
     return p
 
 
-def _raw_h264(d, name="stream.h264", n_frames=48, fps=24, gop=None):
-    """An elementary stream: no container, so no duration and no frame count in any header."""
-    p = Path(d) / name
-    opts = {"preset": "ultrafast"} | ({"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop else {})
-    with av.open(str(p), "w", format="h264") as container:
-        stream = container.add_stream("libx264", rate=fps, options=opts)
+def _tiny_h264(p: Path, *, n_frames: int, fps: int = 24, opts: dict | None = None, **open_kw) -> Path:
+    """64x48 counter frames as h264 into whatever av.open(..., **open_kw) writes."""
+    with av.open(str(p), "w", **open_kw) as container:
+        stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", **(opts or {})})
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         for k in range(n_frames):
             frame = av.VideoFrame.from_ndarray(counter_frame(k, 64, 48), format="rgb24")
@@ -115,18 +113,15 @@ def _raw_h264(d, name="stream.h264", n_frames=48, fps=24, gop=None):
     return p
 
 
+def _raw_h264(d, name="stream.h264", n_frames=48, fps=24, gop=None):
+    """An elementary stream: no container, so no duration and no frame count in any header."""
+    opts = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop else {}
+    return _tiny_h264(Path(d) / name, n_frames=n_frames, fps=fps, opts=opts, format="h264")
+
+
 def _live_mkv(d):
     """Matroska written as a live stream: no duration in the header."""
-    p = Path(d) / "live.mkv"
-    with av.open(str(p), "w", format="matroska", options={"live": "1"}) as container:
-        stream = container.add_stream("libx264", rate=24, options={"preset": "ultrafast"})
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for k in range(30):
-            frame = av.VideoFrame.from_ndarray(counter_frame(k, 64, 48), format="rgb24")
-            frame.pts = k
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    return p
+    return _tiny_h264(Path(d) / "live.mkv", n_frames=30, format="matroska", options={"live": "1"})
 
 
 def _png_bomb(d):

@@ -72,23 +72,19 @@ def first_partial(job, deadline: float) -> str:
     return job.outputs()[0]
 
 
+def _submit_once(c: Client, question: str):
+    """Start a streamed answer; a job refused for a full queue raises here, like predict does."""
+    job = c.submit(question, api_name="/chat")
+    while not (job.outputs() or job.done()):
+        time.sleep(0.01)
+    if not job.outputs():
+        job.result()
+    return job
+
+
 def submit(retry: Retry, c: Client, question: str, deadline: float):
     """Start a streamed answer, re-submitting while the queue is full."""
-    while True:
-        job = c.submit(question, api_name="/chat")
-        while not (job.outputs() or job.done()):
-            time.sleep(0.01)
-        if job.outputs():
-            return job
-        try:
-            job.result()
-            return job
-        except Exception as e:
-            if "queue is full" not in str(e).lower() or time.monotonic() > deadline:
-                raise
-            with retry.lock:
-                retry.refused += 1
-            time.sleep(random.uniform(0.1, 0.5))
+    return retry(_submit_once, c, question, deadline=deadline)
 
 
 def stop(url: str, c: Client) -> dict:
