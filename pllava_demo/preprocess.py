@@ -1,12 +1,19 @@
-"""CLIP 336 frame preprocessing: uint8 frames (T, H, W, 3) -> normalised float32 tensor (T, 3, S, S).
+"""PLLaVA's frame preprocessing, in its two official steps (PLLAVA.md section 3).
 
-Matches transformers' CLIPImageProcessor (its PIL backend, the one used without torchvision)
+1. `official_resize`: PllavaProcessor's per-video resize of a full-size RGB frame (a PIL image) with
+   PIL bicubic on uint8: the long side capped at 640, the short side following the aspect ratio and
+   floored at 336, then the official slice of the long side to `int(short * long/short)` (one pixel
+   shorter than the resize for some sizes). The video reader calls it on each frame right after
+   decoding, so a video is never held at full size.
+2. `clip_preprocess`: uint8 frames (T, H, W, 3) -> normalised float32 tensor (T, 3, S, S).
+
+Step 2 matches transformers' CLIPImageProcessor (its PIL backend, the one used without torchvision)
 step for step: resize the shortest edge to `size` with PIL bicubic (long side
 `int(size * long / short)`), centre-crop with offsets `(new - size) // 2`, scale by 1/255,
 normalise with the CLIP mean/std. It knows nothing about video files (no av) or the model;
 the engine casts the result to the model's dtype and device.
 
-One deliberate deviation: when the rule would make an enormous intermediate image (an extreme
+One deliberate deviation, in both steps: when the rule would make an enormous intermediate image (an extreme
 aspect ratio such as 4000x16 -> 84000x336), the source is first cut to the central part of its
 long side that the final crop can see (plus a margin for the bicubic kernel), so memory stays
 bounded. Pixels in the final crop can then differ from transformers' by sub-pixel resampling
@@ -24,6 +31,39 @@ from PIL import Image
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 MAX_LONG_FACTOR = 4  # intermediate long side is capped at MAX_LONG_FACTOR * size
+PLLAVA_LONG_SIDE = 640  # PllavaProcessor: min(640, longest side); processor_config's 762 is never used
+
+
+def official_size(width: int, height: int, size: int = 336) -> tuple[int, int, int]:
+    """PllavaProcessor's step for one video of (width, height) frames: (resize_w, resize_h, keep), where
+    keep is how much of the long side its slice keeps (the slice starts at 0 whenever keep differs)."""
+    short, long = min(width, height), max(width, height)
+    rate = long / short  # the official long/short ratio, in this float form (keep depends on it)
+    cap = min(PLLAVA_LONG_SIDE, long)
+    new_short = max(min(short, int(cap / rate)), size)
+    new_long = int(new_short * long / short)  # transformers' get_resize_output_image_size
+    keep = min(new_long, int(new_short * rate))
+    return (new_short, new_long, keep) if width <= height else (new_long, new_short, keep)
+
+
+def official_resize(im: Image.Image, size: int = 336) -> Image.Image:
+    """Step 1 on one full-size RGB frame: PIL bicubic to official_size, then the official long-side slice."""
+    width, height = im.size
+    new_w, new_h, keep = official_size(width, height, size)
+    portrait = new_h > new_w
+    new_long = new_h if portrait else new_w
+    cap = MAX_LONG_FACTOR * size
+    if keep > cap:  # extreme aspect ratio: only the central part can reach the final crop (see above)
+        src_long = height if portrait else width
+        span = min(src_long, int(np.ceil(src_long * cap / new_long)))
+        a = (src_long - span) // 2
+        im = im.crop((0, a, width, a + span) if portrait else (a, 0, a + span, height))
+        return im.resize((new_w, cap) if portrait else (cap, new_h), resample=Image.BICUBIC)
+    out = im.resize((new_w, new_h), resample=Image.BICUBIC)
+    if keep < new_long:
+        a = (new_long - keep) // 2 // 2  # the official slice start: half of half the overhead
+        out = out.crop((0, a, new_w, a + keep) if portrait else (a, 0, a + keep, new_h))
+    return out
 
 
 def resize_output_size(height: int, width: int, size: int) -> tuple[int, int]:

@@ -7,15 +7,20 @@ targets within reach) therefore decode once, front to back, and keep only the wa
 
 It deliberately knows nothing about torch, CLIP preprocessing or the model: frames leave as
 uint8 numpy arrays at the file's own displayed resolution, unless the caller opts in to
-`max_short_side`, which shrinks big frames while decoding (an 8K clip of 32 frames would
-otherwise hold 3 GB of RGB for a model that looks at 336 px). Every failure a person can cause
+`resize` (a function applied to each upright frame as a PIL image right after it is decoded: the
+engine passes the official PLLaVA resize, so an 8K clip never holds more than one 8K frame, and
+that one in FFmpeg/PIL memory only) or `max_short_side` (a fast swscale shrink while decoding). Every failure a person can cause
 (missing, empty, corrupt, audio-only, too long, too slow) is a `VideoError` with a sentence
 written for that person; no raw av/PIL exception escapes.
 
 Sampling (PLLaVA's official rule): frame k of N is `int(seg/2) + round(seg*k)` with
-`seg = (n_total-1)/N`. A sampled index i is found by time, not by counting, so variable-frame-rate
-files and seeks agree: i maps to `start + i * duration/n_total` and the frame returned is the first
-whose pts is >= that time minus half a frame.
+`seg = (n_total-1)/N`, and index i is the i-th frame in presentation order (decord's `vr[i]`).
+On a constant-rate stream (an mp4 whose sample table spaces every frame evenly) i is found by time:
+`start + i * duration/n_total`, the first frame whose pts is >= that minus half a frame, so a seek
+lands on it. Any other stream (variable frame rate, or no complete index: webm, mkv, ...) is first
+demuxed once without decoding, and its sorted packet pts give every ordinal its exact timestamp.
+`start_s` / `end_s` restrict sampling to the frames whose timestamps lie in that range; the rule then
+runs over the ordinals of those frames. `Clip.indices` are the ordinals actually returned.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from itertools import chain
 from pathlib import Path
 
@@ -53,8 +59,9 @@ def sample_indices(n_total: int, num_frames: int) -> list[int]:
 @dataclass(frozen=True, repr=False)
 class Clip:
     """Sampled frames of one file. A still image is a one-frame clip with fps 0.0 and duration 0.0
-    (it has no frame rate). `indices` are the sampled frame numbers (the rule's, 0-based);
-    `timestamps` are the presentation times in seconds of the frames actually returned."""
+    (it has no frame rate). `indices` are the ordinals (0-based, presentation order) of the frames
+    actually returned; `timestamps` their presentation times in seconds from the stream's start.
+    `time_range` is the (start_s, end_s) the caller restricted sampling to, or None for the whole."""
 
     frames: np.ndarray  # (T, H, W, 3) uint8, upright
     timestamps: tuple[float, ...]
@@ -67,12 +74,14 @@ class Clip:
     source: str
     content_key: str  # identifies the file's bytes; the engine caches features by (content_key, T)
     decoded_frames: int = 0  # frames the decoder produced to make this clip (cost, for tests/bench)
+    time_range: tuple[float, float] | None = None
 
     def __repr__(self) -> str:
         return (
             f"Clip(frames={tuple(self.frames.shape)} {self.frames.dtype}, T={len(self.indices)}, "
             f"indices={list(self.indices)}, duration={self.duration:.2f}s, fps={self.fps:.3f}, "
             f"size={self.width}x{self.height}, n_total={self.n_total}, decoded_frames={self.decoded_frames}, "
+            f"{'' if self.time_range is None else f'time_range={self.time_range}, '}"
             f"source={Path(self.source).name!r}, content_key={self.content_key!r})"
         )
 
@@ -144,6 +153,49 @@ def _check_knobs(num_frames, max_duration, time_budget, max_short_side) -> None:
             raise VideoError(f"{name} must be None or a number of seconds > 0, got {value!r}.")
 
 
+def _check_range(start_s, end_s) -> tuple[float | None, float | None]:
+    """The requested time range as floats (None = open end); its fit to the video is checked later."""
+    out = []
+    for name, value in (("start_s", start_s), ("end_s", end_s)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value < 0):
+            raise VideoError(f"{name} must be None or a number of seconds >= 0, got {value!r}.")
+        out.append(None if value is None else float(value))
+    if out[0] is not None and out[1] is not None and not out[0] < out[1]:
+        raise VideoError(f"The time range must start before it ends, got {out[0]:g} s to {out[1]:g} s.")
+    return out[0], out[1]
+
+
+def _range_ordinals(times, start_s: float | None, end_s: float | None, duration: float, name: str) -> tuple[int, int]:
+    """(first, last) ordinal of the frames whose time lies in [start_s, end_s]; `times` is a sorted
+    sequence of every frame's time in seconds (or anything bisect can search)."""
+    lo = 0.0 if start_s is None else start_s
+    hi = duration if end_s is None else end_s
+    eps = 1e-6  # a range typed from a shown timestamp (rounded to ms) still includes that frame
+    if lo >= duration or hi > duration + 1e-3:
+        raise VideoError(f"The time range {lo:g} s to {hi:g} s is not inside '{name}', which runs from "
+                         f"0 s to {duration:.3f} s.")
+    first = bisect.bisect_left(times, lo - eps)
+    last = bisect.bisect_right(times, hi + eps) - 1
+    if last < first:
+        raise VideoError(f"No frame of '{name}' lies between {lo:g} s and {hi:g} s; widen the range "
+                         f"(the video runs from 0 s to {duration:.3f} s).")
+    return first, last
+
+
+class _Times:
+    """The times k * spf of a constant-rate stream's n frames, as a sequence bisect can search."""
+
+    def __init__(self, n: int, spf: float):
+        self.n, self.spf = n, spf
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, k: int) -> float:
+        return k * self.spf
+
+
 def _unreadable(p: Path) -> VideoError:
     with open(p, "rb") as f:
         head = f.read(512)  # never the whole file: it may be huge
@@ -174,56 +226,110 @@ def _shrunk(width: int, height: int, max_short_side: int | None) -> tuple[int, i
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _to_rgb(frame, max_short_side: int | None = None) -> np.ndarray:
+Resize = Callable[[Image.Image], Image.Image]
+_ROTATIONS = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}
+
+
+def _rotation(frame) -> int:
+    """Quarter turns counter-clockwise the display matrix asks for (0 for other angles, with a warning)."""
     try:
-        rotation = frame.rotation  # degrees counter-clockwise that the display matrix asks for
+        rotation = frame.rotation  # degrees counter-clockwise
     except Exception:  # noqa: BLE001 - a malformed display matrix must not lose the frame
         rotation = 0
+    if rotation % 90:
+        log.warning("ignoring a %s degree display rotation (only multiples of 90 are applied)", rotation)
+        return 0
+    return round(rotation / 90) % 4
+
+
+def _to_rgb(frame, max_short_side: int | None = None, resize: Resize | None = None) -> np.ndarray:
+    if resize is not None:
+        # RGB straight from FFmpeg's buffer into PIL (no numpy copy of the full-size frame), turned
+        # upright, then the caller's resize: only the small result becomes an array.
+        plane = frame.reformat(format="rgb24").planes[0]
+        im = Image.frombuffer("RGB", (plane.width, plane.height), plane, "raw", "RGB", plane.line_size, 1)
+        k = _rotation(frame)
+        return np.asarray(resize(im.transpose(_ROTATIONS[k]) if k else im))  # (h, w, 3)
+    rotation = _rotation(frame) * 90
     size = _shrunk(frame.width, frame.height, max_short_side)
     if size is None:
         arr = frame.to_ndarray(format="rgb24")  # (H, W, 3)
     else:  # scale inside swscale, from YUV: the full-size RGB picture is never made
         arr = frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")  # (h, w, 3)
-    if rotation % 90:
-        log.warning("ignoring a %s degree display rotation (only multiples of 90 are applied)", rotation)
-    elif rotation:
+    if rotation:
         arr = np.ascontiguousarray(np.rot90(arr, k=round(rotation / 90) % 4))  # rot90 turns counter-clockwise
     return arr
 
 
-def _pil_rgb(im, max_short_side: int | None) -> np.ndarray:
+def _pil_rgb(im, max_short_side: int | None, resize: Resize | None = None) -> np.ndarray:
     im = im.convert("RGB")
+    if resize is not None:
+        return np.asarray(resize(im))  # (h, w, 3)
     size = _shrunk(im.width, im.height, max_short_side)
     if size is not None:
         im = im.resize(size, Image.BICUBIC, reducing_gap=2.0)  # reducing_gap: box-reduce first, fast
     return np.asarray(im)  # (H, W, 3)
 
 
-def _read_pil(p: Path, num_frames: int, key: str, max_duration: float | None,
-              max_short_side: int | None = None, deadline: float | None = None,
-              budget: float | None = None) -> Clip | None:
+@dataclass(frozen=True)
+class _Request:
+    """What read_video was asked for, validated once and passed down."""
+
+    num_frames: int
+    key: str
+    max_duration: float | None = None
+    budget: float | None = None
+    deadline: float | None = None
+    short_side: int | None = None
+    resize: Resize | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+
+    @property
+    def time_range(self) -> tuple[float, float] | None:
+        return None if self.start_s is None and self.end_s is None else (self.start_s, self.end_s)
+
+    def rgb(self, frame) -> np.ndarray:
+        return _to_rgb(frame, self.short_side, self.resize)
+
+    def pick(self, times, duration: float, name: str) -> list[int]:
+        """The rule's ordinals among the frames whose `times` (sorted, seconds) lie in the range."""
+        if self.time_range is None:
+            return sample_indices(len(times), self.num_frames)
+        first, last = _range_ordinals(times, self.start_s, self.end_s, duration, name)
+        return [first + i for i in sample_indices(last - first + 1, self.num_frames)]
+
+
+def _read_pil(p: Path, req: _Request) -> Clip | None:
     """Still or animated image through PIL; None when PIL cannot read it either. An animation is read in
-    one pass under the decode time budget."""
+    one pass under the decode time budget (two with a time range: the first only learns the times)."""
     try:
         with Image.open(p) as im:
             n = getattr(im, "n_frames", 1)
             if n <= 1:
-                size = _shrunk(im.width, im.height, max_short_side)
+                if req.time_range is not None:
+                    raise VideoError(f"'{p.name}' is a still image; a time range applies only to videos.")
+                size = _shrunk(im.width, im.height, req.short_side) if req.resize is None else None
                 if size is not None:
                     im.draft("RGB", size)  # JPEG decodes at 1/2, 1/4 or 1/8 scale; other formats ignore it
-                rgb = _pil_rgb(ImageOps.exif_transpose(im), max_short_side)  # EXIF orientation: upright
-                return Clip(rgb[None], (0.0,), (0,), 0.0, 0.0, rgb.shape[1], rgb.shape[0], 1, str(p), key, 1)
-            indices = sample_indices(n, num_frames)
+                rgb = _pil_rgb(ImageOps.exif_transpose(im), req.short_side, req.resize)  # EXIF orientation: upright
+                return Clip(rgb[None], (0.0,), (0,), 0.0, 0.0, rgb.shape[1], rgb.shape[0], 1, str(p), req.key, 1)
+            starts, t = [], 0.0
+            for fr in ImageSequence.Iterator(im) if req.time_range is not None else ():
+                _check_deadline(req.deadline, req.budget)
+                starts.append(t)
+                t += (fr.info.get("duration") or 100) / 1000.0  # ms; browsers show 0 as ~100 ms
+            indices = req.pick(starts, t, p.name) if req.time_range is not None else sample_indices(n, req.num_frames)
             wanted: dict[int, np.ndarray | None] = {i: None for i in indices}
             starts, t = [], 0.0
             for i, fr in enumerate(ImageSequence.Iterator(im)):
-                _check_deadline(deadline, budget)
+                _check_deadline(req.deadline, req.budget)
                 starts.append(t)
-                t += (fr.info.get("duration") or 100) / 1000.0  # ms; browsers show 0 as ~100 ms
-                if max_duration is not None and t > max_duration:
-                    _check_duration(p, t, max_duration)
+                t += (fr.info.get("duration") or 100) / 1000.0
+                if req.max_duration is not None and t > req.max_duration:
+                    _check_duration(p, t, req.max_duration)
                 if i in wanted:
-                    wanted[i] = _pil_rgb(fr, max_short_side)
+                    wanted[i] = _pil_rgb(fr, req.short_side, req.resize)
             frames = np.stack([wanted[i] for i in indices])  # (T, H, W, 3)
     except VideoError:
         raise
@@ -232,7 +338,7 @@ def _read_pil(p: Path, num_frames: int, key: str, max_duration: float | None,
     except Exception:  # noqa: BLE001 - PIL raises many kinds; the caller turns None into a VideoError
         return None
     return Clip(frames, tuple(starts[i] for i in indices), tuple(indices), t, n / t, frames.shape[2],
-                frames.shape[1], n, str(p), key, n)
+                frames.shape[1], n, str(p), req.key, n, req.time_range)
 
 
 # ----------------------------------------------------------------------------------------- videos
@@ -340,131 +446,180 @@ def _meta(container, stream) -> tuple[int | None, float | None, float | None]:
     return n, duration, rate
 
 
-def _count_packets(p: Path, deadline: float | None, budget: float | None) -> int:
-    """One demux pass, no decoding: the frame count of a stream whose headers do not say."""
+def _constant_rate(stream, n_total: int, duration: float | None) -> bool:
+    """True when the container's sample table lists every frame at an even spacing (an mp4 from a
+    camera, an encoder at a fixed rate): then frame i is found by time. Anything else is not known to
+    be constant-rate (a phone's or screen recorder's VFR mp4; webm/mkv, whose cues list keyframes only)."""
+    if n_total == 1:
+        return True
+    entries = stream.index_entries
+    if not duration or len(entries) != n_total:
+        return False
+    dts = np.fromiter((e.timestamp for e in entries), dtype=np.float64, count=len(entries))  # (n,)
+    spf_pts = duration / n_total / float(stream.time_base)
+    # the time rule picks ordinal k iff frame k lies within half a frame of k * spf: demand a quarter
+    drift = dts - dts[0] - np.arange(len(dts)) * spf_pts
+    return bool(np.abs(drift).max() < spf_pts / 4)
+
+
+def _scan_packets(p: Path, req: _Request) -> tuple[int, list[int] | None]:
+    """One demux pass, no decoding: (frame count, every frame's pts sorted into presentation order),
+    the pts None when some packet has none."""
     with av.open(str(p)) as container:
         stream = container.streams.video[0]
-        n = 0
+        n, pts, timed = 0, [], True
         try:
             for packet in container.demux(stream):
-                n += packet.size > 0
-                if n % 256 == 0:  # a huge stream without a duration must not escape the time budget
-                    _check_deadline(deadline, budget)
+                if packet.size == 0 or packet.is_discard:  # flush packets; frames an edit list drops
+                    continue
+                n += 1
+                if packet.pts is None:
+                    timed = False
+                else:
+                    pts.append(packet.pts)
+                if n % 256 == 0:  # a huge stream must not escape the time budget
+                    _check_deadline(req.deadline, req.budget)
         except av.FFmpegError:
             pass
-    return n
+    return n, sorted(pts) if timed and pts else None
 
 
 def read_video(path, num_frames: int = 16, *, max_duration: float | None = None, time_budget: float | None = None,
-               max_short_side: int | None = None, key: str | None = None) -> Clip:
+               max_short_side: int | None = None, resize: Resize | None = None, start_s: float | None = None,
+               end_s: float | None = None, key: str | None = None) -> Clip:
     """Read `num_frames` frames of a video (or one of a still image) sampled by PLLaVA's rule.
-    max_short_side: shrink frames whose short side is longer (aspect kept); Clip.width/height are then
-    the stored frames' size. None (the default) keeps the file's own resolution.
+    resize: applied to every upright RGB frame (a PIL image) right after decoding; the clip keeps what it
+    returns (the engine passes preprocess.official_resize). max_short_side: instead, shrink frames whose
+    short side is longer inside swscale (fast, not the official pixels). Clip.width/height are the stored
+    frames' size. start_s / end_s: sample only the frames whose timestamps lie in [start_s, end_s]
+    (seconds from the start; either may be None); the range must lie inside the video.
     key: the file's content_key when the caller already computed it (saves hashing the file again)."""
     _check_knobs(num_frames, max_duration, time_budget, max_short_side)
+    if resize is not None and (max_short_side is not None or not callable(resize)):
+        raise VideoError("resize must be a function of a PIL image, and cannot be combined with max_short_side.")
+    start_s, end_s = _check_range(start_s, end_s)
     p = _check_path(path)
     deadline = time.monotonic() + time_budget if time_budget is not None else None
-    key = key or content_key(p)
+    req = _Request(num_frames, key or content_key(p), max_duration, time_budget, deadline, max_short_side, resize,
+                   start_s, end_s)
     if p.suffix.lower() in IMAGE_EXTENSIONS:
-        clip = _read_pil(p, num_frames, key, max_duration, max_short_side, deadline, time_budget)
+        clip = _read_pil(p, req)
         if clip is not None:
             return clip
     try:
         container = av.open(str(p))
     except (av.FFmpegError, OSError, ValueError) as e:
-        clip = _read_pil(p, num_frames, key, max_duration, max_short_side, deadline, time_budget)
+        clip = _read_pil(p, req)
         if clip is not None:
             return clip
         raise _unreadable(p) from e
     with container:
         if not container.streams.video:
-            clip = _read_pil(p, num_frames, key, max_duration, max_short_side, deadline, time_budget)
+            clip = _read_pil(p, req)
             if clip is not None:
                 return clip
             if container.streams.audio:
                 raise VideoError(f"'{p.name}' has no video track; it contains only audio.")
             raise VideoError(f"'{p.name}' contains no video track.")
         try:
-            return _read_stream(p, container, num_frames, key, max_duration, time_budget, deadline, max_short_side)
+            return _read_stream(p, container, req)
         except av.FFmpegError as e:
             raise VideoError(f"'{p.name}' could not be decoded (it may be corrupt or truncated).") from e
 
 
-def _read_stream(p, container, num_frames, key, max_duration, time_budget, deadline, short_side) -> Clip:
+def _read_stream(p, container, req: _Request) -> Clip:
     stream = container.streams.video[0]
     n_total, duration, rate = _meta(container, stream)
-    _check_duration(p, duration, max_duration)
-    if n_total is None:
-        n_total = _count_packets(p, deadline, time_budget)
+    _check_duration(p, duration, req.max_duration)
+    pts = None  # every frame's pts in presentation order, when the stream is not known to be constant-rate
+    if n_total is None or not _constant_rate(stream, n_total, duration):
+        count, pts = _scan_packets(p, req)
+        n_total = len(pts) if pts else (n_total or count)
         if duration is None and rate:
             duration = n_total / rate
-            _check_duration(p, duration, max_duration)
+            _check_duration(p, duration, req.max_duration)
     if not n_total:
         raise VideoError(f"'{p.name}' contains no video frames.")
     tb = float(stream.time_base)
-    spf = duration / n_total if duration else (1.0 / rate if rate else 1.0)  # seconds per frame
+    spf = duration / n_total if duration else (1.0 / rate if rate else 1.0)  # seconds per frame (average)
     start_pts = stream.start_time or 0
-    dec = _Decoder(container, stream, deadline, time_budget, start_pts, spf / tb)
+    if pts is not None:  # exact: ordinal k is the k-th pts, whatever the spacing
+        start_pts = stream.start_time if stream.start_time is not None else pts[0]
+        gaps = np.diff(np.asarray(pts, dtype=np.float64))
+        spf_pts = float(gaps[gaps > 0].min()) if (gaps > 0).any() else spf / tb  # tolerances stay under any gap
+        indices = req.pick([(q - start_pts) * tb for q in pts], duration or n_total * spf, p.name)
+        thr_of = lambda t: pts[t] - 0.25  # noqa: E731 - the frame whose pts is pts[t]
+
+        def ordinal_of(q):  # decoded frames carry exactly these pts
+            return min(bisect.bisect_left(pts, q), len(pts) - 1)
+    else:
+        spf_pts = spf / tb
+        indices = req.pick(_Times(n_total, spf), duration or n_total * spf, p.name)
+        thr_of = lambda t: start_pts + (t - 0.5) * spf_pts  # noqa: E731 - first pts that counts as frame t
+
+        def ordinal_of(q):
+            return min(n_total - 1, max(0, round((q - start_pts) / spf_pts)))
+    dec = _Decoder(container, stream, req.deadline, req.budget, start_pts, spf_pts)
     # Frame threads pay off when decoding long runs; when most targets need their own seek they
     # only add a pipeline to refill after every flush, so those reads use slice threads.
-    sparse = len(dec.keyframes) > 1 and n_total / num_frames > 2 * n_total / len(dec.keyframes)
+    sparse = len(dec.keyframes) > 1 and n_total / req.num_frames > 2 * n_total / len(dec.keyframes)
     stream.thread_type = "SLICE" if sparse else "AUTO"
 
-    indices = sample_indices(n_total, num_frames)
     targets = sorted(set(indices))
-    thr = [start_pts + (t - 0.5) * spf / tb for t in targets]  # first pts that counts as frame t
+    thr = [thr_of(t) for t in targets]
     got = _Frames(targets)
-    run, pos, last, i = dec.frames(), start_pts - spf / tb / 2, None, 0  # a fresh container is at the start
+    run, pos, last, i = dec.frames(), start_pts - spf_pts / 2, None, 0  # a fresh container is at the start
     while i < len(targets):
         if dec.worth_seeking(thr[i], pos):
             run = dec.seek_run(thr[i])
         for frame in run:
             last = frame
             if frame.pts is None:  # no timestamps: only counting works, and only front to back
-                return _read_by_count(p, num_frames, key, n_total, duration, rate, deadline, time_budget, short_side)
+                return _read_by_count(p, req, n_total, duration, rate)
             pos = frame.pts
             hit = i < len(targets) and pos >= thr[i]
             if hit:
-                rgb = _to_rgb(frame, short_side)
+                rgb = req.rgb(frame)
             while i < len(targets) and pos >= thr[i]:
-                got.put(targets[i], rgb, (pos - start_pts) * tb)
+                got.put(targets[i], rgb, (pos - start_pts) * tb, ordinal_of(pos))
                 i += 1
             if hit:
                 break
         else:  # end of stream before these targets (frame count overestimated): repeat the last frame
             if last is None:
                 break
-            rgb = _to_rgb(last, short_side)
+            rgb = req.rgb(last)
+            q = last.pts if last.pts is not None else start_pts
             for t in targets[i:]:
-                got.put(t, rgb, ((last.pts or start_pts) - start_pts) * tb)
+                got.put(t, rgb, (q - start_pts) * tb, ordinal_of(q))
             break
     if not got:
         raise VideoError(f"No frame of '{p.name}' could be decoded; the file may be corrupt or truncated.")
-    return _make_clip(p, key, indices, got, duration if duration else n_total * spf, 1.0 / spf, n_total, dec.decoded)
+    return _make_clip(p, req, indices, got, duration if duration else n_total * spf, 1.0 / spf, n_total, dec.decoded)
 
 
-def _read_by_count(p, num_frames, key, n_total, duration, rate, deadline, budget, short_side) -> Clip:
+def _read_by_count(p, req: _Request, n_total, duration, rate) -> Clip:
     """Front-to-back decode picking frames by their ordinal, for streams without pts."""
-    indices = sample_indices(n_total, num_frames)
+    fps = rate or 1.0
+    indices = req.pick(_Times(n_total, 1.0 / fps), duration or n_total / fps, p.name)
     want, got, last = set(indices), _Frames(sorted(set(indices))), None
     with av.open(str(p)) as container:
         stream = container.streams.video[0]
-        dec = _Decoder(container, stream, deadline, budget, 0, 1.0)
-        fps = rate or 1.0
+        dec = _Decoder(container, stream, req.deadline, req.budget, 0, 1.0)
         for n, frame in enumerate(dec.frames()):
             last = frame
             if n in want:
-                got.put(n, _to_rgb(frame, short_side), n / fps)
-            if n >= indices[-1]:
+                got.put(n, req.rgb(frame), n / fps, n)
+            if n >= max(indices):
                 break
         if last is None:
             raise VideoError(f"No frame of '{p.name}' could be decoded; the file may be corrupt or truncated.")
         missing = want - got.done
         if missing:
-            rgb = _to_rgb(last, short_side)
+            rgb = req.rgb(last)
             for t in missing:
-                got.put(t, rgb, float(n) / fps)
-        return _make_clip(p, key, indices, got, duration or n_total / fps, fps, n_total, dec.decoded)
+                got.put(t, rgb, float(n) / fps, n)
+        return _make_clip(p, req, indices, got, duration or n_total / fps, fps, n_total, dec.decoded)
 
 
 class _Frames:
@@ -476,14 +631,16 @@ class _Frames:
         self.slot = {t: k for k, t in enumerate(targets)}  # distinct frame numbers, increasing
         self.buf: np.ndarray | None = None  # (len(targets), H, W, 3)
         self.times: dict[int, float] = {}
+        self.ordinals: dict[int, int] = {}  # target -> ordinal of the frame actually stored for it
 
-    def put(self, target: int, rgb: np.ndarray, seconds: float) -> None:
+    def put(self, target: int, rgb: np.ndarray, seconds: float, ordinal: int) -> None:
         if self.buf is None:
             self.buf = np.empty((len(self.slot), *rgb.shape), dtype=np.uint8)
         elif rgb.shape != self.buf.shape[1:]:  # resolution changed mid-stream: one size per clip
             rgb = np.asarray(Image.fromarray(rgb).resize((self.buf.shape[2], self.buf.shape[1]), Image.BICUBIC))
         self.buf[self.slot[target]] = rgb
         self.times[target] = float(seconds)
+        self.ordinals[target] = int(ordinal)
 
     @property
     def done(self) -> set[int]:
@@ -499,14 +656,15 @@ class _Frames:
         return self.buf[[self.slot[t] for t in indices]]
 
 
-def _make_clip(p, key, indices, got: _Frames, duration, fps, n_total, decoded) -> Clip:
+def _make_clip(p, req: _Request, indices, got: _Frames, duration, fps, n_total, decoded) -> Clip:
     done = sorted(got.done)
     for t in set(indices) - got.times.keys():  # a damaged tail: the nearest decoded frame stands in
         near = min(done, key=lambda d: abs(d - t))
-        got.put(t, got.buf[got.slot[near]], got.times[near])
+        got.put(t, got.buf[got.slot[near]], got.times[near], got.ordinals[near])
     frames = got.frames(indices)  # (T, H, W, 3)
-    return Clip(frames, tuple(got.times[t] for t in indices), tuple(indices), float(duration), float(fps),
-                frames.shape[2], frames.shape[1], int(n_total), str(p), key, decoded)
+    return Clip(frames, tuple(got.times[t] for t in indices), tuple(got.ordinals[t] for t in indices),
+                float(duration), float(fps), frames.shape[2], frames.shape[1], int(n_total), str(p), req.key,
+                decoded, req.time_range)
 
 
 def probe(path) -> dict:
@@ -514,7 +672,7 @@ def probe(path) -> dict:
     (displayed, i.e. after rotation), codec, n_frames. Decodes at most one frame (for the rotation)."""
     p = _check_path(path)
     if p.suffix.lower() in IMAGE_EXTENSIONS:
-        clip = _read_pil(p, 1, "", None)
+        clip = _read_pil(p, _Request(1, ""))
         if clip is not None:
             return {"duration": clip.duration, "fps": clip.fps, "width": clip.width, "height": clip.height,
                     "codec": "image", "n_frames": clip.n_total}
