@@ -68,14 +68,13 @@ class CaptionOptions:
 def prepare_video(job: CaptionJob, num_frames: int) -> Prepared:
     """Decode + CLIP-preprocess one video; needs no model, so it runs in threads or on Ray CPU workers.
     Never raises for a bad video: the error is returned for the record."""
-    from .engine import FRAME_SHORT_SIDE
-    from .preprocess import clip_preprocess
+    from .preprocess import clip_preprocess, official_resize
     from .video import read_video
 
     t0 = time.perf_counter()
     try:
-        # Same frames as the chat engine (shrunk while decoding: an 8K video never holds 8K frames).
-        clip = read_video(job.path, num_frames, max_short_side=FRAME_SHORT_SIDE)
+        # Same pixels as the chat engine: the official resize of each frame as it is decoded.
+        clip = read_video(job.path, num_frames, resize=official_resize)
         pixels = clip_preprocess(clip.frames)  # (T, 3, 336, 336)
     except Exception as e:  # noqa: BLE001 - one bad file of a million must not stop the run
         return Prepared(job, error=str(e) or type(e).__name__, error_type=type(e).__name__,

@@ -39,9 +39,6 @@ from .prompt import DEFAULT_SYSTEM, TextStream, Turn, chat_format_for, fit_promp
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
-# Frames are stored with their short side at most this: CLIP sees 336 px, the UI's gallery less,
-# and an 8K clip at full size would hold ~100 MB of RGB per frame in the feature cache.
-FRAME_SHORT_SIDE = 2 * 336
 
 
 def _is_oom(e: BaseException) -> bool:
@@ -187,23 +184,26 @@ class Engine:
         return check_pooling_shape(shape or self.spec.pooling_shape, self.spec.frame_grid)
 
     # -- video ------------------------------------------------------------------------------------
-    def prepare_video(self, path, num_frames: int, progress: Progress | None = None) -> VideoFeatures:
-        """Decode + preprocess + CLIP + projector, once per (file content, num_frames)."""
-        from .preprocess import clip_preprocess
+    def prepare_video(self, path, num_frames: int, progress: Progress | None = None, *,
+                      start_s: float | None = None, end_s: float | None = None) -> VideoFeatures:
+        """Decode + preprocess + CLIP + projector, once per (file content, num_frames, time range)."""
+        from .preprocess import clip_preprocess, official_resize
         from .video import check_file, content_key, read_video
 
         num_frames = self.limits.check_frames(num_frames)
         path = check_file(path, max_mb=self.limits.max_file_mb)  # before hashing or decoding a byte
         file_key = content_key(path)
-        key = (file_key, num_frames)
+        key = (file_key, num_frames, start_s, end_s)
         cached = self.features.get(key)
         if cached is not None:
             self.stats["feature_cache_hits"] += 1
             return cached
         if progress:
             progress(0.05, "Decoding frames")
+        # each frame gets PllavaProcessor's resize as it is decoded (never held at full size), then CLIP's
         clip = read_video(path, num_frames, max_duration=self.limits.max_duration_s,
-                          time_budget=self.limits.decode_time_budget_s, max_short_side=FRAME_SHORT_SIDE, key=file_key)
+                          time_budget=self.limits.decode_time_budget_s, resize=official_resize, key=file_key,
+                          start_s=start_s, end_s=end_s)
         self.stats["videos_decoded"] += 1
         if progress:
             progress(0.4, "Encoding frames with CLIP")
@@ -221,7 +221,7 @@ class Engine:
         """(T'*h'*w', D) pooled tokens, remembered per (video, frames, shape) in a small shared LRU: the
         heat map and the next prefill at the same shape do not pool again."""
         shape = self.pooling_shape(shape)
-        key = (vf.clip.content_key, vf.num_frames, shape)
+        key = (vf.clip.content_key, vf.num_frames, vf.clip.time_range, shape)
         tokens = self.pooled.get(key)
         if tokens is None:
             with torch.inference_mode():
@@ -295,10 +295,11 @@ class ChatSession:
         self.id = next(self.engine._session_ids)
         weakref.finalize(self, _drop_session_caches, self.engine.kv_budget, self.id)
 
-    def set_video(self, path, num_frames: int = 16, progress: Progress | None = None) -> VideoFeatures:
+    def set_video(self, path, num_frames: int = 16, progress: Progress | None = None, *,
+                  start_s: float | None = None, end_s: float | None = None) -> VideoFeatures:
         """Use a new video. Changing the number of frames keeps the chat; a new file starts over."""
         self.closed = False
-        vf = self.engine.prepare_video(path, num_frames, progress)
+        vf = self.engine.prepare_video(path, num_frames, progress, start_s=start_s, end_s=end_s)
         if self.video is None or self.video.clip.content_key != vf.clip.content_key:
             self.turns = []
         self.video = vf
@@ -367,7 +368,7 @@ class ChatSession:
         seq = expanded[0].tolist()
         last_image = len(seq) - 1 - seq[::-1].index(eng.spec.image_token_index)
         video_key = video.clip.content_key
-        signature = (video_key, self.video.num_frames, shape, alpha)
+        signature = (video_key, self.video.num_frames, video.clip.time_range, shape, alpha)
         text = TextStream(eng.tokenizer, eng.format.stop_strings)
         answered, failed, kv = False, False, None
 

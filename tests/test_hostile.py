@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from pllava_demo.config import GenerationSettings
-from pllava_demo.engine import FRAME_SHORT_SIDE, Engine
+from pllava_demo.engine import Engine
 from pllava_demo.errors import InputError, PllavaError
 from videos import (counter_frame, video_path, write_animated_webp, write_audio_only, write_image,
                     write_long_video, write_video)
@@ -247,13 +247,15 @@ def _peak_bytes(fn):
 
 
 def test_8k_frames_are_shrunk_while_decoding_so_memory_stays_small(eng, good, tmp_path):
+    from pllava_demo.preprocess import official_resize
     from pllava_demo.video import read_video
 
     path = write_long_video(tmp_path / "8k.mp4", seconds=0.125, fps=16, width=7680, height=4320)  # 2 frames
-    # One full-size RGB frame is 7680 x 4320 x 3 = 95 MB; 16 of them 1.6 GB.
-    clip, peak = _peak_bytes(lambda: read_video(path, 16, max_short_side=FRAME_SHORT_SIDE))
+    # One full-size RGB frame is 7680 x 4320 x 3 = 95 MB; 16 of them 1.6 GB. Each frame goes from
+    # FFmpeg's buffer to PIL and is resized there (the engine's path): no full-size numpy array.
+    clip, peak = _peak_bytes(lambda: read_video(path, 16, resize=official_resize))
     assert peak < 60 * 2**20, f"read_video peak {peak / 2**20:.0f} MB: a full-size frame was made"
-    assert clip.frames.shape == (16, FRAME_SHORT_SIDE, 1195, 3) and clip.height == FRAME_SHORT_SIDE
+    assert clip.frames.shape == (16, 360, 640, 3) and clip.height == 360
     session = eng.new_session()
     vf, peak = _peak_bytes(lambda: session.set_video(path, 16))
     assert peak < 200 * 2**20, f"set_video peak {peak / 2**20:.0f} MB"
@@ -268,7 +270,7 @@ def test_huge_still_image_is_read_small(eng, good, tmp_path):
     Image.new("RGB", (12000, 9000), (90, 120, 200)).save(path, compress_level=1)
     session = eng.new_session()
     vf = session.set_video(path, 8)
-    assert vf.clip.frames.shape == (1, FRAME_SHORT_SIDE, 896, 3)
+    assert vf.clip.frames.shape == (1, 480, 640, 3)  # PllavaProcessor's size for 12000x9000
     answer(session)
     recovers(session, good)
 

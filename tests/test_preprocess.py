@@ -63,3 +63,85 @@ def test_tiny_image_upscales_and_single_frame_accepted():
 def test_rejects_wrong_input():
     with pytest.raises(ValueError, match="uint8"):
         clip_preprocess(np.zeros((2, 8, 8, 3), dtype=np.float32))
+
+
+# ------------------------------------------------- the official two-step chain on real-size video
+
+
+def official_longshort(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """PllavaProcessor.resize_crop_longshort for one video, restated with transformers' own resize
+    helpers (PIL bicubic on uint8): long side capped at 640, short side from the aspect ratio, floored
+    at 336, then its slice of the long side."""
+    from transformers.image_transforms import get_resize_output_image_size, resize
+    from transformers.image_utils import ChannelDimension, PILImageResampling
+
+    last = ChannelDimension.LAST
+    h, w = frames[0].shape[:2]
+    rate = max(h, w) / min(h, w)
+    longest = min(640, max(h, w))
+    short = max(min(min(h, w), int(longest / rate)), 336)
+    out_size = (int(short * rate), short) if h > w else (short, int(short * rate))
+    out = []
+    for frame in frames:
+        size = get_resize_output_image_size(frame, size=short, default_to_square=False, max_size=9999,
+                                            input_data_format=last)
+        if min(size) < 336:
+            size = get_resize_output_image_size(frame, size=short, default_to_square=False, input_data_format=last)
+        r = resize(frame, size=size, resample=PILImageResampling.BICUBIC, input_data_format=last)
+        overhead = (max(r.shape[:2]) - max(out_size)) // 2
+        cut = slice(overhead // 2, overhead // 2 + max(out_size))
+        out.append(r[cut] if r.shape[0] > r.shape[1] else r[:, cut])
+    return out
+
+
+def decoded_full_size(path, indices) -> list[np.ndarray]:
+    """The same RGB frames a decord reader would return (PyAV, every frame, full size)."""
+    import av
+
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    return [frames[i] for i in indices]
+
+
+@pytest.fixture(scope="module")
+def textured(tmp_path_factory):
+    d = tmp_path_factory.mktemp("textured")
+    sizes = {"720p": (1280, 720), "1080p": (1920, 1080), "portrait": (720, 1280), "4k": (3840, 2160)}
+    return {name: (write_video(d / f"{name}.mp4", width=w, height=h, n_frames=3, fps=6, pattern="texture"), (w, h))
+            for name, (w, h) in sizes.items()}
+
+
+@pytest.mark.parametrize("name", ["720p", "1080p", "portrait", "4k"])
+def test_pixel_values_are_the_official_processors(textured, name):
+    """What the captioner and the engine feed the model equals PllavaProcessor + CLIPImageProcessor
+    applied to the same decoded full-size frames."""
+    from pllava_demo.caption import prepare_video
+    from pllava_demo.caption_io import CaptionJob
+
+    path, (w, h) = textured[name]
+    ours = prepare_video(CaptionJob(str(path)), 2).pixels  # (2, 3, 336, 336)
+    ref = reference(np.stack(official_longshort(decoded_full_size(path, [0, 1]))))
+    assert ours.shape == ref.shape == (2, 3, 336, 336)
+    d = (ours - ref).abs()
+    assert d.mean().item() <= 2e-3 and d.max().item() <= 0.06, (d.mean().item(), d.max().item())
+
+
+def test_engine_encodes_the_official_pixels(engine, textured):
+    path, _ = textured["1080p"]
+    vf = engine.prepare_video(path, 2)
+    assert list(vf.clip.indices) == [0, 1] and vf.clip.frames.shape == (2, 360, 640, 3)
+    ref = reference(np.stack(official_longshort(decoded_full_size(path, [0, 1]))))
+    want = engine.model.encode_frames(ref.to(engine.model.dtype if hasattr(engine.model, "dtype") else torch.float32))
+    torch.testing.assert_close(vf.features.float().cpu(), want.float().cpu(), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("width,height", [(640, 480), (1920, 1088), (51, 21), (320, 240), (1080, 2340)])
+def test_official_resize_matches_the_restated_processor(width, height):
+    from PIL import Image
+
+    from pllava_demo.preprocess import official_resize
+
+    frame = np.asarray(Image.fromarray(np.random.default_rng(width).integers(0, 256, (height, width, 3), np.uint8)))
+    ours = np.asarray(official_resize(Image.fromarray(frame)))
+    (ref,) = official_longshort([frame])
+    assert ours.shape == ref.shape and np.array_equal(ours, ref)

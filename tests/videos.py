@@ -48,9 +48,31 @@ def _cell_bounds(n: int, i: int) -> tuple[int, int]:
     return (n * i) // GRID, (n * (i + 1)) // GRID
 
 
+def texture_frame(k: int, width: int, height: int) -> np.ndarray:
+    """RGB uint8 (H, W, 3) that flat colours cannot stand in for: noise, one-pixel stripes, sharp-edged
+    boxes and text-like glyph strokes, all moving with k. Resize differences show up on it."""
+    rng = np.random.default_rng(k)
+    yy, xx = np.mgrid[0:height, 0:width]
+    img = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)  # noise everywhere
+    band = slice(height // 4, height // 2)
+    img[band] = np.where(((xx[band] + k) % 2 == 0)[..., None], 250, 5).astype(np.uint8)  # 1 px stripes
+    img[height // 2 :, : width // 3] = np.where(((yy + xx + k) % 3 == 0)[height // 2 :, : width // 3, None], 255, 0)
+    glyphs = np.random.default_rng(1000 + k).integers(0, 2, size=(height // 16 + 1, width // 8 + 1)).astype(bool)
+    strokes = glyphs[yy // 16, xx // 8] & ((xx % 8 < 2) | (yy % 16 < 2))  # glyph-like strokes on a grid
+    right = (slice(height // 2, height), slice(width // 3, width))
+    img[right] = np.where(strokes[right][..., None], 0, 235).astype(np.uint8)
+    for i in range(4):  # sharp saturated boxes
+        x0, y0 = (k * 37 + i * width // 5) % max(width - 64, 1), (i * height // 7) % max(height - 48, 1)
+        img[y0 : y0 + 48, x0 : x0 + 64] = ((255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0))[i]
+    return img
+
+
 def counter_frame(k: int, width: int, height: int, pattern: str = "counter") -> np.ndarray:
     """RGB uint8 (H, W, 3) picture of frame k. pattern 'counter': flat cells; 'colour': cells plus a
-    colourful texture that moves with k (exercises resampling; averages out inside a cell)."""
+    colourful texture that moves with k (exercises resampling; averages out inside a cell);
+    'texture': `texture_frame` (no readable index)."""
+    if pattern == "texture":
+        return texture_frame(k, width, height)
     bits = _bits(k)
     img = np.empty((height, width, 3), dtype=np.float32)
     for r in range(GRID):
@@ -63,7 +85,7 @@ def counter_frame(k: int, width: int, height: int, pattern: str = "counter") -> 
         for ch, (fx, fy, speed) in enumerate([(0.11, 0.03, 0.3), (0.04, 0.13, -0.2), (0.07, 0.07, 0.5)]):
             img[..., ch] += 35.0 * np.sin(fx * xx + fy * yy + speed * k)
     elif pattern != "counter":
-        raise ValueError(f"pattern must be 'counter' or 'colour', got {pattern!r}")
+        raise ValueError(f"pattern must be 'counter', 'colour' or 'texture', got {pattern!r}")
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
