@@ -222,3 +222,79 @@ def test_content_key_covers_the_whole_file(tmp_path):
     c = tmp_path / "copy of a.mp4"
     c.write_bytes(a.read_bytes())
     assert content_key(c) == content_key(a)  # same bytes, other name: the cache is shared
+
+
+# ------------------------------------------------ variable frame rate: the i-th frame, as decord
+
+
+def vfr_times(n: int) -> list[float]:
+    """A phone-like timeline: a fast burst, a slow stretch, then irregular gaps (seconds)."""
+    gaps = [1 / 60] * (n // 3) + [1 / 8] * (n // 3) + [(1 / 30, 1 / 12, 1 / 20)[k % 3] for k in range(n - 2 * (n // 3))]
+    return [round(sum(gaps[:k]), 3) for k in range(n)]
+
+
+@pytest.mark.parametrize("codec,gop", [("h264", None), ("h264", 6), ("vp9", 6), ("mpeg4", 6)])
+def test_vfr_returns_the_ith_frame_with_its_timestamp(tmp_path, codec, gop):
+    times = vfr_times(60)
+    path = write_video(video_path(tmp_path, "vfr", codec), codec=codec, n_frames=60, width=96, height=64,
+                       pts_seconds=times, gop=gop)
+    clip = read_video(path, 8)
+    assert clip.n_total == 60
+    assert list(clip.indices) == official(60, 8)
+    assert pixel_indices(clip) == list(clip.indices)  # the frames decord's vr[i] would give
+    np.testing.assert_allclose(clip.timestamps, [times[i] for i in clip.indices], atol=1e-3)
+
+
+def test_vfr_long_file_is_not_decoded_whole(tmp_path):
+    times = vfr_times(240)
+    path = write_video(tmp_path / "vfr.mp4", n_frames=240, width=64, height=48, pts_seconds=times, gop=12)
+    clip = read_video(path, 8)
+    assert pixel_indices(clip) == official(240, 8) == list(clip.indices)
+    assert clip.decoded_frames < 240 * 0.6, clip
+
+
+# ------------------------------------------------------------------------- a time range to sample
+
+
+def test_time_range_samples_only_its_frames(tmp_path):
+    path = write_video(tmp_path / "cfr.mp4", n_frames=48, fps=24, width=64, height=48, gop=8)
+    clip = read_video(path, 8, start_s=0.5, end_s=1.5)  # frames 12..36 (t = k / 24)
+    want = [12 + i for i in official(25, 8)]
+    assert list(clip.indices) == want and pixel_indices(clip) == want
+    assert all(0.5 <= t <= 1.5 for t in clip.timestamps) and clip.time_range == (0.5, 1.5)
+    assert list(read_video(path, 4, start_s=1.0).indices) == [24 + i for i in official(24, 4)]
+    assert list(read_video(path, 4, end_s=0.25).indices) == official(7, 4)  # frames 0..6
+    assert read_video(path, 4).time_range is None
+
+
+def test_time_range_on_vfr_counts_the_frames_inside_it(tmp_path):
+    times = vfr_times(60)
+    path = write_video(tmp_path / "vfr.mp4", n_frames=60, width=64, height=48, pts_seconds=times, gop=6)
+    inside = [k for k, t in enumerate(times) if 0.4 <= t <= 3.0]
+    clip = read_video(path, 6, start_s=0.4, end_s=3.0)
+    want = [inside[0] + i for i in official(len(inside), 6)]
+    assert list(clip.indices) == want and pixel_indices(clip) == want
+
+
+def test_time_range_on_animated_image(tmp_path):
+    webp = write_animated_webp(tmp_path / "anim.webp", n_frames=6)  # frames at 0.0, 0.1, ... 0.5 s
+    clip = read_video(webp, 2, start_s=0.2, end_s=0.5)
+    assert pixel_indices(clip) == [2 + i for i in official(4, 2)] == list(clip.indices)
+
+
+def test_time_range_is_validated(tmp_path):
+    path = write_video(tmp_path / "two_s.mp4", n_frames=48, fps=24, width=64, height=48)
+    with pytest.raises(VideoError, match=r"must start before it ends, got 1 s to 1 s\."):
+        read_video(path, 4, start_s=1, end_s=1)
+    with pytest.raises(VideoError, match=r"start_s must be None or a number of seconds >= 0, got -1"):
+        read_video(path, 4, start_s=-1)
+    with pytest.raises(VideoError, match=r"end_s must be None .* got 'x'"):
+        read_video(path, 4, end_s="x")
+    with pytest.raises(VideoError, match=r"not inside 'two_s.mp4', which runs from 0 s to 2\.000 s\.$"):
+        read_video(path, 4, start_s=1, end_s=5)
+    with pytest.raises(VideoError, match=r"not inside"):
+        read_video(path, 4, start_s=2.5)
+    with pytest.raises(VideoError, match=r"No frame of 'two_s.mp4' lies between 0\.501 s and 0\.52 s"):
+        read_video(path, 4, start_s=0.501, end_s=0.52)  # frames at 0.5 and 0.5417 s
+    with pytest.raises(VideoError, match=r"still image; a time range applies only to videos"):
+        read_video(write_image(tmp_path / "a.png"), 1, start_s=0, end_s=1)
