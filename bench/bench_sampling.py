@@ -1,16 +1,23 @@
-"""Benchmark: read_video(path, 16) against three other ways of getting PLLaVA's 16 frames.
+"""Benchmark: read_video(path, 16) against other ways of getting PLLaVA's 16 frames.
 
-  ours      pllava_demo.video.read_video (seek per GOP, continue inside a GOP)
-  full      decode every frame with PyAV, keep the 16 sampled ones
+  ours      pllava_demo.video.read_video (seek per GOP, continue inside a GOP; on a stream that is not
+            constant-rate, one demux pass first for the packet timestamps)
+  full      decode every frame with PyAV, keep the 16 sampled ones (by ordinal)
   official  the official recipe with PyAV in place of decord: decode the whole video keeping one
             frame per second (np.linspace over frames, held in memory like vr.get_batch), then the
             16 sampled frames (fetched by seeking to each one's keyframe, as decord's get_batch does)
-  floor     seek to the keyframe before each sampled frame (GOP known exactly) and decode to it
+  floor     seek to the keyframe before each sampled frame (GOP and every frame's pts known for free:
+            the bench wrote the file) and decode to it
+  ours+px / floor+px   the same, each frame given the official PLLaVA resize (PIL bicubic to 640 on
+            the long side, what the engine feeds CLIP) right after it is decoded
 
-Each (method, video) runs 3 times, each in a fresh subprocess; time is measured inside it around
-the call (imports excluded), memory is the subprocess's peak RSS (getrusage ru_maxrss), shown
-beside an 'idle' subprocess that only imports. Every method's 16 frames are checked by their
-pixels. Videos are written once into bench/out/ and reused. Knows nothing about the model.
+Videos: 1280x720 h264 ultrafast with a keyframe every 48 frames: `long` (600 s, 24 fps), `short`
+(10 s), and `vfr` (600 s of 1 s at 30 fps then 1 s at 15 fps, repeated: a variable-rate mp4 whose
+frame i is not at time i * duration / n). Each (method, video) runs 3 times, each in a fresh
+subprocess; time is measured inside it around the call (imports excluded), memory is the
+subprocess's peak RSS (getrusage ru_maxrss), shown beside an 'idle' subprocess that only imports.
+Every method's 16 frames are checked by their pixels against the ordinals of the official rule.
+Videos are written once into bench/out/ and reused. Knows nothing about the model.
 
     python bench/bench_sampling.py
 """
@@ -31,13 +38,28 @@ sys.path.insert(0, str(ROOT))
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 
+from pllava_demo.preprocess import official_resize  # noqa: E402
 from pllava_demo.video import read_video, sample_indices  # noqa: E402
 from tests.videos import frame_index, write_long_video  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
-FPS, KEY_S, N = 24, 2, 16
-VIDEOS = {"long": 600, "short": 10}  # name -> seconds, 1280x720 h264 ultrafast, keyframe every 2 s
-METHODS = ["ours", "full", "official", "floor"]
+FPS, GOP, N = 24, 48, 16
+VIDEOS = {"long": 600, "short": 10, "vfr": 600}  # name -> seconds
+METHODS = {"long": ["ours", "full", "official", "floor", "ours+px", "floor+px"],
+           "short": ["ours", "full", "official", "floor"],
+           "vfr": ["ours", "full", "floor", "ours+px", "floor+px"]}
+
+
+def vfr_times(seconds: float) -> list[float]:
+    """1 s at 30 fps, then 1 s at 15 fps, repeated (seconds, rounded to the file's 1 ms time base)."""
+    out = []
+    for block in range(int(seconds // 2)):
+        out += [2 * block + k / 30 for k in range(30)] + [2 * block + 1 + k / 15 for k in range(15)]
+    return [round(t, 3) for t in out]
+
+
+def video_path(name: str) -> Path:
+    return OUT / f"{name}_{VIDEOS[name]}s_1280x720_{'vfr' if name == 'vfr' else f'{FPS}fps'}.mp4"
 
 
 def _open(path):
@@ -47,28 +69,35 @@ def _open(path):
     return container, stream
 
 
-def run_full(path):
+def run_full(path, px=False):
     container, stream = _open(path)
     with container:
         want = set(sample_indices(stream.frames, N))
-        got = [f.to_ndarray(format="rgb24") for i, f in enumerate(container.decode(stream)) if i in want]
-    return got
+        return [f.to_ndarray(format="rgb24") for i, f in enumerate(container.decode(stream)) if i in want]
 
 
-def _seek_decode(container, stream, indices, gop):
-    """Each index: seek to its keyframe (index // gop * gop), decode forward to it."""
-    spf = 1 / (FPS * stream.time_base)  # pts per frame
+def _targets_pts(path, stream, indices) -> list[float]:
+    """Each sampled frame's pts, known to the bench because it wrote the file."""
+    if "vfr" in Path(path).name:
+        times = vfr_times(VIDEOS["vfr"])
+        return [times[i] / stream.time_base for i in indices]
+    return [i / (FPS * stream.time_base) for i in indices]
+
+
+def _seek_decode(container, stream, path, indices, px=False):
+    """Each index: seek to its keyframe (index // GOP * GOP), decode forward to it."""
     out = []
-    for idx in indices:
-        container.seek(int(idx // gop * gop * spf), stream=stream, backward=True, any_frame=False)
+    keys = _targets_pts(path, stream, [i // GOP * GOP for i in indices])
+    for idx, key, want in zip(indices, keys, _targets_pts(path, stream, indices)):
+        container.seek(int(round(key)), stream=stream, backward=True, any_frame=False)
         for f in container.decode(stream):
-            if f.pts >= (idx - 0.5) * spf:
-                out.append(f.to_ndarray(format="rgb24"))
+            if f.pts >= want - 0.5:
+                out.append(np.asarray(official_resize(f.to_image())) if px else f.to_ndarray(format="rgb24"))
                 break
     return out
 
 
-def run_official(path):
+def run_official(path, px=False):
     container, stream = _open(path)
     with container:
         n = stream.frames
@@ -76,28 +105,30 @@ def run_official(path):
         per_second = set(np.linspace(0, n - 1, int(duration)).astype(int).tolist())
         buffer = [f.to_ndarray(format="rgb24") for i, f in enumerate(container.decode(stream)) if i in per_second]
         del buffer  # the official loader throws it away too
-        return _seek_decode(container, stream, sample_indices(n, N), KEY_S * FPS)
+        return _seek_decode(container, stream, path, sample_indices(n, N))
 
 
-def run_floor(path):
+def run_floor(path, px=False):
     container, stream = _open(path)
     with container:
-        return _seek_decode(container, stream, sample_indices(stream.frames, N), KEY_S * FPS)
+        return _seek_decode(container, stream, path, sample_indices(stream.frames, N), px)
 
 
-def run_ours(path):
-    return list(read_video(path, N).frames)
+def run_ours(path, px=False):
+    return list(read_video(path, N, resize=official_resize if px else None).frames)
 
 
 def child(method: str, path: str) -> None:
     """Subprocess body: one timed call, then a JSON line on stdout."""
-    fn = {"ours": run_ours, "full": run_full, "official": run_official, "floor": run_floor, "idle": None}[method]
+    base, px = method.removesuffix("+px"), method.endswith("+px")
+    fn = {"ours": run_ours, "full": run_full, "official": run_official, "floor": run_floor, "idle": None}[base]
     t0 = time.perf_counter()
-    frames = fn(path) if fn else []
+    frames = fn(path, px) if fn else []
     seconds = time.perf_counter() - t0
     with av.open(path) as c:
         n = c.streams.video[0].frames
     ok = fn is None or [frame_index(f) for f in frames] == sample_indices(n, N)
+    ok = ok and (fn is None or not px or all(f.shape == (360, 640, 3) for f in frames))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps({"seconds": seconds, "rss_mb": rss_mb, "ok": ok}))
 
@@ -116,28 +147,30 @@ def measure(method: str, path: Path) -> dict:
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    paths = {}
     for name, seconds in VIDEOS.items():
-        path = OUT / f"{name}_{seconds}s_1280x720_{FPS}fps.mp4"
+        path = video_path(name)
         if not path.exists():
             t0 = time.perf_counter()
             tmp = path.with_suffix(".part.mp4")
-            write_long_video(tmp, seconds=seconds, fps=FPS, width=1280, height=720, keyframe_every_s=KEY_S)
+            write_long_video(tmp, seconds=seconds, fps=FPS, width=1280, height=720, keyframe_every_s=GOP / FPS,
+                             pts_seconds=vfr_times(seconds) if name == "vfr" else None)
             tmp.rename(path)
             print(f"wrote {path.name} in {time.perf_counter() - t0:.1f} s")
-        paths[name] = path
-    print(f"PyAV {av.__version__}, {N} frames, h264 1280x720 {FPS} fps ultrafast, keyframe every {KEY_S} s; "
+    print(f"PyAV {av.__version__}, {N} frames, h264 1280x720 ultrafast, keyframe every {GOP} frames; "
           "median of 3 runs, each in its own subprocess; memory = peak RSS of that subprocess")
-    for name, path in paths.items():
+    for name in VIDEOS:
+        path = video_path(name)
+        with av.open(str(path)) as c:
+            n = c.streams.video[0].frames
         idle = measure("idle", path)
-        results = {m: measure(m, path) for m in METHODS}
-        ours = results["ours"]["seconds"]
-        print(f"\n{name} video ({VIDEOS[name]} s, {VIDEOS[name] * FPS} frames); idle subprocess peak RSS {idle['rss_mb']:.0f} MB")
-        print(f"| method   | time (s) | ours faster by | peak RSS (MB) | frames right |")
-        print(f"|----------|---------:|---------------:|--------------:|:------------:|")
+        results = {m: measure(m, path) for m in METHODS[name]}
+        print(f"\n{name} video ({VIDEOS[name]} s, {n} frames); idle subprocess peak RSS {idle['rss_mb']:.0f} MB")
+        print("| method   | time (s) | / ours (same output) | peak RSS (MB) | frames right |")
+        print("|----------|---------:|---------------------:|--------------:|:------------:|")
         for m, r in results.items():
-            ratio = r["seconds"] / ours
-            print(f"| {m:<8} | {r['seconds']:8.3f} | {ratio:13.1f}x | {r['rss_mb']:13.0f} | {'yes' if r['ok'] else 'NO':^12} |")
+            ours = results["ours+px" if m.endswith("+px") else "ours"]["seconds"]
+            print(f"| {m:<8} | {r['seconds']:8.3f} | {r['seconds'] / ours:19.2f}x | {r['rss_mb']:13.0f} | "
+                  f"{'yes' if r['ok'] else 'NO':^12} |")
 
 
 if __name__ == "__main__":

@@ -168,23 +168,32 @@ def write_video(
 
 
 def write_long_video(
-    path, *, seconds: float = 600, fps: int = 24, width: int = 1280, height: int = 720, keyframe_every_s: float = 2
+    path, *, seconds: float = 600, fps: int = 24, width: int = 1280, height: int = 720, keyframe_every_s: float = 2,
+    pts_seconds: list[float] | None = None,
 ) -> Path:
     """A long h264 mp4, cheap to make: the picture is the flat counter grid written straight into
-    the Y plane (no RGB conversion), encoded with x264 ultrafast, keyframe every keyframe_every_s."""
-    n_frames, gop = int(round(seconds * fps)), max(1, int(round(keyframe_every_s * fps)))
+    the Y plane (no RGB conversion), encoded with x264 ultrafast, keyframe every keyframe_every_s
+    (every keyframe_every_s * fps frames). pts_seconds: each frame's time, for a variable-rate file
+    (then `seconds` is ignored and the file has len(pts_seconds) frames)."""
+    n_frames = len(pts_seconds) if pts_seconds is not None else int(round(seconds * fps))
+    gop = max(1, int(round(keyframe_every_s * fps)))
     path = Path(path)
     with av.open(str(path), "w") as container:
         opts = {"preset": "ultrafast", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
         stream = container.add_stream("libx264", rate=fps, options=opts)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if pts_seconds is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
         yuv = np.full((height * 3 // 2, width), 128, dtype=np.uint8)  # (Y rows, then U and V rows)
         bounds = [(_cell_bounds(height, r), _cell_bounds(width, c)) for r in range(GRID) for c in range(GRID)]
         for k in range(n_frames):
             for bit, ((y0, y1), (x0, x1)) in zip(_bits(k), bounds):
                 yuv[y0:y1, x0:x1] = BRIGHT if bit else DARK
             frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-            frame.pts = k
+            if pts_seconds is not None:
+                frame.pts, frame.time_base = round(pts_seconds[k] * 1000), Fraction(1, 1000)
+            else:
+                frame.pts = k
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
