@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .caption_io import CaptionJob, CaptionWriter, discover, write_parquet
-from .config import GenerationSettings, PoolingShape, check_pooling_shape
+from .config import GenerationSettings, PoolingShape, check_pooling_shape, clean_text
 from .errors import InputError, PllavaError
 from .prompt import RECAPTION_PROMPT, RECAPTION_SYSTEM, TextStream, chat_format_for, fit_prompt, stop_token_ids
 
@@ -59,6 +59,8 @@ class CaptionOptions:
     settings: GenerationSettings = field(default_factory=GenerationSettings)
 
     def __post_init__(self):
+        for name in ("prompt", "system"):  # argv may carry lone surrogates (undecodable bytes)
+            object.__setattr__(self, name, clean_text(getattr(self, name)))
         if not self.prompt.strip():
             raise InputError("The caption prompt is empty.")
         if self.num_frames < 1:
@@ -112,7 +114,7 @@ class Captioner:
         fitted = fit_prompt(self.tokenizer, self.format, self.options.system, (), prompt,
                             n_video_tokens=self.n_video_tokens, context=self.loaded.context_length,
                             max_new_tokens=self.options.settings.max_new_tokens)
-        return self.tokenizer(fitted.text, add_special_tokens=True).input_ids, fitted.max_new_tokens
+        return list(fitted.ids), fitted.max_new_tokens
 
     @torch.inference_mode()
     def caption_batch(self, items: list[Prepared]) -> list[dict]:

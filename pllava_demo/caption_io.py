@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import clean_text
 from .errors import InputError
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def _job_from_record(record: dict, base: Path, src: Path, line: int) -> CaptionJ
     key = next((k for k in PATH_FIELDS if record.get(k)), None)
     if key is None:
         raise InputError(f"{src.name} line {line} names no video: give a column or field called one of {', '.join(PATH_FIELDS)}.")
-    prompt = record.get("prompt") or None
+    prompt = clean_text(str(record["prompt"])) if record.get("prompt") else None  # "\ud83d" in JSON
     return CaptionJob(_resolve(str(record[key]), base), prompt)
 
 

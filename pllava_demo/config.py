@@ -40,6 +40,16 @@ def check_pooling_shape(shape, grid: tuple[int, int] = (24, 24)) -> PoolingShape
     return (t, h, w)
 
 
+def clean_text(text: str) -> str:
+    """Text that can be encoded: a lone UTF-16 surrogate (raw JSON "\\ud83d", a cut emoji) cannot be
+    turned into UTF-8 by the tokenizer, so it becomes U+FFFD; a surrogate pair becomes its character."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 @dataclass(frozen=True)
 class VideoModelSpec:
     """What the PLLaVA glue needs from a checkpoint's config.json (not the CLIP or LLM shapes)."""
@@ -101,6 +111,8 @@ class Limits:
     max_duration_s: float = 3 * 3600.0
     max_frames: int = 32
     max_question_chars: int = 4000
+    max_system_chars: int = 8000
+    max_prompt_chars: int = 64000  # system + history + question; older turns are left out past it
     max_new_tokens: int = 1024
     decode_time_budget_s: float = 60.0
     feature_cache_mb: float = 2048.0
@@ -115,12 +127,27 @@ class Limits:
             raise ValueError(f"Limits.max_new_tokens must be at most 4096, got {self.max_new_tokens}.")
 
     def check_question(self, text: str) -> str:
-        text = (text or "").strip()
+        if text is not None and not isinstance(text, str):
+            raise InputError(f"The question must be text, got {type(text).__name__}.")
+        text = clean_text(text or "").strip()
         if not text:
             raise InputError("Please type a question first.")
         if len(text) > self.max_question_chars:
             raise InputError(
                 f"The question is {len(text):,} characters long; the limit is {self.max_question_chars:,}."
+            )
+        return text
+
+    def check_system(self, text) -> str:
+        """The system prompt as the model gets it; empty is allowed (no system block)."""
+        if text is None:
+            return ""
+        if not isinstance(text, str):
+            raise InputError(f"The system prompt must be text, got {type(text).__name__}.")
+        text = clean_text(text)
+        if len(text) > self.max_system_chars:
+            raise InputError(
+                f"The system prompt is {len(text):,} characters long; the limit is {self.max_system_chars:,}."
             )
         return text
 

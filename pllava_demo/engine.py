@@ -276,7 +276,7 @@ class Engine:
             return self.model.encode_frames(pixels)  # (T, H*W, D)
 
     def new_session(self, system: str = DEFAULT_SYSTEM) -> "ChatSession":
-        return ChatSession(self, system)
+        return ChatSession(self, self.limits.check_system(system))
 
 
 @dataclass
@@ -340,6 +340,7 @@ class ChatSession:
         The answer joins the history when the stream ends, also when it is closed early."""
         eng = self.engine
         question = eng.limits.check_question(question)
+        system = eng.limits.check_system(self.system)  # also when set directly on the session
         if self.video is None:
             raise InputError("Upload a video (or pick an example) before asking.")
         if settings.max_new_tokens > eng.limits.max_new_tokens:
@@ -347,9 +348,9 @@ class ChatSession:
         shape = eng.pooling_shape(pooling_shape)
         alpha = eng.check_alpha(lora_alpha)
         try:
-            fitted = fit_prompt(eng.tokenizer, eng.format, self.system, self.turns, question,
+            fitted = fit_prompt(eng.tokenizer, eng.format, system, self.turns, question,
                                 n_video_tokens=math.prod(shape), context=eng.loaded.context_length,
-                                max_new_tokens=settings.max_new_tokens)
+                                max_new_tokens=settings.max_new_tokens, max_chars=eng.limits.max_prompt_chars)
         except ValueError as e:
             raise InputError(str(e)) from None
         self.notice = None
@@ -369,7 +370,7 @@ class ChatSession:
         last_image = len(seq) - 1 - seq[::-1].index(eng.spec.image_token_index)
         video_key = video.clip.content_key
         signature = (video_key, self.video.num_frames, video.clip.time_range, shape, alpha)
-        text = TextStream(eng.tokenizer, eng.format.stop_strings)
+        text = TextStream(eng.tokenizer, eng.format.stop_strings, anchor_id=fitted.ids[-1])
         answered, failed, kv = False, False, None
 
         def prefill() -> torch.Tensor:
@@ -433,7 +434,9 @@ class ChatSession:
             # A new video loaded meanwhile started a new chat: this answer was about the old one.
             same_video = self.video is not None and self.video.clip.content_key == video_key
             if not self.closed and same_video and (not failed or text.text):
-                self.turns.append(Turn(question, text.text, stopped=not answered))
+                # The prompt gets the answer as the model wrote it (official: "ASSISTANT: Yes</s>"), so a
+                # follow-up's ids match the official template and the KV cache covers the whole answer.
+                self.turns.append(Turn(question, text.text, stopped=not answered, raw=text.raw if answered else None))
 
     def _keep(self, kv: _KV) -> None:
         """Keep this cache for its settings; a session keeps its KV_PER_SESSION most recent settings, so

@@ -1,5 +1,6 @@
-"""Conversation text: the official prompt formats, history that fits the context window, and
-streaming detokenization that cleans answers without eating letters.
+"""Conversation text: the official prompt formats and history that fits the context window. Token ids
+at the edges (control tokens only where the template puts them, streaming without half characters)
+are tokens.py's job.
 
 Knows strings and a tokenizer; knows nothing of tensors, models or video beyond the single
 "<image>" placeholder that the model replaces with visual tokens.
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+from .tokens import TextStream, encode_prompt  # noqa: F401  (TextStream: callers import it from here)
 
 IMAGE = "<image>"
 
@@ -51,11 +54,17 @@ RECAPTION_PROMPT = (
 )
 
 
+
 @dataclass(frozen=True)
 class Turn:
     question: str
-    answer: str
+    answer: str  # as the chat shows it: stripped
     stopped: bool = False  # the user stopped it mid-way; kept as they saw it
+    raw: str | None = None  # as the model wrote it after the assistant marker (" Yes"): what the prompt gets
+
+    @property
+    def said(self) -> str:
+        return self.answer if self.raw is None else self.raw
 
 
 @dataclass(frozen=True)
@@ -71,23 +80,27 @@ class ChatFormat:
     stop_tokens: tuple[str, ...]
     stop_strings: tuple[str, ...]
 
-    def system_block(self, system: str) -> str:
-        if not system:
-            return ""
-        if self.name == "chatml":
-            return f"<|im_start|>system\n{system}{self.user_end}"
-        return system + self.user_end
+    def parts(self, system: str, turns: list[Turn] | tuple[Turn, ...], question: str) -> list[tuple[str, bool]]:
+        """The prompt up to where the assistant starts its answer, as (text, plain) parts: template text,
+        or plain text (typed by a person or written by the model) in which control tokens mean nothing."""
+        T, P = False, True
+        out = []
+        if system:
+            out += [("<|im_start|>system\n", T)] if self.name == "chatml" else []
+            out += [(system, P), (self.user_end, T)]
+        out += [(self.user + self.video_turn + self.user_end, T)]
+        for t in turns:
+            out += [(self.user, T), (t.question, P), (self.user_end + self.assistant, T), (t.said, P),
+                    (self.assistant_end, T)]
+        out += [(self.user, T), (question, P), (self.user_end + self.assistant, T)]
+        return out
 
     def render(self, system: str, turns: list[Turn] | tuple[Turn, ...], question: str) -> str:
-        """The whole prompt up to where the assistant starts its answer."""
-        parts = [self.system_block(system), self.user, self.video_turn, self.user_end]
-        for t in turns:
-            parts += [self.user, t.question, self.user_end, self.assistant, t.answer, self.assistant_end]
-        parts += [self.user, question, self.user_end, self.assistant]
-        return "".join(parts)
+        return "".join(text for text, _ in self.parts(system, turns, question))
 
 
-# Official 7B/13B "plain" demo: `{system} USER:<image>  USER:{q} ASSISTANT:{a}</s>USER:...`.
+# Official 7B/13B "plain" demo: `{system} USER:<image>  USER:{q} ASSISTANT:{a}</s>USER:...`, where {a} is
+# the answer as the model wrote it after "ASSISTANT:", leading space included.
 VICUNA = ChatFormat(
     name="vicuna", user="USER:", assistant="ASSISTANT:", user_end=" ", assistant_end="</s>",
     video_turn=f"{IMAGE} ", stop_tokens=("</s>",), stop_strings=("USER:", "</s>"),
@@ -124,15 +137,23 @@ class FittedPrompt:
 
 
 def fit_prompt(tokenizer, fmt: ChatFormat, system: str, turns, question: str, *, n_video_tokens: int,
-               context: int, max_new_tokens: int, min_answer_tokens: int = 16) -> FittedPrompt:
-    """Drop the oldest turns (never the video) until prompt + video + answer fit the context window.
+               context: int, max_new_tokens: int, min_answer_tokens: int = 16,
+               max_chars: int | None = None) -> FittedPrompt:
+    """Drop the oldest turns (never the video) until prompt + video + answer fit the context window, and
+    the prompt text fits max_chars (checked before tokenizing, so a huge history costs no tokenizer time).
     If the prompt alone leaves less than max_new_tokens, the answer budget shrinks; if it leaves less
-    than min_answer_tokens, ValueError with a message for the user."""
+    than min_answer_tokens, or the prompt without history is over max_chars, ValueError for the user."""
     turns = tuple(turns)
     for dropped in range(len(turns) + 1):
         kept = turns[dropped:]
-        text = fmt.render(system, kept, question)
-        ids = tuple(tokenizer(text, add_special_tokens=True).input_ids)
+        parts = fmt.parts(system, kept, question)
+        text = "".join(t for t, _ in parts)
+        if max_chars is not None and len(text) > max_chars:
+            if kept:
+                continue
+            raise ValueError(f"The prompt (system prompt and question) is {len(text):,} characters long; "
+                             f"the limit is {max_chars:,}.")
+        ids = tuple(encode_prompt(tokenizer, parts))
         n = len(ids) - 1 + n_video_tokens
         if n + max_new_tokens <= context:
             return FittedPrompt(text, kept, dropped, max_new_tokens, n, ids)
@@ -143,49 +164,3 @@ def fit_prompt(tokenizer, fmt: ChatFormat, system: str, turns, question: str, *,
         f"The question, system prompt and {n_video_tokens} visual tokens need {n} of the {context}-token "
         f"context window, leaving no room for an answer; shorten the question or use a smaller pooling shape."
     )
-
-
-class TextStream:
-    """Turns generated token ids into text pieces for streaming. Holds back an incomplete UTF-8
-    character and any tail that may be the start of a stop string, and cuts at a stop string."""
-
-    def __init__(self, tokenizer, stop_strings=()):
-        self.tokenizer = tokenizer
-        self.stop_strings = tuple(s for s in stop_strings if s)
-        self.ids: list[int] = []
-        self.sent = ""
-        self.stopped = False
-
-    def _visible(self, final: bool) -> str:
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        cut = min((i for i in (text.find(s) for s in self.stop_strings) if i >= 0), default=-1)
-        if cut >= 0:
-            self.stopped = True
-            return text[:cut].rstrip()
-        if final:
-            return text.rstrip()
-        if text.endswith("\ufffd"):
-            text = text[:-1]
-        for s in self.stop_strings:  # hold back a possible beginning of a stop string
-            for k in range(min(len(s) - 1, len(text)), 0, -1):
-                if text.endswith(s[:k]):
-                    text = text[:-k]
-                    break
-        return text.rstrip()  # trailing space waits for the next word: the answer never ends in one
-
-    def push(self, token_id: int) -> str:
-        self.ids.append(token_id)
-        return self._advance(self._visible(final=False))
-
-    def finish(self) -> str:
-        return self._advance(self._visible(final=True))
-
-    def _advance(self, visible: str) -> str:
-        if not visible.startswith(self.sent):  # a decoder re-spaced earlier text: send nothing new yet
-            return ""
-        piece, self.sent = visible[len(self.sent):], visible
-        return piece
-
-    @property
-    def text(self) -> str:
-        return self.sent.strip()

@@ -134,8 +134,10 @@ def make_tiny(
     lora_rank: int = 8,
     seed: int = 0,
     dtype: torch.dtype = torch.bfloat16,
+    tokenizer=None,
 ) -> Path:
-    """Write a tiny random checkpoint to `directory` and return its path."""
+    """Write a tiny random checkpoint to `directory` and return its path. `tokenizer`: a transformers fast
+    tokenizer with "<image>" to save instead of the built-in one (tests use the legacy LLaMA layout)."""
     from safetensors.torch import save_file
 
     if layout not in ("official", "llava-hf"):
@@ -144,7 +146,7 @@ def make_tiny(
         raise ValueError(f"chat_format must be 'vicuna' or 'chatml', got {chat_format!r}")
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(chat_format)
+    tokenizer = tokenizer or build_tokenizer(chat_format)
     image_token = tokenizer.convert_tokens_to_ids("<image>")
     vision, text, cfg = _configs(len(tokenizer), image_token, chat_format, layout, pooling_shape, num_frames)
     if chat_format == "chatml":

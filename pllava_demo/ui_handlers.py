@@ -347,6 +347,8 @@ def set_options(studio: Studio, progress: Progress | None = None, **changes) -> 
         changes["lora_alpha"] = None
     elif "lora_alpha" in changes:
         changes["lora_alpha"] = check_lora_alpha(changes["lora_alpha"])
+    if "system" in changes:
+        changes["system"] = engine.limits.check_system(changes["system"])  # text, length limit, no lone surrogates
     try:
         new = dataclasses.replace(studio.options, **changes).consistent()
         new.settings()  # validates the generation settings, naming the allowed range

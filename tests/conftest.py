@@ -35,3 +35,19 @@ def engine(tiny_official):
     from pllava_demo.engine import Engine
 
     return Engine.load(tiny_official, device="cpu", quantization="none")
+
+
+@pytest.fixture(scope="session")
+def legacy_tokenizer():
+    """A tokenizer in the released legacy LLaMA layout (tests/legacy_tokenizer.py)."""
+    from legacy_tokenizer import build_legacy_tokenizer
+
+    return build_legacy_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_legacy(tmp_path_factory):
+    """A tiny official-layout checkpoint with the legacy LLaMA tokenizer (random answers)."""
+    from legacy_tokenizer import make_legacy_tiny
+
+    return make_legacy_tiny(tmp_path_factory.mktemp("tiny_legacy"))
