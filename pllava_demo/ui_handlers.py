@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape, check_lora_alpha, check_pooling_shape
+from .api_types import Bounds, parse_changes, upload_frames
+from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape
 from .errors import InputError, PllavaError, VideoError
 from .prompt import DEFAULT_SYSTEM
 from .video import check_file
@@ -113,7 +114,8 @@ def one_line(e: BaseException) -> str:
 # -- one person's settings and chat --------------------------------------------------------------
 @dataclass(frozen=True)
 class Options:
-    """Everything the sliders set. pooling[0] (T') is kept <= num_frames by `consistent`."""
+    """Everything the sliders set, already typed and in range (api_types parses them). `consistent`
+    keeps pooling[0] (T') <= num_frames and min_new_tokens <= max_new_tokens."""
 
     num_frames: int = 16
     pooling: PoolingShape = (16, 12, 12)
@@ -128,15 +130,14 @@ class Options:
     system: str = DEFAULT_SYSTEM
 
     def consistent(self) -> "Options":
-        t, h, w = (int(v) for v in self.pooling)
-        return dataclasses.replace(self, num_frames=int(self.num_frames), pooling=(max(1, min(t, int(self.num_frames))), h, w))
+        t, h, w = self.pooling
+        return dataclasses.replace(self, pooling=(max(1, min(t, self.num_frames)), h, w),
+                                   min_new_tokens=min(self.min_new_tokens, self.max_new_tokens))
 
     def settings(self) -> GenerationSettings:
-        return GenerationSettings(do_sample=bool(self.do_sample), temperature=float(self.temperature),
-                                  top_p=float(self.top_p), max_new_tokens=int(self.max_new_tokens),
-                                  repetition_penalty=float(self.repetition_penalty),
-                                  min_new_tokens=min(int(self.min_new_tokens), int(self.max_new_tokens)),
-                                  seed=self.seed)
+        return GenerationSettings(do_sample=self.do_sample, temperature=self.temperature, top_p=self.top_p,
+                                  max_new_tokens=self.max_new_tokens, repetition_penalty=self.repetition_penalty,
+                                  min_new_tokens=self.min_new_tokens, seed=self.seed)
 
     def label(self, has_lora: bool = True) -> str:
         t, h, w = self.pooling
@@ -320,7 +321,7 @@ def load_video(studio: Studio, path, num_frames: int | None = None, progress: Pr
         p = check_upload(path, studio.engine.limits)
         options = studio.options
         if num_frames is not None:
-            options = dataclasses.replace(options, num_frames=int(num_frames)).consistent()
+            options = dataclasses.replace(options, num_frames=upload_frames(num_frames, studio.engine.limits)).consistent()
         studio.session.set_video(p, options.num_frames, progress)
     except BaseException:
         if path and studio.uploads is not None:  # keep only the video still in use
@@ -335,24 +336,12 @@ def load_video(studio: Studio, path, num_frames: int | None = None, progress: Pr
 
 def set_options(studio: Studio, progress: Progress | None = None, **changes) -> Studio:
     """Change any Options field; a new frame count re-encodes the video (cached per count). Every value
-    is checked first, and a failed re-encode changes nothing, so a bad request never sticks."""
-    fields = [f.name for f in dataclasses.fields(Options)]
-    unknown = set(changes) - set(fields)
-    if unknown:
-        raise InputError(f"Unknown option(s) {sorted(unknown)}; known: {fields}.")
+    is parsed first (api_types: one message naming the field and its range), and a failed re-encode
+    changes nothing, so a bad request never sticks."""
     engine = studio.engine
-    if "pooling" in changes:
-        changes["pooling"] = check_pooling_shape(changes["pooling"], engine.spec.frame_grid)
-    if not engine.spec.has_lora:
-        changes["lora_alpha"] = None
-    elif "lora_alpha" in changes:
-        changes["lora_alpha"] = check_lora_alpha(changes["lora_alpha"])
-    try:
-        new = dataclasses.replace(studio.options, **changes).consistent()
-        new.settings()  # validates the generation settings, naming the allowed range
-    except (TypeError, ValueError):
-        raise InputError(f"Some settings are not numbers where numbers are needed: {changes}.") from None
-    engine.limits.check_frames(new.num_frames)
+    typed = parse_changes(changes, Bounds.of(engine))
+    new = dataclasses.replace(studio.options, **typed).consistent()
+    new.settings()  # the last word on the generation settings' ranges
     if studio.video_path and new.num_frames != studio.video.num_frames:
         studio.session.set_video(studio.video_path, new.num_frames, progress)
     studio.options = new
