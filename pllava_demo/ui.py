@@ -27,6 +27,7 @@ from pathlib import Path
 import gradio as gr
 
 from . import api_types as A
+from . import ui_guard
 from . import ui_handlers as H
 from . import ui_view as V
 from .errors import PllavaError
@@ -441,7 +442,7 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
             return {**V.video_info(studio), "turns": [dataclasses.asdict(t) for t in studio.session.turns]}, studio
 
         def api_status():
-            return H.server_status(holder, registry)
+            return H.server_status(holder, registry, getattr(demo, "disk", None))
 
         def api_stop(request: gr.Request = None):
             studio = registry.get(getattr(request, "session_hash", None))
@@ -475,7 +476,10 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
         demo.unload(on_unload)
 
     # GPU events share one group at the default limit: `concurrency` streams interleave per token.
-    demo.queue(max_size=max_queue, default_concurrency_limit=concurrency)
+    # api_open=False: POST /gradio_api/run/<name> may not skip the queue (only the unqueued /stop runs directly)
+    demo.queue(max_size=max_queue, default_concurrency_limit=concurrency, api_open=False)
+    ui_guard.attach(demo, registry.uploads, examples_cached, budget_mb=limits.upload_budget_mb,
+                    grace_s=limits.upload_grace_s)
     demo.registry = registry
     return demo
 
@@ -498,4 +502,4 @@ def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, share:
            max_file_mb: float = 200.0, model_dir: str | None = None, **kwargs):
     css = CSS_PATH.read_text() if CSS_PATH.exists() else None
     return demo.launch(**launch_kwargs(host=host, port=port, share=share, max_file_mb=max_file_mb, model_dir=model_dir),
-                       theme=gr.themes.Soft(), css=css, **kwargs)
+                       theme=gr.themes.Soft(), css=css, app_kwargs=ui_guard.start(demo), **kwargs)
