@@ -46,6 +46,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--kv-cache-mb", type=float, default=float(env("PLLAVA_KV_CACHE_MB", 4096)),
                    help="memory for the sessions' KV caches, least recently used dropped first "
                         "(env PLLAVA_KV_CACHE_MB; default %(default)s)")
+    p.add_argument("--upload-budget-mb", type=float, default=float(env("PLLAVA_UPLOAD_BUDGET_MB", 10240)),
+                   help="disk for the upload folder in all; a full one answers 'the server is busy' "
+                        "(env PLLAVA_UPLOAD_BUDGET_MB; default %(default)s)")
+    p.add_argument("--upload-grace", type=float, default=float(env("PLLAVA_UPLOAD_GRACE_S", 300)),
+                   help="seconds before a file no session holds (an unused upload, a thumbnail) is deleted "
+                        "(env PLLAVA_UPLOAD_GRACE_S; default %(default)s)")
     p.add_argument("--concurrency", type=int, default=int(env("PLLAVA_CONCURRENCY", 2)),
                    help="answers generated at once (env PLLAVA_CONCURRENCY)")
     p.add_argument("--max-queue", type=int, default=int(env("PLLAVA_MAX_QUEUE", 32)),
@@ -74,7 +80,8 @@ def main(argv=None) -> None:
     limits = Limits(max_file_mb=args.max_file_size, max_duration_s=args.max_duration, max_frames=args.max_frames,
                     max_question_chars=args.max_question_chars, max_new_tokens=args.max_new_tokens,
                     decode_time_budget_s=args.decode_time_budget, feature_cache_mb=args.feature_cache_mb,
-                    kv_cache_mb=args.kv_cache_mb)
+                    kv_cache_mb=args.kv_cache_mb, upload_budget_mb=args.upload_budget_mb,
+                    upload_grace_s=args.upload_grace)
     holder = ModelHolder(args.model, device=args.device, quantization=args.quantization, limits=limits).start()
     demo = build_demo(holder, idle_timeout_s=args.idle_timeout, concurrency=args.concurrency, max_queue=args.max_queue)
     launch(demo, host=args.host, port=args.port, share=args.share, max_file_mb=args.max_file_size,

@@ -117,6 +117,8 @@ class Limits:
     decode_time_budget_s: float = 60.0
     feature_cache_mb: float = 2048.0
     kv_cache_mb: float = 4096.0
+    upload_budget_mb: float = 10240.0  # the upload folder in all: uploads, thumbnails, heat maps
+    upload_grace_s: float = 300.0  # a file nobody holds is deleted once it is this old
 
     def __post_init__(self):
         for f in fields(self):

@@ -18,6 +18,8 @@ This module knows no UI and no command line.
 
 from __future__ import annotations
 
+import dataclasses
+
 import itertools
 import logging
 import math
@@ -127,6 +129,11 @@ class _KV:
 KV_PER_SESSION = 3  # KV caches a session keeps, one per recent (video, frames, pooling, alpha)
 
 
+def _as_of(vf: VideoFeatures, path) -> VideoFeatures:
+    """The shared features under this caller's own file name (the frames and tensors are not copied)."""
+    return dataclasses.replace(vf, clip=dataclasses.replace(vf.clip, source=str(path)))
+
+
 def _drop_session_caches(budget: ByteLRU, session_id: int) -> None:
     for key in budget.keys():
         if key[0] == session_id:
@@ -197,7 +204,7 @@ class Engine:
         cached = self.features.get(key)
         if cached is not None:
             self.stats["feature_cache_hits"] += 1
-            return cached
+            return _as_of(cached, path)
         if progress:
             progress(0.05, "Decoding frames")
         # each frame gets PllavaProcessor's resize as it is decoded (never held at full size), then CLIP's
@@ -212,7 +219,7 @@ class Engine:
         self.stats["vision_calls"] += 1
         self.stats["vision_frames"] += pixels.shape[0]
         vf = VideoFeatures(clip=clip, features=feats, num_frames=num_frames)
-        self.features.put(key, vf)
+        self.features.put(key, _as_of(vf, ""))  # shared by content: the cache keeps no one's file name
         if progress:
             progress(1.0, "Ready")
         return vf

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import gradio as gr
 
+from . import api_types as A
+from . import ui_guard
 from . import ui_handlers as H
 from . import ui_view as V
 from .errors import PllavaError
@@ -84,13 +86,15 @@ def _progress(progress):
 
 
 # -- GPU work: the only functions ZeroGPU must wrap -------------------------------------------
-@gpu(lambda studio, path, num_frames, progress=None: gpu_duration(num_frames or studio.options.num_frames, 1))
+@gpu(lambda studio, path, num_frames, progress=None:
+     gpu_duration(num_frames if type(num_frames) is int else studio.options.num_frames, 1))
 def _gpu_load(studio, path, num_frames, progress=None):
     H.load_video(studio, path, num_frames, progress)
     return studio.video
 
 
-@gpu(lambda studio, progress=None, **changes: gpu_duration(changes.get("num_frames", 16), 1))
+@gpu(lambda studio, progress=None, **changes:
+     gpu_duration(n if type(n := changes.get("num_frames")) is int else 16, 1))
 def _gpu_options(studio, progress=None, **changes):
     H.set_options(studio, progress, **changes)
     return studio.video
@@ -236,7 +240,7 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
         # hidden inputs/outputs of the API-only endpoints
         with gr.Group(visible=False):
             api_file = gr.File()
-            api_frames = gr.Number(16, precision=0)
+            api_frames = gr.JSON(None)  # any JSON: api_types names the field when it is not a frame count
             api_question = gr.Textbox()
             api_changes = gr.JSON()
             api_answer = gr.Textbox()
@@ -396,13 +400,14 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
         @guard
         def api_upload(file, num_frames, studio, request: gr.Request = None, progress=gr.Progress()):
             studio = studio_for(studio, request)
-            _adopt(studio, _gpu_load(studio, file, int(num_frames) if num_frames else None, _progress(progress)))
+            # num_frames is parsed inside load_video, after the file is held: a refused request deletes it
+            _adopt(studio, _gpu_load(studio, file, num_frames, _progress(progress)))
             return V.video_info(studio), studio
 
         @guard
         def api_set_options(changes, studio, request: gr.Request = None, progress=gr.Progress()):
             studio = studio_for(studio, request)
-            _adopt(studio, _gpu_options(studio, _progress(progress), **dict(changes or {})))
+            _adopt(studio, _gpu_options(studio, _progress(progress), **A.changes_dict(changes)))
             return V.video_info(studio), studio
 
         @guard
@@ -421,7 +426,7 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
         def api_compare(changes, studio, request: gr.Request = None):
             studio = studio_for(studio, request)
             out = None
-            for la, a, lb, b in _gpu_compare(studio, **dict(changes or {})):
+            for la, a, lb, b in _gpu_compare(studio, **A.changes_dict(changes)):
                 out = {"labels": [la, lb], "a": a, "b": b}
                 yield out, studio
 
@@ -437,7 +442,7 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
             return {**V.video_info(studio), "turns": [dataclasses.asdict(t) for t in studio.session.turns]}, studio
 
         def api_status():
-            return H.server_status(holder, registry)
+            return H.server_status(holder, registry, getattr(demo, "disk", None))
 
         def api_stop(request: gr.Request = None):
             studio = registry.get(getattr(request, "session_hash", None))
@@ -471,7 +476,10 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
         demo.unload(on_unload)
 
     # GPU events share one group at the default limit: `concurrency` streams interleave per token.
-    demo.queue(max_size=max_queue, default_concurrency_limit=concurrency)
+    # api_open=False: POST /gradio_api/run/<name> may not skip the queue (only the unqueued /stop runs directly)
+    demo.queue(max_size=max_queue, default_concurrency_limit=concurrency, api_open=False)
+    ui_guard.attach(demo, registry.uploads, examples_cached, budget_mb=limits.upload_budget_mb,
+                    grace_s=limits.upload_grace_s)
     demo.registry = registry
     return demo
 
@@ -494,4 +502,4 @@ def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, share:
            max_file_mb: float = 200.0, model_dir: str | None = None, **kwargs):
     css = CSS_PATH.read_text() if CSS_PATH.exists() else None
     return demo.launch(**launch_kwargs(host=host, port=port, share=share, max_file_mb=max_file_mb, model_dir=model_dir),
-                       theme=gr.themes.Soft(), css=css, **kwargs)
+                       theme=gr.themes.Soft(), css=css, app_kwargs=ui_guard.start(demo), **kwargs)

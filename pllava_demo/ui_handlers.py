@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape, check_lora_alpha, check_pooling_shape
+from .api_types import Bounds, parse_changes, upload_frames
+from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape
 from .errors import InputError, PllavaError, VideoError
 from .prompt import DEFAULT_SYSTEM
+from .ui_files import Uploads
 from .video import check_file
 
 log = logging.getLogger(__name__)
@@ -73,7 +77,7 @@ class ModelHolder:
             self.stage = "ready"
         except Exception as e:  # any failure must reach the page as one line, not kill the thread
             log.exception("model failed to load")
-            self.error = one_line(e)
+            self.error = self._private(one_line(e))
             self.stage = "failed"
         finally:
             self._done.set()
@@ -93,15 +97,34 @@ class ModelHolder:
             raise PllavaError(f"The model failed to load: {self.error}")
         raise InputError(f"The model is still loading ({self.stage}, {self.elapsed:.0f} s so far). Try again in a moment.")
 
+    @property
+    def name(self) -> str:
+        """What visitors see: a Hub repo id as it is, a local folder by its last part only (the
+        server's paths are nobody's business)."""
+        source = self.source.rstrip("/\\")
+        if re.fullmatch(r"[\w.\-]+/[\w.\-]+", source) and not Path(source).exists():
+            return source
+        return Path(source).name or "model"
+
+    def _private(self, text: str) -> str:
+        """A message with the checkpoint's server path shown as its name."""
+        paths = {self.source, os.path.expanduser(self.source)}
+        if self.engine is not None:
+            paths.add(str(self.engine.loaded.name))
+        for p in sorted((p for p in paths if p), key=len, reverse=True):
+            text = text.replace(p, self.name)
+        return text
+
     def status_markdown(self) -> str:
         if self.error is not None:
-            return f"**Model failed to load** (`{self.source}`): {self.error}"
+            return f"**Model failed to load** (`{self.name}`): {self.error}"
         if self.engine is None:
-            return f"**Loading `{self.source}`**: {self.stage} ({self.elapsed:.0f} s)"
+            return f"**Loading `{self.name}`**: {self.stage} ({self.elapsed:.0f} s)"
         loaded = self.engine.loaded
-        text = f"**Model:** {loaded.describe()}, context {loaded.context_length:,} tokens"
+        described = self.name + loaded.describe().removeprefix(str(loaded.name))
+        text = f"**Model:** {described}, context {loaded.context_length:,} tokens"
         for note in loaded.notes:
-            text += f"  \n_{note}_"
+            text += f"  \n_{self._private(note)}_"
         return text
 
 
@@ -113,7 +136,8 @@ def one_line(e: BaseException) -> str:
 # -- one person's settings and chat --------------------------------------------------------------
 @dataclass(frozen=True)
 class Options:
-    """Everything the sliders set. pooling[0] (T') is kept <= num_frames by `consistent`."""
+    """Everything the sliders set, already typed and in range (api_types parses them). `consistent`
+    keeps pooling[0] (T') <= num_frames and min_new_tokens <= max_new_tokens."""
 
     num_frames: int = 16
     pooling: PoolingShape = (16, 12, 12)
@@ -128,15 +152,14 @@ class Options:
     system: str = DEFAULT_SYSTEM
 
     def consistent(self) -> "Options":
-        t, h, w = (int(v) for v in self.pooling)
-        return dataclasses.replace(self, num_frames=int(self.num_frames), pooling=(max(1, min(t, int(self.num_frames))), h, w))
+        t, h, w = self.pooling
+        return dataclasses.replace(self, pooling=(max(1, min(t, self.num_frames)), h, w),
+                                   min_new_tokens=min(self.min_new_tokens, self.max_new_tokens))
 
     def settings(self) -> GenerationSettings:
-        return GenerationSettings(do_sample=bool(self.do_sample), temperature=float(self.temperature),
-                                  top_p=float(self.top_p), max_new_tokens=int(self.max_new_tokens),
-                                  repetition_penalty=float(self.repetition_penalty),
-                                  min_new_tokens=min(int(self.min_new_tokens), int(self.max_new_tokens)),
-                                  seed=self.seed)
+        return GenerationSettings(do_sample=self.do_sample, temperature=self.temperature, top_p=self.top_p,
+                                  max_new_tokens=self.max_new_tokens, repetition_penalty=self.repetition_penalty,
+                                  min_new_tokens=self.min_new_tokens, seed=self.seed)
 
     def label(self, has_lora: bool = True) -> str:
         t, h, w = self.pooling
@@ -176,61 +199,6 @@ class Studio:
         self.video_path = None
         if self.uploads is not None:
             self.uploads.release(self)
-
-
-class Uploads:
-    """The files people uploaded, each held by the studios using it, deleted when the last one lets
-    go. Two sessions uploading the same bytes get the same path from gradio (it names the folder by
-    content hash), hence the holders. Only files under `root` (gradio's upload folder) for which
-    `is_upload(path)` says yes are ever deleted: never an example, never anything else on disk."""
-
-    def __init__(self, root, is_upload: Callable[[str], bool] = lambda path: True,
-                 forget: Callable[[str], None] = lambda path: None):
-        self.root = Path(root).resolve()
-        self.is_upload, self.forget = is_upload, forget
-        self._holders: dict[Path, set[int]] = {}
-        self._lock = threading.Lock()
-
-    def _ours(self, path) -> Path | None:
-        try:
-            p = Path(path).resolve()
-        except (OSError, RuntimeError, ValueError):
-            return None
-        return p if p != self.root and p.is_relative_to(self.root) and self.is_upload(str(path)) else None
-
-    def hold(self, studio: Studio, path) -> None:
-        p = self._ours(path)
-        if p is not None:
-            with self._lock:
-                self._holders.setdefault(p, set()).add(id(studio))
-
-    def release(self, studio: Studio, keep=None) -> list[Path]:
-        """Let go of every file `studio` holds except `keep`; delete those nobody holds any more."""
-        keep = self._ours(keep) if keep else None
-        doomed = []
-        with self._lock:
-            for p, holders in list(self._holders.items()):
-                if p != keep and id(studio) in holders:
-                    holders.discard(id(studio))
-                    if not holders:
-                        del self._holders[p]
-                        doomed.append(p)
-        for p in doomed:
-            _delete_upload(p, self.root)
-            self.forget(str(p))
-        return doomed
-
-    def __len__(self) -> int:
-        return len(self._holders)
-
-
-def _delete_upload(p: Path, root: Path) -> None:
-    try:
-        p.unlink(missing_ok=True)
-        if p.parent != root and p.parent.is_relative_to(root) and not any(p.parent.iterdir()):
-            p.parent.rmdir()  # gradio's per-upload folder
-    except OSError as e:  # a file we cannot delete must not break closing a session
-        log.warning("could not delete the upload %s: %s", p, e)
 
 
 class Registry:
@@ -285,19 +253,23 @@ def ensure_studio(studio: Studio | None, holder: ModelHolder, registry: Registry
     return studio
 
 
-def server_status(holder: ModelHolder, registry: Registry | None = None) -> dict:
-    """What the server holds now: model state, live sessions, cache sizes, files kept on disk."""
+def server_status(holder: ModelHolder, registry: Registry | None = None, disk=None) -> dict:
+    """What anyone may know about the server now: the model's name and state, live sessions, files
+    and bytes kept on disk, memory used by the caches. Only totals over everyone: no per-video
+    counters (cache hits, videos decoded, encoded-video entries), which would tell a visitor whether
+    someone recently uploaded the same bytes. `disk` (the upload folder's DiskBudget) adds its numbers."""
     out = {"state": holder.stage if holder.error is None else "failed", "ready": holder.engine is not None,
-           "error": holder.error, "status": holder.status_markdown()}
+           "error": holder.error, "status": holder.status_markdown(), "model": holder.name}
     if registry is not None:
         out["sessions"] = len(registry)
         out["uploads"] = len(registry.uploads) if registry.uploads is not None else 0
+    if disk is not None:
+        out.update(disk.status())
     eng = holder.engine
     if eng is not None:
-        out.update(feature_cache_entries=len(eng.features), feature_cache_bytes=int(eng.features.bytes),
-                   feature_cache_budget_bytes=int(eng.features.max_bytes), kv_cache_entries=len(eng.kv_budget),
-                   kv_cache_bytes=int(eng.kv_budget.bytes), kv_cache_budget_bytes=int(eng.kv_budget.max_bytes),
-                   stats={k: int(v) for k, v in eng.stats.items()})
+        out.update(feature_cache_bytes=int(eng.features.bytes), feature_cache_budget_bytes=int(eng.features.max_bytes),
+                   kv_cache_entries=len(eng.kv_budget), kv_cache_bytes=int(eng.kv_budget.bytes),
+                   kv_cache_budget_bytes=int(eng.kv_budget.max_bytes))
     return out
 
 
@@ -320,7 +292,7 @@ def load_video(studio: Studio, path, num_frames: int | None = None, progress: Pr
         p = check_upload(path, studio.engine.limits)
         options = studio.options
         if num_frames is not None:
-            options = dataclasses.replace(options, num_frames=int(num_frames)).consistent()
+            options = dataclasses.replace(options, num_frames=upload_frames(num_frames, studio.engine.limits)).consistent()
         studio.session.set_video(p, options.num_frames, progress)
     except BaseException:
         if path and studio.uploads is not None:  # keep only the video still in use
@@ -335,26 +307,14 @@ def load_video(studio: Studio, path, num_frames: int | None = None, progress: Pr
 
 def set_options(studio: Studio, progress: Progress | None = None, **changes) -> Studio:
     """Change any Options field; a new frame count re-encodes the video (cached per count). Every value
-    is checked first, and a failed re-encode changes nothing, so a bad request never sticks."""
-    fields = [f.name for f in dataclasses.fields(Options)]
-    unknown = set(changes) - set(fields)
-    if unknown:
-        raise InputError(f"Unknown option(s) {sorted(unknown)}; known: {fields}.")
+    is parsed first (api_types: one message naming the field and its range), and a failed re-encode
+    changes nothing, so a bad request never sticks."""
     engine = studio.engine
-    if "pooling" in changes:
-        changes["pooling"] = check_pooling_shape(changes["pooling"], engine.spec.frame_grid)
-    if not engine.spec.has_lora:
-        changes["lora_alpha"] = None
-    elif "lora_alpha" in changes:
-        changes["lora_alpha"] = check_lora_alpha(changes["lora_alpha"])
-    if "system" in changes:
-        changes["system"] = engine.limits.check_system(changes["system"])  # text, length limit, no lone surrogates
-    try:
-        new = dataclasses.replace(studio.options, **changes).consistent()
-        new.settings()  # validates the generation settings, naming the allowed range
-    except (TypeError, ValueError):
-        raise InputError(f"Some settings are not numbers where numbers are needed: {changes}.") from None
-    engine.limits.check_frames(new.num_frames)
+    typed = parse_changes(changes, Bounds.of(engine))
+    if "system" in typed:  # text, length limit, no lone surrogates
+        typed["system"] = engine.limits.check_system(typed["system"])
+    new = dataclasses.replace(studio.options, **typed).consistent()
+    new.settings()  # the last word on the generation settings' ranges
     if studio.video_path and new.num_frames != studio.video.num_frames:
         studio.session.set_video(studio.video_path, new.num_frames, progress)
     studio.options = new

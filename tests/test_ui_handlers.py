@@ -101,9 +101,9 @@ def test_errors_are_readable(engine, studio, tmp_path):
     bad.write_text("x")
     with pytest.raises(VideoError, match="Unsupported file type"):
         H.load_video(fresh, bad)
-    with pytest.raises(InputError, match="Temperature"):
+    with pytest.raises(InputError, match="temperature must be a number in \(0, 5\]"):
         H.set_options(studio, temperature=0.0)
-    with pytest.raises(InputError, match="Unknown option"):
+    with pytest.raises(InputError, match="Unknown setting"):
         H.set_options(studio, colour="red")
     assert studio.options.temperature == 0.7  # a rejected change changes nothing
 
