@@ -126,5 +126,7 @@ def test_two_clients_at_once_get_their_own_video(server, videos):
     assert set(results) == {"first.mp4", "second.webm"}
     for name, (info, answer, later) in results.items():
         assert info["name"] == later["name"] == name
-        assert later["turns"] == [{"question": f"What is in {name}?", "answer": answer, "stopped": False}]
+        (turn,) = later["turns"]
+        assert turn == {"question": f"What is in {name}?", "answer": answer, "stopped": False, "raw": turn["raw"]}
+        assert turn["raw"].strip() == answer  # as the model wrote it: what the next prompt gets
     assert results["first.mp4"][0]["width"] == 160 and results["second.webm"][0]["width"] == 128
