@@ -30,7 +30,8 @@ def _load(paths) -> list[dict]:
         try:
             runs.append(json.loads(Path(p).read_text()))
         except (OSError, json.JSONDecodeError) as e:
-            runs.append({"quant": Path(p).stem, "errors": {"file": f"{p}: {type(e).__name__}: {e}"}})
+            quant = {"bf16": "none"}.get(Path(p).stem, Path(p).stem)  # gpu_check.sh's file names
+            runs.append({"quant": quant, "errors": {"file": f"{p}: {type(e).__name__}: {e}"}})
     return runs
 
 
@@ -102,7 +103,7 @@ def summary(paths, stages=None, junit=None) -> str:
     bw = (first.get("bandwidth") or {})
     out.append(f"\n## chat per (frames, pooling)\n\nfloor = measured copy bandwidth "
                f"{_f((bw.get('copy_bytes_s') or 0) / 1e9, '.0f')} GB/s (datasheet "
-               f"{_f((bw.get('datasheet_bytes_s') or 0) / 1e9, '.0f', 'n/a')} GB/s) / bytes one decode step reads "
+               f"{_f(bw['datasheet_bytes_s'] / 1e9, '.0f') + ' GB/s' if bw.get('datasheet_bytes_s') else 'n/a'}) / bytes one decode step reads "
                "(LLM weights as stored + LoRA + lm_head + KV cache at the answer's mean length)\n")
     rows = []
     for r in runs:
