@@ -307,6 +307,7 @@ def cmd_measure(args) -> int:
 
     def load():
         if dev.type == "cuda":
+            torch.cuda.empty_cache()  # the bandwidth buffers' cached blocks must not count as the model's
             torch.cuda.reset_peak_memory_stats(dev)
         dtype = None if dev.type == "cuda" else torch.bfloat16  # bf16 on CPU too, as on the GPU
         with PeakHostMemory() as host:
