@@ -274,3 +274,88 @@ def table(headers: list[str], rows: list[list]) -> str:
     sep = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
     body = ["| " + " | ".join(c.rjust(w) for c, w in zip(r, widths)) + " |" for r in cells]
     return "\n".join([line, sep, *body])
+
+
+# -- memory and bandwidth (used by bench_gpu.py) ---------------------------------------------------
+def _proc_status_kib(*fields: str) -> dict[str, int]:
+    """Fields of /proc/self/status in KiB (Linux); empty where the file is absent."""
+    out: dict[str, int] = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                name, _, rest = line.partition(":")
+                if name in fields:
+                    out[name] = int(rest.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+class PeakHostMemory:
+    """Peak resident memory of this process while the `with` block runs, sampled every `every` seconds
+    from /proc/self/status (RSS, and its anonymous part: file pages such as mmapped safetensors shards
+    are counted in RSS but can be given back by the kernel). The kernel's own high-water mark (VmHWM) is
+    reset at entry where the kernel allows it, so a short spike between two samples is not missed."""
+
+    def __init__(self, every: float = 0.01):
+        import threading
+
+        self.every = every
+        self.before_gib = self.peak_gib = self.peak_anon_gib = float("nan")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._rss = self._anon = 0
+        self._hwm_reset = False
+
+    def _sample(self) -> None:
+        s = _proc_status_kib("VmRSS", "RssAnon")
+        self._rss = max(self._rss, s.get("VmRSS", 0))
+        self._anon = max(self._anon, s.get("RssAnon", 0))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._sample()
+
+    def __enter__(self) -> "PeakHostMemory":
+        self.before_gib = _proc_status_kib("VmRSS").get("VmRSS", 0) / 2**20
+        try:  # "5" resets VmHWM to the current RSS (Linux >= 4.0); not every sandbox allows it
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self._hwm_reset = True
+        except OSError:
+            pass
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        if self._hwm_reset:
+            self._rss = max(self._rss, _proc_status_kib("VmHWM").get("VmHWM", 0))
+        self.peak_gib, self.peak_anon_gib = self._rss / 2**20, self._anon / 2**20
+
+
+def copy_bandwidth(device: torch.device, nbytes: int = 2 << 30, iters: int = 10) -> float:
+    """Measured memory bandwidth in bytes/s: a device-to-device copy of `nbytes` of random data,
+    counting bytes read plus bytes written, median of `iters` after a warm-up (CUDA events on a GPU)."""
+    n = nbytes // 4
+    src = torch.empty(n, dtype=torch.float32, device=device).uniform_()  # not zeros: see METHOD.md
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    times = []
+    for _ in range(iters):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            dst.copy_(src)
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        else:
+            t0 = time.perf_counter()
+            dst.copy_(src)
+            times.append(time.perf_counter() - t0)
+    del src, dst
+    return 2 * n * 4 / median(times)

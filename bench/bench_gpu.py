@@ -1,44 +1,59 @@
-"""Benchmark (CUDA): PLLaVA-7B shapes with random weights through OUR loader, 4-bit nf4 and bf16.
+"""Benchmark (CUDA): PLLaVA-7B shapes with random weights through OUR loader and engine, 4-bit nf4 and
+bf16, beside transformers' own generate() on the same bf16 weights (the official pipeline).
 
-Writes a random checkpoint with the real PLLaVA-7B shapes in the official on-disk layout (CLIP
-ViT-L/14-336 24 layers x 1024, projector 1024 -> 4096, Llama-7B 32 layers x 4096, MLP 11008,
-vocab 32064, LoRA r=128 on q_proj/v_proj, PEFT-wrapped keys, bf16 safetensors shards, about
-14.5 GB) to a temporary folder, then loads it with pllava_demo.checkpoint.load_pllava (so the
-4-bit path measured is ours) and measures, per (frames, pooling shape):
+A random checkpoint with the real PLLaVA-7B shapes in the official on-disk layout (CLIP ViT-L/14-336
+24 x 1024, projector 1024 -> 4096, Llama-7B 32 x 4096, MLP 11008, vocab 32064, LoRA r=128 on q/v,
+PEFT-wrapped keys, bf16 safetensors shards, about 14.5 GB) is written with its random numbers drawn
+on the GPU, then loaded with pllava_demo.checkpoint.load_pllava (so the 4-bit path measured is ours).
+Frames are synthetic CLIP-normalised pixels: the GPU machine has no PyAV, and the CPU benchmarks
+cover decoding. Measured, per weights kind:
 
-  CLIP       encode_frames on T random CLIP-normalised frames (no video decoding: the GPU
-             machine has no PyAV; the CPU benchmarks cover decoding)
-  TTFT       ask() -> first token id, video already encoded (the chat after an upload)
-  cold TTFT  CLIP + TTFT (upload and question at once)
-  follow-up  TTFT of a second question that re-uses the KV cache
-  decode     tokens/s over --tokens forced tokens (min_new_tokens), and the memory-bandwidth
-             floor: bytes one decode step must read (LLM weights as stored + LoRA + lm_head +
-             the KV cache at that length) / the GPU's peak bandwidth; "% of floor" = achieved
-             tokens/s / floor tokens/s
-  memory     torch.cuda.max_memory_allocated over load, and over each configuration
+  load         seconds; GPU memory after and peak during the load; peak host RSS (and its anonymous
+               part) during the load, sampled from /proc
+  per (frames, pooling)
+               CLIP seconds; TTFT with the video encoded; first TTFT = CLIP + TTFT (upload and ask);
+               follow-up TTFT (KV cache re-used) and follow-up / first; decode tokens/s over --tokens
+               forced tokens; the bytes one decode step reads (LLM weights as stored + LoRA + lm_head
+               + the KV cache at the answer's mean length), the floor tokens/s that the measured copy
+               bandwidth allows for them, the achieved share; peak GPU memory (allocated and reserved)
+  concurrency  total tokens/s with N sessions asking at once (the engine serialises forward passes
+               today: this measures that, before any batching across sessions)
+  official     (--official, bf16) the same prompts through language_model.generate(): CLIP and a full
+               prefill every turn, transformers' DynamicCache (see _gpu_official.py)
 
-Without CUDA it prints "not measured: no CUDA device" and exits 0. `--device cpu --scale 0.0625`
-runs the same code path on a scaled-down model on CPU (a dry run proving the script; its numbers
-mean nothing).
+Subcommands (bench/gpu_check.sh runs them as separate, time-limited stages):
 
-    python bench/bench_gpu.py                         # on a CUDA machine (about 5-8 min)
-    python bench/bench_gpu.py --quant 4bit --dir /tmp/p7b --keep   # split runs, re-using the files
-    python bench/bench_gpu.py --device cpu --scale 0.0625 --tokens 8   # CPU dry run
+    python bench/bench_gpu.py write --dir /tmp/p7b
+    python bench/bench_gpu.py measure --dir /tmp/p7b --quant 4bit --json out/4bit.json
+    python bench/bench_gpu.py measure --dir /tmp/p7b --quant none --official --json out/bf16.json
+    python bench/bench_gpu.py summary out/4bit.json out/bf16.json --md out/summary.md
+    python bench/bench_gpu.py            # all of it in one process on a temporary checkpoint
+
+Without CUDA (and without --device cpu) it prints "not measured: no CUDA device" and exits 0.
+`--device cpu --scale 0.0625` runs the same code on a 1/16-scale model on CPU: a dry run proving the
+script; its numbers mean nothing. The JSON is rewritten after every part, so a stage killed by its
+time limit keeps what it measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import shutil
 import sys
 import tempfile
+import threading
 import time
+import traceback
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 
-from _common import PLLAVA_7B, first_token_clock, machine, median, table, write_random_checkpoint
+from _common import (PLLAVA_7B, PeakHostMemory, copy_bandwidth, first_token_clock, machine, median,
+                     write_random_checkpoint)
 
 import pllava_demo.engine as engine_module  # noqa: E402
 from pllava_demo.config import GenerationSettings  # noqa: E402
@@ -47,7 +62,7 @@ from pllava_demo.engine import Engine, VideoFeatures  # noqa: E402
 CONFIGS = [(16, (16, 12, 12)), (16, (16, 6, 6)), (32, (16, 12, 12)), (32, (32, 6, 6))]  # (frames, pooling)
 QUESTION = "What is happening in this video? Describe the background, characters and actions in detail."
 FOLLOW_UP = "What does the man hold and what does he do with it?"
-# Peak DRAM bandwidth (bytes/s) by device name; --bandwidth overrides.
+# Datasheet peak DRAM bandwidth (bytes/s) by device name, shown beside the measured copy bandwidth.
 BANDWIDTH = [("H200", 4.8e12), ("H100 PCIe", 2.0e12), ("H100", 3.35e12), ("A100-SXM4-80GB", 2.04e12),
              ("A100 80GB PCIe", 1.94e12), ("A100", 1.555e12), ("L40S", 0.864e12), ("L4", 0.3e12),
              ("A10G", 0.6e12), ("A10", 0.6e12), ("T4", 0.32e12), ("V100", 0.9e12)]
@@ -58,9 +73,11 @@ def sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def peak_bandwidth(dev: torch.device, override: float | None) -> float | None:
-    if override:
-        return override * 1e9
+def gib(nbytes: float) -> float:
+    return nbytes / 2**30
+
+
+def datasheet_bandwidth(dev: torch.device) -> float | None:
     if dev.type != "cuda":
         return None
     name = torch.cuda.get_device_name(dev)
@@ -85,135 +102,326 @@ def weight_bytes_per_step(loaded) -> int:
     return total
 
 
-def kv_bytes(cache) -> int:
-    total = 0
-    for layer in getattr(cache, "layers", []):
-        for t in (getattr(layer, "keys", None), getattr(layer, "values", None)):
-            if isinstance(t, torch.Tensor):
-                total += t.numel() * t.element_size()
-    return total
+def kv_bytes_per_token(loaded) -> int:
+    """Keys + values of one token over all layers, in the compute dtype."""
+    cfg = loaded.model.text_config
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    return 2 * cfg.num_hidden_layers * kv_heads * head_dim * torch.finfo(loaded.dtype).bits // 8
 
 
-def synthetic_video(engine, frames: int, dev) -> tuple[VideoFeatures, float]:
-    """Encode random CLIP-normalised frames (no decoder on the GPU machine); returns features and CLIP seconds."""
-    pixels = torch.randn(frames, 3, 336, 336, generator=torch.Generator().manual_seed(frames))  # (T, 3, 336, 336)
+def synthetic_pixels(frames: int, seed: int) -> torch.Tensor:
+    return torch.randn(frames, 3, 336, 336, generator=torch.Generator().manual_seed(seed))  # (T, 3, 336, 336)
+
+
+def encode(engine, frames: int, dev, seed: int = 0) -> tuple[VideoFeatures, float]:
+    """Encode synthetic frames; each call is a new 'video' (its own content key, so nothing pooled is
+    re-used across calls). Returns the features and the CLIP + projector seconds."""
+    pixels = synthetic_pixels(frames, seed)
     sync(dev)
     t0 = time.perf_counter()
-    with torch.inference_mode():
-        feats = engine.model.encode_frames(pixels)  # (T, 576, D)
+    feats = engine._encode(pixels)  # (T, 576, D)
     sync(dev)
     seconds = time.perf_counter() - t0
-    clip = SimpleNamespace(content_key=f"synthetic-{frames}", frames=None, timestamps=(), source="synthetic")
-    return VideoFeatures(clip=clip, features=feats, num_frames=frames), seconds
+    return as_video(feats, frames), seconds
 
 
-def one_config(engine, frames, shape, tokens, repeats, dev, bandwidth) -> dict:
-    settings = GenerationSettings(max_new_tokens=tokens, min_new_tokens=tokens)
-    short = GenerationSettings(max_new_tokens=1, min_new_tokens=1)
+def as_video(feats: torch.Tensor, frames: int) -> VideoFeatures:
+    clip = SimpleNamespace(content_key=f"synthetic-{frames}-{uuid.uuid4().hex}", frames=None, timestamps=(),
+                           source="synthetic")
+    return VideoFeatures(clip=clip, features=feats, num_frames=frames)
+
+
+def drain(stream) -> None:
+    for _ in stream:
+        pass
+
+
+def measure_config(engine, frames, shape, tokens, repeats, dev, bandwidth) -> dict:
+    """TTFTs (median of `repeats` after a warm-up, 1-token answers), then one answer of `tokens` tokens
+    for the decode speed; peak GPU memory over all of it."""
+    one = GenerationSettings(max_new_tokens=1, min_new_tokens=1)
     if dev.type == "cuda":
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(dev)
-    synthetic_video(engine, frames, dev)  # warm-up: kernels, allocator
-    clip_s, ttft, follow = [], [], []
-    decode = None
+    clip_s, ttft, follow, follow_prefill = [], [], [], []
     with first_token_clock(engine_module) as marks:
-        for rep in range(repeats + 1):  # rep 0 is a warm-up
-            vf, seconds = synthetic_video(engine, frames, dev)
+        for rep in range(repeats + 1):  # rep 0 warms kernels and the allocator up
+            vf, seconds = encode(engine, frames, dev, seed=rep)
             session = engine.new_session()
             session.video = vf
             t0 = time.perf_counter()
-            for _ in session.ask(QUESTION, pooling_shape=shape, settings=settings if rep == repeats else short):
-                pass
+            drain(session.ask(QUESTION, pooling_shape=shape, settings=one))
             first = marks[-1][0] - t0
-            kv = next((engine.kv_budget.get(k) for k in engine.kv_budget.keys() if k[0] == session.id), None)
-            if rep == repeats:  # the last run also decodes `tokens` tokens
-                times = marks[-1]
-                decode = (len(times) - 1) / (times[-1] - times[0])
-                ctx_bytes = kv_bytes(kv.cache) if kv else 0
+            before = engine.stats["prefill_tokens"]
             t1 = time.perf_counter()
-            for _ in session.ask(FOLLOW_UP, pooling_shape=shape, settings=short):
-                pass
+            drain(session.ask(FOLLOW_UP, pooling_shape=shape, settings=one))
             second = marks[-1][0] - t1
             session.close()
             if rep:
                 clip_s.append(seconds)
                 ttft.append(first)
                 follow.append(second)
-    n_tokens = shape[0] * shape[1] * shape[2]
-    step_bytes = weight_bytes_per_step(engine.loaded) + ctx_bytes
+                follow_prefill.append(engine.stats["prefill_tokens"] - before)
+        vf, _ = encode(engine, frames, dev, seed=99)
+        session = engine.new_session()
+        session.video = vf
+        before = engine.stats["prefill_tokens"]
+        drain(session.ask(QUESTION, pooling_shape=shape,
+                          settings=GenerationSettings(max_new_tokens=tokens, min_new_tokens=tokens)))
+        prompt_tokens = engine.stats["prefill_tokens"] - before
+        times = marks[-1]
+        session.close()
+    decoded = len(times) - 1
+    decode = decoded / (times[-1] - times[0]) if decoded > 0 else float("nan")
+    mean_context = prompt_tokens + (len(times) + 1) / 2  # the KV length a decode step reads, on average
+    step_bytes = weight_bytes_per_step(engine.loaded) + kv_bytes_per_token(engine.loaded) * mean_context
     floor = bandwidth / step_bytes if bandwidth else None
-    peak = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else float("nan")
-    return {"frames": frames, "shape": shape, "visual": n_tokens, "clip": median(clip_s), "ttft": median(ttft),
-            "follow": median(follow), "decode": decode, "step_gb": step_bytes / 1e9, "floor": floor, "peak": peak}
+    first_ttft = median(clip_s) + median(ttft)
+    out = {"frames": frames, "shape": list(shape), "visual_tokens": math.prod(shape), "prompt_tokens": prompt_tokens,
+           "clip_s": median(clip_s), "ttft_s": median(ttft), "first_ttft_s": first_ttft, "follow_s": median(follow),
+           "follow_over_first": median(follow) / first_ttft, "follow_prefill_tokens": median(follow_prefill),
+           "decode_tokens": decoded, "decode_tok_s": decode, "step_bytes": step_bytes,
+           "floor_tok_s": floor, "floor_share": decode / floor if floor else None}
+    if dev.type == "cuda":
+        out["peak_gib"] = gib(torch.cuda.max_memory_allocated(dev))
+        out["peak_reserved_gib"] = gib(torch.cuda.max_memory_reserved(dev))
+    return out
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
-    p.add_argument("--scale", type=float, default=1.0, help="shrink widths and depths (CPU dry runs)")
-    p.add_argument("--quant", nargs="+", default=["4bit", "none"], choices=["4bit", "none"],
-                   help="quantization modes to load, in order ('none' = bf16 on CUDA)")
-    p.add_argument("--tokens", type=int, default=128, help="forced answer length for the decode speed")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--dir", type=Path, help="checkpoint folder (written if it has no config.json)")
-    p.add_argument("--keep", action="store_true", help="keep the checkpoint folder")
-    p.add_argument("--bandwidth", type=float, help="peak memory bandwidth in GB/s (default: from the GPU name)")
-    p.add_argument("--configs", type=int, default=len(CONFIGS), help="run only the first N (frames, pooling) configs")
-    args = p.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("not measured: no CUDA device")
+def measure_concurrency(engine, sessions: int, tokens: int, dev, frames=16, shape=(16, 12, 12)) -> dict:
+    """`sessions` threads ask at once, each about its own video (one encoded tensor shared under
+    distinct keys, so each session pools and prefills its own prompt); total tokens over wall time."""
+    feats = encode(engine, frames, dev, seed=7)[0].features
+    settings = GenerationSettings(max_new_tokens=tokens, min_new_tokens=tokens)
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)
+    chats = []
+    for _ in range(sessions):
+        s = engine.new_session()
+        s.video = as_video(feats, frames)
+        chats.append(s)
+    barrier, errors = threading.Barrier(sessions + 1), []
+
+    def run(session):
+        barrier.wait()
+        try:
+            drain(session.ask(QUESTION, pooling_shape=shape, settings=settings))
+        except Exception as e:  # reported in the table, not swallowed
+            errors.append(f"{type(e).__name__}: {e}")
+
+    with first_token_clock(engine_module) as marks:
+        threads = [threading.Thread(target=run, args=(s,)) for s in chats]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        t0 = time.perf_counter()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+    for s in chats:
+        s.close()
+    total = sum(len(m) for m in marks)
+    ttfts = [m[0] - t0 for m in marks if m]
+    out = {"sessions": sessions, "tokens": total, "wall_s": wall, "tok_s": total / wall,
+           "mean_ttft_s": sum(ttfts) / len(ttfts) if ttfts else None, "max_ttft_s": max(ttfts, default=None),
+           "errors": errors}
+    if dev.type == "cuda":
+        out["peak_gib"] = gib(torch.cuda.max_memory_allocated(dev))
+    return out
+
+
+def versions() -> dict:
+    import transformers
+
+    v = {"torch": torch.__version__, "transformers": transformers.__version__, "python": sys.version.split()[0]}
+    try:
+        import bitsandbytes
+
+        v["bitsandbytes"] = bitsandbytes.__version__
+    except Exception as e:  # absent or broken: say which
+        v["bitsandbytes"] = f"not importable ({type(e).__name__})"
+    return v
+
+
+class Results:
+    """A dict written to its JSON file after every part, and the part runner that records failures."""
+
+    def __init__(self, path: Path | None, **meta):
+        self.path = path
+        self.data = {**meta, "errors": {}}
+        self.save()
+
+    def save(self) -> None:
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.data, indent=1, default=str))
+
+    def part(self, name: str, fn, *args):
+        print(f"-- {name}", flush=True)
+        try:
+            value = fn(*args)
+        except Exception as e:  # one failing part must not lose the others
+            traceback.print_exc()
+            self.data["errors"][name] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+            self.save()
+            return None
+        print(f"   {json.dumps(value, default=str)[:600]}", flush=True)
+        self.save()
+        return value
+
+
+def size_for(scale: float):
+    return PLLAVA_7B if scale >= 1 else PLLAVA_7B.scaled(scale)
+
+
+def cmd_write(args) -> int:
+    folder = args.dir
+    if (folder / "config.json").exists():
+        print(f"{folder} already holds a checkpoint")
         return 0
+    tmp = folder.with_name(folder.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    t0 = time.perf_counter()
+    write_random_checkpoint(tmp, size_for(args.scale), device=args.device)
+    tmp.rename(folder)
+    gb = sum(f.stat().st_size for f in folder.glob("*.safetensors")) / 1e9
+    print(f"wrote {gb:.2f} GB of random bf16 safetensors to {folder} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cmd_measure(args) -> int:
     from pllava_demo.checkpoint import load_pllava
 
     dev = torch.device(args.device)
-    size = PLLAVA_7B if args.scale >= 1 else PLLAVA_7B.scaled(args.scale)
-    where = dev.type if dev.type == "cuda" else "cpu"
-    print(f"# bench_gpu: {size}\n# on {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else machine()}\n")
-    folder = args.dir or Path(tempfile.mkdtemp(prefix="pllava7b-"))
-    try:
-        if not (folder / "config.json").exists():
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else machine()
+    res = Results(args.json, quant=args.quant, device=name, device_type=dev.type, scale=args.scale,
+                  size=str(size_for(args.scale)), tokens=args.tokens, repeats=args.repeats, versions=versions())
+    print(f"# bench_gpu measure {args.quant} on {name}", flush=True)
+    if dev.type == "cuda":
+        torch.zeros(1, device=dev)  # the CUDA context is made before the host-memory baseline
+    bw = res.part("bandwidth", lambda: {"copy_bytes_s": copy_bandwidth(dev, 2 << 30 if dev.type == "cuda" else 64 << 20),
+                                       "datasheet_bytes_s": datasheet_bandwidth(dev)})
+    res.data["bandwidth"] = bw
+
+    def load():
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()  # the bandwidth buffers' cached blocks must not count as the model's
+            torch.cuda.reset_peak_memory_stats(dev)
+        dtype = None if dev.type == "cuda" else torch.bfloat16  # bf16 on CPU too, as on the GPU
+        with PeakHostMemory() as host:
             t0 = time.perf_counter()
-            write_random_checkpoint(folder, size, device=where)
-            gb = sum(f.stat().st_size for f in folder.glob("*.safetensors")) / 1e9
-            print(f"wrote {gb:.1f} GB of random bf16 safetensors to {folder} in {time.perf_counter() - t0:.0f} s", flush=True)
-        bandwidth = peak_bandwidth(dev, args.bandwidth)
-        load_rows, rows = [], []
-        for quant in args.quant:
-            if dev.type == "cuda":
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats(dev)
-            t0 = time.perf_counter()
-            dtype = None if dev.type == "cuda" else torch.bfloat16
-            loaded = load_pllava(folder, device=args.device, quantization=quant, dtype=dtype)
+            loaded = load_pllava(args.dir, device=args.device, quantization=args.quant, dtype=dtype)
             sync(dev)
-            load_s = time.perf_counter() - t0
-            label = "4-bit nf4" if quant == "4bit" else str(loaded.dtype).replace("torch.", "")
-            if dev.type == "cuda":
-                load_rows.append([label, f"{load_s:.0f}", f"{torch.cuda.memory_allocated(dev) / 2**30:.2f}",
-                                  f"{torch.cuda.max_memory_allocated(dev) / 2**30:.2f}"])
-            else:
-                load_rows.append([label, f"{load_s:.1f}", "n/a", "n/a"])
-            engine = Engine(loaded)
-            for frames, shape in CONFIGS[: args.configs]:
-                r = one_config(engine, frames, shape, args.tokens, args.repeats, dev, bandwidth)
-                floor = f"{r['floor']:.0f}" if r["floor"] else "n/a"
-                share = f"{100 * r['decode'] / r['floor']:.0f}%" if r["floor"] else "n/a"
-                rows.append([label, r["frames"], "x".join(map(str, r["shape"])), r["visual"], f"{r['clip']:.3f}",
-                             f"{r['ttft']:.3f}", f"{r['clip'] + r['ttft']:.3f}", f"{r['follow']:.3f}",
-                             f"{r['follow'] / r['ttft']:.2f}x", f"{r['decode']:.1f}", f"{r['step_gb']:.2f}", floor, share,
-                             f"{r['peak']:.2f}"])
-                print(rows[-1], flush=True)
-            del engine, loaded
-        print("\n## loading\n")
-        print(table(["weights", "load (s)", "GPU memory after load (GiB)", "peak during load (GiB)"], load_rows))
-        bw = f"{bandwidth / 1e9:.0f} GB/s peak" if bandwidth else "no peak bandwidth known"
-        print(f"\n## chat ({args.tokens} decode tokens, median of {args.repeats}; bandwidth floor from {bw})\n")
-        print(table(["weights", "frames", "pooling", "visual tokens", "CLIP (s)", "TTFT (s)", "cold TTFT (s)",
-                     "follow-up TTFT (s)", "follow-up / TTFT", "decode tok/s", "GB read per step",
-                     "floor tok/s", "% of floor", "peak GPU mem (GiB)"], rows))
-    finally:
-        if not args.keep and args.dir is None:
-            shutil.rmtree(folder, ignore_errors=True)
+            seconds = time.perf_counter() - t0
+        label = "4-bit nf4" if loaded.quantization == "4bit" else str(loaded.dtype).replace("torch.", "")
+        info = {"label": label, "load_s": seconds, "host_before_gib": host.before_gib, "host_peak_gib": host.peak_gib,
+                "host_peak_anon_gib": host.peak_anon_gib, "weight_step_bytes": weight_bytes_per_step(loaded)}
+        if dev.type == "cuda":
+            info.update(gpu_after_gib=gib(torch.cuda.memory_allocated(dev)),
+                        gpu_peak_gib=gib(torch.cuda.max_memory_allocated(dev)),
+                        gpu_reserved_gib=gib(torch.cuda.memory_reserved(dev)))
+        return loaded, info
+
+    got = res.part("load", load)
+    if got is None:
+        return 1
+    loaded, res.data["load"] = got
+    res.save()
+    engine = Engine(loaded)
+    copy_bw = (bw or {}).get("copy_bytes_s")
+    res.data["configs"] = []
+    for frames, shape in CONFIGS[: args.configs]:
+        r = res.part(f"config {frames} frames {'x'.join(map(str, shape))}", measure_config, engine, frames, shape,
+                     args.tokens, args.repeats, dev, copy_bw)
+        if r:
+            res.data["configs"].append(r)
+            res.save()
+    res.data["concurrency"] = []
+    for n in args.concurrency:
+        r = res.part(f"concurrency {n}", measure_concurrency, engine, n, args.concurrency_tokens, dev)
+        if r:
+            res.data["concurrency"].append(r)
+            res.save()
+    if args.official:
+        from _gpu_official import measure_official
+
+        res.data["official"] = res.part("official generate()", measure_official, loaded, engine,
+                                        synthetic_pixels(16, 0), QUESTION, FOLLOW_UP, args.tokens, args.repeats)
+        res.save()
+    return 1 if res.data["errors"] else 0
+
+
+def cmd_summary(args) -> int:
+    from _gpu_report import summary
+
+    text = summary(args.results, stages=args.stages, junit=args.junit)
+    print(text)
+    if args.md:
+        args.md.write_text(text + "\n")
     return 0
+
+
+def cmd_all(args) -> int:
+    folder = Path(tempfile.mkdtemp(prefix="pllava7b-"))
+    out = Path(tempfile.mkdtemp(prefix="bench-gpu-"))
+    try:
+        args.dir = folder / "ckpt"
+        cmd_write(args)
+        files = []
+        for quant in ("4bit", "none"):
+            args.quant, args.official, args.json = quant, quant == "none", out / f"{quant}.json"
+            cmd_measure(args)
+            files.append(args.json)
+        args.results, args.stages, args.junit, args.md = files, None, None, None
+        return cmd_summary(args)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command")
+
+    def common(q):
+        q.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+        q.add_argument("--scale", type=float, default=1.0, help="shrink widths and depths (CPU dry runs)")
+
+    def measuring(q):
+        q.add_argument("--tokens", type=int, default=128, help="forced answer length for the decode speed")
+        q.add_argument("--repeats", type=int, default=3)
+        q.add_argument("--configs", type=int, default=len(CONFIGS), help="only the first N (frames, pooling)")
+        q.add_argument("--concurrency", type=int, nargs="*", default=[1, 4, 8], help="sessions at once")
+        q.add_argument("--concurrency-tokens", type=int, default=32, help="answer length per session")
+
+    w = sub.add_parser("write", help="write the random checkpoint")
+    common(w)
+    w.add_argument("--dir", type=Path, required=True)
+    m = sub.add_parser("measure", help="load one weights kind and measure it")
+    common(m)
+    measuring(m)
+    m.add_argument("--dir", type=Path, required=True)
+    m.add_argument("--quant", choices=["4bit", "none"], required=True, help="'none' = bf16")
+    m.add_argument("--official", action="store_true", help="also transformers' generate() on these weights")
+    m.add_argument("--json", type=Path)
+    s = sub.add_parser("summary", help="tables and targets from measure's JSON files")
+    s.add_argument("results", type=Path, nargs="+")
+    s.add_argument("--stages", type=Path, help="gpu_check.sh's stages.tsv")
+    s.add_argument("--junit", type=Path, help="pytest's junit XML")
+    s.add_argument("--md", type=Path)
+    common(p)
+    measuring(p)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    needs_cuda = args.command != "summary" and getattr(args, "device", "cuda") == "cuda"
+    if needs_cuda and not torch.cuda.is_available():
+        print("not measured: no CUDA device")
+        return 0
+    return {"write": cmd_write, "measure": cmd_measure, "summary": cmd_summary}.get(args.command, cmd_all)(args)
 
 
 if __name__ == "__main__":
