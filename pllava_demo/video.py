@@ -250,12 +250,14 @@ def _display_size(frame) -> tuple[int, int]:
 
 def _to_rgb(frame, max_short_side: int | None = None, resize: Resize | None = None) -> np.ndarray:
     if resize is not None:
-        # RGB straight from FFmpeg's buffer into PIL (no numpy copy of the full-size frame), turned
-        # upright, then the caller's resize: only the small result becomes an array.
-        plane = frame.reformat(format="rgb24").planes[0]
-        im = Image.frombuffer("RGB", (plane.width, plane.height), plane, "raw", "RGB", plane.line_size, 1)
+        # FFmpeg converts to RGBX, which PIL maps without a copy (PIL keeps RGB as RGBX anyway, and
+        # resamples each channel alike), so the one full-size frame exists once, in FFmpeg's buffer;
+        # turned upright, resized by the caller, and only the small result becomes an array.
+        plane = frame.reformat(format="rgb0").planes[0]
+        im = Image.frombuffer("RGBX", (plane.width, plane.height), plane, "raw", "RGBX", plane.line_size, 1)
         k = _rotation(frame)
-        return np.asarray(resize(im.transpose(_ROTATIONS[k]) if k else im))  # (h, w, 3)
+        out = resize(im.transpose(_ROTATIONS[k]) if k else im)
+        return np.asarray(out.convert("RGB") if out.mode != "RGB" else out)  # (h, w, 3)
     rotation = _rotation(frame) * 90
     size = _shrunk(frame.width, frame.height, max_short_side)
     if size is None:

@@ -158,3 +158,16 @@ def test_engine_caches_per_time_range(engine, tmp_path):
     assert engine.prepare_video(path, 4, start_s=1.0, end_s=2.0) is part
     assert engine.stats["feature_cache_hits"] == hits + 1
     assert not torch.equal(engine.visual_tokens(part), engine.visual_tokens(whole))
+
+
+def test_phone_video_is_turned_upright_then_given_the_official_pixels(tmp_path):
+    """A deliberate difference: the rotation flag is honoured (decord ignores it); the official chain
+    then runs on the upright frames."""
+    from pllava_demo.caption import prepare_video
+    from pllava_demo.caption_io import CaptionJob
+
+    path = write_video(tmp_path / "phone.mp4", width=1280, height=720, n_frames=3, fps=6, pattern="texture",
+                       rotation=90)
+    upright = [np.ascontiguousarray(np.rot90(f, k=1)) for f in decoded_full_size(path, [0, 1])]  # (1280, 720, 3)
+    ours = prepare_video(CaptionJob(str(path)), 2).pixels
+    assert torch.equal(ours, reference(np.stack(official_longshort(upright))))
