@@ -9,9 +9,10 @@ It deliberately knows nothing about torch, CLIP preprocessing or the model: fram
 uint8 numpy arrays at the file's own displayed resolution, unless the caller opts in to
 `resize` (a function applied to each upright frame as a PIL image right after it is decoded: the
 engine passes the official PLLaVA resize, so an 8K clip never holds more than one 8K frame, and
-that one in FFmpeg/PIL memory only) or `max_short_side` (a fast swscale shrink while decoding). Every failure a person can cause
-(missing, empty, corrupt, audio-only, too long, too slow) is a `VideoError` with a sentence
-written for that person; no raw av/PIL exception escapes.
+that one only in FFmpeg's buffer) or `max_short_side` (a fast swscale shrink while decoding).
+Every failure a person can cause (missing, empty, corrupt, audio-only, too long, too slow, a time
+range outside the video) is a `VideoError` with a sentence written for that person; no raw av/PIL
+exception escapes.
 
 Sampling (PLLaVA's official rule): frame k of N is `int(seg/2) + round(seg*k)` with
 `seg = (n_total-1)/N`, and index i is the i-th frame in presentation order (decord's `vr[i]`).
