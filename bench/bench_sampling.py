@@ -13,7 +13,7 @@
 
 Videos: 1280x720 h264 ultrafast with a keyframe every 48 frames: `long` (600 s, 24 fps), `short`
 (10 s), and `vfr` (600 s of 1 s at 30 fps then 1 s at 15 fps, repeated: a variable-rate mp4 whose
-frame i is not at time i * duration / n). Each (method, video) runs 3 times, each in a fresh
+frame i is not at time i * duration / n). Each (method, video) runs 5 times, each in a fresh
 subprocess; time is measured inside it around the call (imports excluded), memory is the
 subprocess's peak RSS (getrusage ru_maxrss), shown beside an 'idle' subprocess that only imports.
 Every method's 16 frames are checked by their pixels against the ordinals of the official rule.
@@ -38,12 +38,12 @@ sys.path.insert(0, str(ROOT))
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pllava_demo.preprocess import official_resize  # noqa: E402
 from pllava_demo.video import read_video, sample_indices  # noqa: E402
 from tests.videos import frame_index, write_long_video  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 FPS, GOP, N = 24, 48, 16
+REPEATS = 5  # medians of 5: other work on a shared machine swings single runs by 2x
 VIDEOS = {"long": 600, "short": 10, "vfr": 600}  # name -> seconds
 METHODS = {"long": ["ours", "full", "official", "floor", "ours+px", "floor+px"],
            "short": ["ours", "full", "official", "floor"],
@@ -84,8 +84,16 @@ def _targets_pts(path, stream, indices) -> list[float]:
     return [i / (FPS * stream.time_base) for i in indices]
 
 
+def _resize():
+    # imported only by the +px methods: preprocess brings torch, which would swamp the others' RSS
+    from pllava_demo.preprocess import official_resize
+
+    return official_resize
+
+
 def _seek_decode(container, stream, path, indices, px=False):
     """Each index: seek to its keyframe (index // GOP * GOP), decode forward to it."""
+    official_resize = _resize() if px else None
     out = []
     keys = _targets_pts(path, stream, [i // GOP * GOP for i in indices])
     for idx, key, want in zip(indices, keys, _targets_pts(path, stream, indices)):
@@ -115,7 +123,7 @@ def run_floor(path, px=False):
 
 
 def run_ours(path, px=False):
-    return list(read_video(path, N, resize=official_resize if px else None).frames)
+    return list(read_video(path, N, resize=_resize() if px else None).frames)
 
 
 def child(method: str, path: str) -> None:
@@ -135,7 +143,7 @@ def child(method: str, path: str) -> None:
 
 def measure(method: str, path: Path) -> dict:
     runs = []
-    for _ in range(3):
+    for _ in range(REPEATS):
         res = subprocess.run([sys.executable, __file__, "--child", method, str(path)], capture_output=True, text=True, check=True)
         runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
     return {
@@ -157,7 +165,7 @@ def main() -> None:
             tmp.rename(path)
             print(f"wrote {path.name} in {time.perf_counter() - t0:.1f} s")
     print(f"PyAV {av.__version__}, {N} frames, h264 1280x720 ultrafast, keyframe every {GOP} frames; "
-          "median of 3 runs, each in its own subprocess; memory = peak RSS of that subprocess")
+          f"median of {REPEATS} runs, each in its own subprocess; memory = peak RSS of that subprocess")
     for name in VIDEOS:
         path = video_path(name)
         with av.open(str(path)) as c:

@@ -2,8 +2,8 @@
 
 1. `official_resize`: PllavaProcessor's per-video resize of a full-size RGB frame (a PIL image) with
    PIL bicubic on uint8: the long side capped at 640, the short side following the aspect ratio and
-   floored at 336, then the official slice of the long side to `int(short * long/short)` (one pixel
-   shorter than the resize for some sizes). The video reader calls it on each frame right after
+   floored at 336, then the official slice of the long side to `int(new_short * rate)`, rate being
+   long/short as a float (one pixel shorter than the resize for some sizes, e.g. 51x21). The video reader calls it on each frame right after
    decoding, so a video is never held at full size.
 2. `clip_preprocess`: uint8 frames (T, H, W, 3) -> normalised float32 tensor (T, 3, S, S).
 
@@ -13,10 +13,10 @@ step for step: resize the shortest edge to `size` with PIL bicubic (long side
 normalise with the CLIP mean/std. It knows nothing about video files (no av) or the model;
 the engine casts the result to the model's dtype and device.
 
-One deliberate deviation, in both steps: when the rule would make an enormous intermediate image (an extreme
-aspect ratio such as 4000x16 -> 84000x336), the source is first cut to the central part of its
-long side that the final crop can see (plus a margin for the bicubic kernel), so memory stays
-bounded. Pixels in the final crop can then differ from transformers' by sub-pixel resampling
+One deliberate deviation, in both steps: when the rule would make an enormous intermediate image
+(an aspect ratio over 4:1, such as 4000x16 -> 84000x336), the source is first cut to the central
+part of its long side that maps to 4 x 336 output pixels (the final crop sees the middle 336), so
+memory stays bounded. Pixels in the final crop can then differ from transformers' by sub-pixel resampling
 phase; the crop shows the same region.
 """
 

@@ -9,9 +9,10 @@ It deliberately knows nothing about torch, CLIP preprocessing or the model: fram
 uint8 numpy arrays at the file's own displayed resolution, unless the caller opts in to
 `resize` (a function applied to each upright frame as a PIL image right after it is decoded: the
 engine passes the official PLLaVA resize, so an 8K clip never holds more than one 8K frame, and
-that one in FFmpeg/PIL memory only) or `max_short_side` (a fast swscale shrink while decoding). Every failure a person can cause
-(missing, empty, corrupt, audio-only, too long, too slow) is a `VideoError` with a sentence
-written for that person; no raw av/PIL exception escapes.
+that one only in FFmpeg's buffer) or `max_short_side` (a fast swscale shrink while decoding).
+Every failure a person can cause (missing, empty, corrupt, audio-only, too long, too slow, a time
+range outside the video) is a `VideoError` with a sentence written for that person; no raw av/PIL
+exception escapes.
 
 Sampling (PLLaVA's official rule): frame k of N is `int(seg/2) + round(seg*k)` with
 `seg = (n_total-1)/N`, and index i is the i-th frame in presentation order (decord's `vr[i]`).
@@ -61,7 +62,8 @@ class Clip:
     """Sampled frames of one file. A still image is a one-frame clip with fps 0.0 and duration 0.0
     (it has no frame rate). `indices` are the ordinals (0-based, presentation order) of the frames
     actually returned; `timestamps` their presentation times in seconds from the stream's start.
-    `time_range` is the (start_s, end_s) the caller restricted sampling to, or None for the whole."""
+    `width` / `height` are the file's displayed (upright) size, which `frames` need not have (a
+    resize). `time_range` is the (start_s, end_s) the caller restricted sampling to, or None."""
 
     frames: np.ndarray  # (T, H, W, 3) uint8, upright
     timestamps: tuple[float, ...]
@@ -242,14 +244,21 @@ def _rotation(frame) -> int:
     return round(rotation / 90) % 4
 
 
+def _display_size(frame) -> tuple[int, int]:
+    """(width, height) as shown: after the display rotation."""
+    return (frame.height, frame.width) if _rotation(frame) % 2 else (frame.width, frame.height)
+
+
 def _to_rgb(frame, max_short_side: int | None = None, resize: Resize | None = None) -> np.ndarray:
     if resize is not None:
-        # RGB straight from FFmpeg's buffer into PIL (no numpy copy of the full-size frame), turned
-        # upright, then the caller's resize: only the small result becomes an array.
-        plane = frame.reformat(format="rgb24").planes[0]
-        im = Image.frombuffer("RGB", (plane.width, plane.height), plane, "raw", "RGB", plane.line_size, 1)
+        # FFmpeg converts to RGBX, which PIL maps without a copy (PIL keeps RGB as RGBX anyway, and
+        # resamples each channel alike), so the one full-size frame exists once, in FFmpeg's buffer;
+        # turned upright, resized by the caller, and only the small result becomes an array.
+        plane = frame.reformat(format="rgb0").planes[0]
+        im = Image.frombuffer("RGBX", (plane.width, plane.height), plane, "raw", "RGBX", plane.line_size, 1)
         k = _rotation(frame)
-        return np.asarray(resize(im.transpose(_ROTATIONS[k]) if k else im))  # (h, w, 3)
+        out = resize(im.transpose(_ROTATIONS[k]) if k else im)
+        return np.asarray(out.convert("RGB") if out.mode != "RGB" else out)  # (h, w, 3)
     rotation = _rotation(frame) * 90
     size = _shrunk(frame.width, frame.height, max_short_side)
     if size is None:
@@ -309,11 +318,14 @@ def _read_pil(p: Path, req: _Request) -> Clip | None:
             if n <= 1:
                 if req.time_range is not None:
                     raise VideoError(f"'{p.name}' is a still image; a time range applies only to videos.")
+                width, height = im.size
+                if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientations that turn it a quarter
+                    width, height = height, width
                 size = _shrunk(im.width, im.height, req.short_side) if req.resize is None else None
                 if size is not None:
                     im.draft("RGB", size)  # JPEG decodes at 1/2, 1/4 or 1/8 scale; other formats ignore it
                 rgb = _pil_rgb(ImageOps.exif_transpose(im), req.short_side, req.resize)  # EXIF orientation: upright
-                return Clip(rgb[None], (0.0,), (0,), 0.0, 0.0, rgb.shape[1], rgb.shape[0], 1, str(p), req.key, 1)
+                return Clip(rgb[None], (0.0,), (0,), 0.0, 0.0, width, height, 1, str(p), req.key, 1)
             starts, t = [], 0.0
             for fr in ImageSequence.Iterator(im) if req.time_range is not None else ():
                 _check_deadline(req.deadline, req.budget)
@@ -337,8 +349,8 @@ def _read_pil(p: Path, req: _Request) -> Clip | None:
         raise VideoError(f"The image '{p.name}' is too large to open safely.") from e
     except Exception:  # noqa: BLE001 - PIL raises many kinds; the caller turns None into a VideoError
         return None
-    return Clip(frames, tuple(starts[i] for i in indices), tuple(indices), t, n / t, frames.shape[2],
-                frames.shape[1], n, str(p), req.key, n, req.time_range)
+    return Clip(frames, tuple(starts[i] for i in indices), tuple(indices), t, n / t, im.width, im.height, n, str(p),
+                req.key, n, req.time_range)
 
 
 # ----------------------------------------------------------------------------------------- videos
@@ -490,8 +502,8 @@ def read_video(path, num_frames: int = 16, *, max_duration: float | None = None,
     """Read `num_frames` frames of a video (or one of a still image) sampled by PLLaVA's rule.
     resize: applied to every upright RGB frame (a PIL image) right after decoding; the clip keeps what it
     returns (the engine passes preprocess.official_resize). max_short_side: instead, shrink frames whose
-    short side is longer inside swscale (fast, not the official pixels). Clip.width/height are the stored
-    frames' size. start_s / end_s: sample only the frames whose timestamps lie in [start_s, end_s]
+    short side is longer inside swscale (fast, not the official pixels). Clip.width/height stay the file's
+    displayed size. start_s / end_s: sample only the frames whose timestamps lie in [start_s, end_s]
     (seconds from the start; either may be None); the range must lie inside the video.
     key: the file's content_key when the caller already computed it (saves hashing the file again)."""
     _check_knobs(num_frames, max_duration, time_budget, max_short_side)
@@ -595,7 +607,8 @@ def _read_stream(p, container, req: _Request) -> Clip:
             break
     if not got:
         raise VideoError(f"No frame of '{p.name}' could be decoded; the file may be corrupt or truncated.")
-    return _make_clip(p, req, indices, got, duration if duration else n_total * spf, 1.0 / spf, n_total, dec.decoded)
+    return _make_clip(p, req, indices, got, duration if duration else n_total * spf, 1.0 / spf, n_total, dec.decoded,
+                      _display_size(last))
 
 
 def _read_by_count(p, req: _Request, n_total, duration, rate) -> Clip:
@@ -619,7 +632,8 @@ def _read_by_count(p, req: _Request, n_total, duration, rate) -> Clip:
             rgb = req.rgb(last)
             for t in missing:
                 got.put(t, rgb, float(n) / fps, n)
-        return _make_clip(p, req, indices, got, duration or n_total / fps, fps, n_total, dec.decoded)
+        return _make_clip(p, req, indices, got, duration or n_total / fps, fps, n_total, dec.decoded,
+                          _display_size(last))
 
 
 class _Frames:
@@ -656,14 +670,14 @@ class _Frames:
         return self.buf[[self.slot[t] for t in indices]]
 
 
-def _make_clip(p, req: _Request, indices, got: _Frames, duration, fps, n_total, decoded) -> Clip:
+def _make_clip(p, req: _Request, indices, got: _Frames, duration, fps, n_total, decoded, size) -> Clip:
     done = sorted(got.done)
     for t in set(indices) - got.times.keys():  # a damaged tail: the nearest decoded frame stands in
         near = min(done, key=lambda d: abs(d - t))
         got.put(t, got.buf[got.slot[near]], got.times[near], got.ordinals[near])
     frames = got.frames(indices)  # (T, H, W, 3)
     return Clip(frames, tuple(got.times[t] for t in indices), tuple(got.ordinals[t] for t in indices),
-                float(duration), float(fps), frames.shape[2], frames.shape[1], int(n_total), str(p), req.key,
+                float(duration), float(fps), size[0], size[1], int(n_total), str(p), req.key,
                 decoded, req.time_range)
 
 

@@ -255,7 +255,7 @@ def test_8k_frames_are_shrunk_while_decoding_so_memory_stays_small(eng, good, tm
     # FFmpeg's buffer to PIL and is resized there (the engine's path): no full-size numpy array.
     clip, peak = _peak_bytes(lambda: read_video(path, 16, resize=official_resize))
     assert peak < 60 * 2**20, f"read_video peak {peak / 2**20:.0f} MB: a full-size frame was made"
-    assert clip.frames.shape == (16, 360, 640, 3) and clip.height == 360
+    assert clip.frames.shape == (16, 360, 640, 3) and (clip.width, clip.height) == (7680, 4320)
     session = eng.new_session()
     vf, peak = _peak_bytes(lambda: session.set_video(path, 16))
     assert peak < 200 * 2**20, f"set_video peak {peak / 2**20:.0f} MB"

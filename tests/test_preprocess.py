@@ -145,3 +145,29 @@ def test_official_resize_matches_the_restated_processor(width, height):
     ours = np.asarray(official_resize(Image.fromarray(frame)))
     (ref,) = official_longshort([frame])
     assert ours.shape == ref.shape and np.array_equal(ours, ref)
+
+
+def test_engine_caches_per_time_range(engine, tmp_path):
+    """A time range is part of the cache key: another range is another clip, the same range a hit."""
+    path = write_video(tmp_path / "range.mp4", n_frames=48, fps=24, width=64, height=48)
+    whole = engine.prepare_video(path, 4)
+    part = engine.prepare_video(path, 4, start_s=1.0, end_s=2.0)
+    assert part.clip.time_range == (1.0, 2.0) and min(part.clip.indices) >= 24
+    assert list(part.clip.indices) != list(whole.clip.indices)
+    hits = engine.stats["feature_cache_hits"]
+    assert engine.prepare_video(path, 4, start_s=1.0, end_s=2.0) is part
+    assert engine.stats["feature_cache_hits"] == hits + 1
+    assert not torch.equal(engine.visual_tokens(part), engine.visual_tokens(whole))
+
+
+def test_phone_video_is_turned_upright_then_given_the_official_pixels(tmp_path):
+    """A deliberate difference: the rotation flag is honoured (decord ignores it); the official chain
+    then runs on the upright frames."""
+    from pllava_demo.caption import prepare_video
+    from pllava_demo.caption_io import CaptionJob
+
+    path = write_video(tmp_path / "phone.mp4", width=1280, height=720, n_frames=3, fps=6, pattern="texture",
+                       rotation=90)
+    upright = [np.ascontiguousarray(np.rot90(f, k=1)) for f in decoded_full_size(path, [0, 1])]  # (1280, 720, 3)
+    ours = prepare_video(CaptionJob(str(path)), 2).pixels
+    assert torch.equal(ours, reference(np.stack(official_longshort(upright))))
