@@ -98,3 +98,11 @@ class Scheduler:
                 self.wfile.write(data)
 
         return Handler
+
+
+def app_tracebacks(log: str) -> list[str]:
+    """Tracebacks in the app's log, less the asyncio noise of a forked worker: spaces closes the
+    server's sockets in each worker, and the event loop the fork copied then fails to close them
+    at exit ("Exception ignored in: <function BaseEventLoop.__del__")."""
+    blocks = log.split("Traceback (most recent call last):")
+    return [b for prev, b in zip(blocks, blocks[1:]) if "BaseEventLoop.__del__" not in prev.splitlines()[-1]]
