@@ -104,8 +104,10 @@ def _to_host(vf):
 
 
 def _on_device(eng, vf):
-    """The worker's copy of a video the main process sent, on the model's device, kept for the
-    next call of a reused worker (under its own key: the main process's cache is not touched)."""
+    """In this process: the video as it is. In a worker: its copy of the video the main process sent,
+    on the model's device, kept for the next call of a reused worker (under its own key)."""
+    if not in_worker():
+        return vf
     key = (vf.clip.content_key, vf.num_frames)
     own = eng.features.get(key)
     if own is not None:

@@ -2,7 +2,8 @@
 
 The only module that imports gradio. The work is done by the plain functions of `ui_handlers`;
 this module wires components to them, turns `PllavaError`s into `gr.Error` and progress callbacks
-into `gr.Progress`, and runs the GPU work through `gpu_calls` (ZeroGPU-safe). It knows nothing of argv (see app.py).
+into `gr.Progress`, and runs the GPU work through `gpu_calls` (ZeroGPU-safe). It knows nothing of
+argv (see app.py).
 
 Named API endpoints (for gradio_client; per-client state, like a browser tab):
   /upload(file, num_frames) -> info      /chat(question) -> streamed answer text
