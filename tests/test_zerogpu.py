@@ -134,12 +134,17 @@ def costs(got: dict) -> list[tuple[str, dict]]:
 
 
 def check_durations(scheduler: Scheduler) -> None:
+    """What each GPU call asked the scheduler for follows from the work it was given (frames, max new
+    tokens, one or two answers), stays within the limit, and every call was released. Measured seconds
+    are printed, not asserted: CPU time here says nothing about a GPU's."""
     calls = scheduler.gpu_calls()
-    assert calls and all(not c["failed"] for c in calls)
-    # every request is within what the stand-in allows (ZeroGPU's limit is not published; 120 s is
-    # the longest its docs show), and covers what the call took here, from /schedule to /release
-    assert all(15 <= c["requested_s"] <= MAX_S for c in calls)
-    assert all(c["measured_s"] is not None and c["measured_s"] <= c["requested_s"] for c in calls)
+    for c in calls:
+        print(f"GPU call: requested {c['requested_s']} s, took {c['measured_s']:.2f} s here")
+    assert all(c["measured_s"] is not None and not c["failed"] for c in calls)
+    expected = [gpu_duration(8, 1)] + [gpu_duration(8, 16)] * 3 + [gpu_duration(4, 1), gpu_duration(4, 16)] \
+        + [gpu_duration(4, 300)] * 2 + [gpu_duration(4, 16, answers=2)]
+    assert [c["requested_s"] for c in calls] == expected
+    assert all(15 <= c["requested_s"] <= MAX_S for c in calls)  # ZeroGPU's limit is unpublished; 120 s is safe
 
 
 def test_fresh_worker_for_every_call_gives_the_same_session(tiny_official, video, reference, tmp_path):
