@@ -22,8 +22,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="auto = 4-bit nf4 on CUDA, none on CPU (env PLLAVA_QUANTIZATION)")
     p.add_argument("--device", default=env("PLLAVA_DEVICE", "auto"), choices=["auto", "cpu", "cuda"],
                    help="(env PLLAVA_DEVICE)")
-    p.add_argument("--host", default=env("PLLAVA_HOST", "0.0.0.0" if on_space else "127.0.0.1"),
-                   help="address to listen on (env PLLAVA_HOST; default 127.0.0.1, 0.0.0.0 on a Space)")
+    p.add_argument("--host", default=env("PLLAVA_HOST", env("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else "127.0.0.1")),
+                   help="address to listen on (env PLLAVA_HOST, else GRADIO_SERVER_NAME; default 127.0.0.1, "
+                        "0.0.0.0 on a Space)")
     p.add_argument("--port", type=int, default=int(env("PLLAVA_PORT", env("GRADIO_SERVER_PORT", 7860))),
                    help="(env PLLAVA_PORT)")
     p.add_argument("--share", action="store_true", default=env("PLLAVA_SHARE", "") == "1",

@@ -111,6 +111,11 @@ class VideoFeatures:
     def nbytes(self) -> int:
         return _nbytes(self.features) + int(getattr(self.clip.frames, "nbytes", 0))
 
+    @property
+    def key(self) -> tuple:
+        """Its key in the engine's feature cache (see `feature_key`)."""
+        return feature_key(self.clip.content_key, self.num_frames, self.clip.time_range)
+
     def __repr__(self) -> str:
         return f"VideoFeatures(features={tuple(self.features.shape)}, clip={self.clip!r})"
 
@@ -127,6 +132,17 @@ class _KV:
 
 
 KV_PER_SESSION = 3  # KV caches a session keeps, one per recent (video, frames, pooling, alpha)
+
+
+def feature_key(content_key: str, num_frames: int, time_range: tuple | None = None) -> tuple:
+    """What encoded features are cached by: the file's content, the frame count and the time range."""
+    start_s, end_s = time_range or (None, None)
+    return (content_key, num_frames, start_s, end_s)
+
+
+def shared_copy(vf: VideoFeatures) -> VideoFeatures:
+    """The copy the shared feature cache keeps: shared by content, it keeps no one's file name."""
+    return _as_of(vf, "")
 
 
 def _as_of(vf: VideoFeatures, path) -> VideoFeatures:
@@ -200,7 +216,7 @@ class Engine:
         num_frames = self.limits.check_frames(num_frames)
         path = check_file(path, max_mb=self.limits.max_file_mb)  # before hashing or decoding a byte
         file_key = content_key(path)
-        key = (file_key, num_frames, start_s, end_s)
+        key = feature_key(file_key, num_frames, None if start_s is None and end_s is None else (start_s, end_s))
         cached = self.features.get(key)
         if cached is not None:
             self.stats["feature_cache_hits"] += 1
@@ -219,7 +235,7 @@ class Engine:
         self.stats["vision_calls"] += 1
         self.stats["vision_frames"] += pixels.shape[0]
         vf = VideoFeatures(clip=clip, features=feats, num_frames=num_frames)
-        self.features.put(key, _as_of(vf, ""))  # shared by content: the cache keeps no one's file name
+        self.features.put(key, shared_copy(vf))
         if progress:
             progress(1.0, "Ready")
         return vf

@@ -2,7 +2,8 @@
 
 The only module that imports gradio. The work is done by the plain functions of `ui_handlers`;
 this module wires components to them, turns `PllavaError`s into `gr.Error` and progress callbacks
-into `gr.Progress`, and wraps GPU work for ZeroGPU. It knows nothing of argv (see app.py).
+into `gr.Progress`, and runs the GPU work through `gpu_calls` (ZeroGPU-safe). It knows nothing of
+argv (see app.py).
 
 Named API endpoints (for gradio_client; per-client state, like a browser tab):
   /upload(file, num_frames) -> info      /chat(question) -> streamed answer text
@@ -28,11 +29,10 @@ import gradio as gr
 
 from . import api_types as A
 from . import ui_guard
+from . import gpu_calls as G
 from . import ui_handlers as H
 from . import ui_view as V
 from .errors import PllavaError
-from .prompt import Turn
-from .zerogpu import gpu, gpu_duration
 
 log = logging.getLogger(__name__)
 
@@ -81,58 +81,6 @@ def upload_folder() -> Path:
     return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(gr.utils.get_upload_folder())).resolve()
 
 
-def _progress(progress):
-    return (lambda frac, text: progress(frac, desc=text)) if progress is not None else None
-
-
-# -- GPU work: the only functions ZeroGPU must wrap -------------------------------------------
-@gpu(lambda studio, path, num_frames, progress=None:
-     gpu_duration(num_frames if type(num_frames) is int else studio.options.num_frames, 1))
-def _gpu_load(studio, path, num_frames, progress=None):
-    H.load_video(studio, path, num_frames, progress)
-    return studio.video
-
-
-@gpu(lambda studio, progress=None, **changes:
-     gpu_duration(n if type(n := changes.get("num_frames")) is int else 16, 1))
-def _gpu_options(studio, progress=None, **changes):
-    H.set_options(studio, progress, **changes)
-    return studio.video
-
-
-@gpu(lambda studio, question, regenerate=False: gpu_duration(studio.options.num_frames, studio.options.max_new_tokens))
-def _gpu_stream(studio, question, regenerate=False):
-    yield from H.stream_answer(studio, question, regenerate)
-
-
-@gpu(lambda studio, **changes: gpu_duration(studio.options.num_frames, studio.options.max_new_tokens, answers=2))
-def _gpu_compare(studio, **changes):
-    yield from H.compare(studio, **changes)
-
-
-def _adopt(studio, vf) -> None:
-    """Under ZeroGPU the GPU function runs in a worker process: keep what it returned."""
-    if vf is not None and studio.session.video is not vf:
-        if studio.session.video is None or studio.session.video.clip.content_key != vf.clip.content_key:
-            studio.session.turns = []
-        studio.session.video = vf
-
-
-def _stream_text(studio, question, regenerate=False):
-    """Stream the answer text; afterwards make sure the turn is in this process's history
-    (it is already there unless a ZeroGPU worker ran the generation)."""
-    turns_before = list(studio.session.turns)
-    if regenerate and turns_before:
-        question = turns_before[-1].question
-    text = ""
-    for text in _gpu_stream(studio, question, regenerate):
-        yield text
-    turns = studio.session.turns
-    expected = len(turns_before) - (1 if regenerate else 0) + 1
-    if len(turns) != expected or turns[-1].answer != text:
-        studio.session.turns = turns_before[: expected - 1] + [Turn(question, text, stopped=studio.stop.is_set())]
-
-
 def _cached_copy(path: Path) -> str:
     """Where gradio keeps its copy of a file it serves: <upload folder>/<seeded content hash>/<name>."""
     from gradio import processing_utils
@@ -160,6 +108,7 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
             demo_ref[0].upload_file_set.discard(path)
 
     registry = H.Registry(H.Uploads(upload_folder(), is_upload, forget))
+    G.bind(holder)  # the GPU calls find the model here (a ZeroGPU worker inherits it)
     examples = sorted(str(p) for p in ASSETS.glob("*.mp4"))
 
     with gr.Blocks(title="PLLaVA Studio") as demo:
@@ -290,7 +239,7 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
                 studio.close()
                 return [studio, [], *view(studio)]
             H.set_options(studio, **{k: v for k, v in changes_from(values).items() if k != "num_frames"})
-            _adopt(studio, _gpu_load(studio, path, int(values[0]), _progress(progress)))
+            G.load_video(studio, path, int(values[0]), progress)
             return [studio, H.history(studio), *view(studio)]
 
         view_outputs = [gallery, view_md, heatmap]
@@ -305,7 +254,7 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
             if studio is None and holder.engine is None:
                 return [studio, t_update, gr.update(), gr.update(), gr.update()]
             studio = studio_for(studio, request)
-            _adopt(studio, _gpu_options(studio, _progress(progress), **changes_from(values)))
+            G.set_options(studio, progress, **changes_from(values))
             return [studio, t_update, *view(studio)]
 
         frames.change(on_frames, [state, *option_inputs], [state, pool_t, *view_outputs],
@@ -347,7 +296,7 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
             if studio.video is not None and changes["num_frames"] != studio.video.num_frames:
                 changes.pop("num_frames")
             H.set_options(studio, **changes)
-            for messages in H.chat_stream(studio, question, regenerate, stream=_stream_text):
+            for messages in H.chat_stream(studio, question, regenerate, stream=G.stream_answer):
                 yield "", messages, studio
             if studio.session.notice:
                 gr.Info(studio.session.notice)
@@ -390,7 +339,7 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
             changes = dict(pooling=(t, int(h_b), int(w_b)))
             if studio.engine.spec.has_lora:
                 changes["lora_alpha"] = a_b
-            for la, a, lb, b in _gpu_compare(studio, **changes):
+            for la, a, lb, b in G.compare(studio, **changes):
                 yield f"**{la}**\n\n{a}", f"**{lb}**\n\n{b}"
 
         compare_btn.click(on_compare, [state, alpha_b, pool_h_b, pool_w_b, *option_inputs], [answer_a, answer_b],
@@ -400,33 +349,33 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
         @guard
         def api_upload(file, num_frames, studio, request: gr.Request = None, progress=gr.Progress()):
             studio = studio_for(studio, request)
-            # num_frames is parsed inside load_video, after the file is held: a refused request deletes it
-            _adopt(studio, _gpu_load(studio, file, num_frames, _progress(progress)))
+            # num_frames is parsed at the door (api_types) after the file is held: a refused request deletes it
+            G.load_video(studio, file, num_frames, progress)
             return V.video_info(studio), studio
 
         @guard
         def api_set_options(changes, studio, request: gr.Request = None, progress=gr.Progress()):
             studio = studio_for(studio, request)
-            _adopt(studio, _gpu_options(studio, _progress(progress), **A.changes_dict(changes)))
+            G.set_options(studio, progress, **A.changes_dict(changes))
             return V.video_info(studio), studio
 
         @guard
         def api_chat(question, studio, request: gr.Request = None):
             studio = studio_for(studio, request)
-            for text in _stream_text(studio, question):
+            for text in G.stream_answer(studio, question):
                 yield text, studio
 
         @guard
         def api_regenerate(studio, request: gr.Request = None):
             studio = studio_for(studio, request)
-            for text in _stream_text(studio, None, regenerate=True):
+            for text in G.stream_answer(studio, None, regenerate=True):
                 yield text, studio
 
         @guard
         def api_compare(changes, studio, request: gr.Request = None):
             studio = studio_for(studio, request)
             out = None
-            for la, a, lb, b in _gpu_compare(studio, **A.changes_dict(changes)):
+            for la, a, lb, b in G.compare(studio, **A.changes_dict(changes)):
                 out = {"labels": [la, lb], "a": a, "b": b}
                 yield out, studio
 

@@ -11,6 +11,7 @@ import functools
 import importlib.util
 import logging
 import os
+import sys
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ def import_early() -> bool:
     """On ZeroGPU, `spaces` must be imported before torch touches CUDA: app.py calls this first."""
     if os.environ.get("PLLAVA_NO_ZEROGPU") or not zerogpu_available():
         return False
+    if "torch" in sys.modules:  # spaces' own check only catches CUDA already initialised
+        log.warning("ZeroGPU: torch was imported before spaces; import spaces first")
     import spaces  # noqa: F401
 
+    log.info("ZeroGPU: spaces imported before torch (ZeroGPU mode: %s)", os.environ.get("SPACES_ZERO_GPU", "off"))
     return True
