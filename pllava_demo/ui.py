@@ -29,7 +29,6 @@ import gradio as gr
 from . import ui_handlers as H
 from . import ui_view as V
 from .errors import PllavaError
-from .prompt import Turn
 from .zerogpu import gpu, gpu_duration
 
 log = logging.getLogger(__name__)
@@ -110,23 +109,8 @@ def _adopt(studio, vf) -> None:
     """Under ZeroGPU the GPU function runs in a worker process: keep what it returned."""
     if vf is not None and studio.session.video is not vf:
         if studio.session.video is None or studio.session.video.clip.content_key != vf.clip.content_key:
-            studio.session.turns = []
+            studio.session.clear()  # a new file starts a new chat (and ends any answer about the old one)
         studio.session.video = vf
-
-
-def _stream_text(studio, question, regenerate=False):
-    """Stream the answer text; afterwards make sure the turn is in this process's history
-    (it is already there unless a ZeroGPU worker ran the generation)."""
-    turns_before = list(studio.session.turns)
-    if regenerate and turns_before:
-        question = turns_before[-1].question
-    text = ""
-    for text in _gpu_stream(studio, question, regenerate):
-        yield text
-    turns = studio.session.turns
-    expected = len(turns_before) - (1 if regenerate else 0) + 1
-    if len(turns) != expected or turns[-1].answer != text:
-        studio.session.turns = turns_before[: expected - 1] + [Turn(question, text, stopped=studio.stop.is_set())]
 
 
 def _cached_copy(path: Path) -> str:
@@ -194,7 +178,7 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
                                             info="Higher is more varied (only with sampling).")
                     top_p = gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p",
                                       info="Sample from the smallest set of tokens with this much probability.")
-                    max_new = gr.Slider(1, limits.max_new_tokens, value=min(512, limits.max_new_tokens), step=1,
+                    max_new = gr.Slider(1, limits.max_new_tokens, value=min(512, limits.max_new_tokens), step=1, elem_id="max-new",
                                         label="Max new tokens", info="Longest answer, in tokens.")
                     rep = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Repetition penalty",
                                     info="Above 1 discourages repeating words.")
@@ -206,8 +190,9 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
                 with gr.Row():
                     msg = gr.Textbox(placeholder="Ask about the video…", show_label=False, scale=5,
                                      elem_id="question", submit_btn=False)
+                    # While an answer streams, Send becomes Stop (one place, one button to press)
                     send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
-                    stop = gr.Button("Stop", scale=1, elem_id="stop")
+                    stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop", visible=False)
                 with gr.Row():
                     regen = gr.Button("Regenerate", size="sm", elem_id="regenerate")
                     clear = gr.Button("Clear chat", size="sm", elem_id="clear")
@@ -285,6 +270,8 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
             if not path:  # the video was removed: start over
                 studio.close()
                 return [studio, [], *view(studio)]
+            if path != studio.video_path:
+                studio.stop.set()  # an answer about the old video ends now; it will not join the new chat
             H.set_options(studio, **{k: v for k, v in changes_from(values).items() if k != "num_frames"})
             _adopt(studio, _gpu_load(studio, path, int(values[0]), _progress(progress)))
             return [studio, H.history(studio), *view(studio)]
@@ -336,6 +323,17 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
             component.change(on_settings, [state, *option_inputs], [state, view_md], **view_kw)
 
         # -- chat --------------------------------------------------------------------------------
+        # While an answer streams: Send is replaced by Stop, Regenerate and Compare are off, and Enter
+        # or Send do nothing (one event for both, trigger_mode "once"): a follow-up typed meanwhile
+        # stays in the box. The box is cleared once, when a question is accepted.
+        answering = [gr.update(visible=False), gr.update(visible=True), gr.update(interactive=False),
+                     gr.update(interactive=False)]
+        controls = [send, stop, regen, compare_btn]
+
+        def on_idle():
+            return gr.update(visible=True), gr.update(visible=False), gr.update(interactive=True), \
+                gr.update(interactive=True)
+
         @guard
         def on_chat(question, studio, *values, request: gr.Request = None, regenerate=False):
             studio = studio_for(studio, request)
@@ -343,18 +341,22 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
             if studio.video is not None and changes["num_frames"] != studio.video.num_frames:
                 changes.pop("num_frames")
             H.set_options(studio, **changes)
-            for messages in H.chat_stream(studio, question, regenerate, stream=_stream_text):
-                yield "", messages, studio
+            first = True
+            for messages in H.chat_stream(studio, question, regenerate, stream=_gpu_stream):
+                box = gr.skip() if regenerate or not first else ""
+                yield box, messages, studio, *(answering if first else [gr.skip()] * 4)
+                first = False
             if studio.session.notice:
                 gr.Info(studio.session.notice)
 
         def on_regenerate(studio, *values, request: gr.Request = None):
             yield from on_chat("", studio, *values, request=request, regenerate=True)
 
-        chat_kw = dict(concurrency_id=GPU, api_visibility="private")
-        msg.submit(on_chat, [msg, state, *option_inputs], [msg, chatbot, state], **chat_kw)
-        send.click(on_chat, [msg, state, *option_inputs], [msg, chatbot, state], **chat_kw)
-        regen.click(on_regenerate, [state, *option_inputs], [msg, chatbot, state], **chat_kw)
+        chat_kw = dict(concurrency_id=GPU, api_visibility="private", trigger_mode="once")
+        gr.on([msg.submit, send.click], on_chat, [msg, state, *option_inputs], [msg, chatbot, state, *controls],
+              **chat_kw).then(on_idle, None, controls, queue=False)
+        regen.click(on_regenerate, [state, *option_inputs], [msg, chatbot, state, *controls],
+                    **chat_kw).then(on_idle, None, controls, queue=False)
 
         def on_stop(studio):
             if studio is not None:
@@ -364,10 +366,14 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
 
         def on_clear(studio):
             if studio is not None:
+                studio.stop.set()  # an answer still streaming ends; clear() keeps it out of the new chat
                 studio.session.clear()
             return [], "", ""
 
         clear.click(on_clear, [state], [chatbot, answer_a, answer_b], concurrency_limit=None, api_visibility="private")
+        # the chat's own trash icon: the model forgets too, not only the screen
+        chatbot.clear(on_clear, [state], [chatbot, answer_a, answer_b], concurrency_limit=None,
+                      api_visibility="private")
 
         def on_new_video(studio):
             if studio is not None:
@@ -408,13 +414,13 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
         @guard
         def api_chat(question, studio, request: gr.Request = None):
             studio = studio_for(studio, request)
-            for text in _stream_text(studio, question):
+            for text in H.answer(studio, question, stream=_gpu_stream):
                 yield text, studio
 
         @guard
         def api_regenerate(studio, request: gr.Request = None):
             studio = studio_for(studio, request)
-            for text in _stream_text(studio, None, regenerate=True):
+            for text in H.answer(studio, None, regenerate=True, stream=_gpu_stream):
                 yield text, studio
 
         @guard
@@ -428,6 +434,7 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
         @guard
         def api_clear(studio, request: gr.Request = None):
             studio = studio_for(studio, request)
+            studio.stop.set()
             studio.session.clear()
             return V.video_info(studio), studio
 

@@ -130,3 +130,120 @@ def test_compare_regenerate_clear_and_a_readable_error(page, tmp_path):
 
     page.locator("#clear").click()
     sync_api.expect(bots).to_have_count(0, timeout=30_000)
+
+
+# -- nothing a person does loses their chat ------------------------------------------------------
+def long_answers(page, tokens: int = 400) -> None:
+    """Longer answers, so the test can act while one streams."""
+    page.get_by_text("Generation", exact=True).click()
+    box = page.locator("#max-new input[type=number]")
+    box.fill(str(tokens))
+    box.press("Enter")
+    page.wait_for_timeout(500)  # the setting reaches the session (its change event)
+
+
+def streaming(page) -> None:
+    """Returns once the last answer has shown two different texts: it is streaming now."""
+    watch_last_answer(page)
+    page.wait_for_function("() => window.__seen.size >= 2", timeout=60_000)
+
+
+def answered(page) -> None:
+    """Waits for the answer to end: Send is back in place of Stop."""
+    from playwright import sync_api
+
+    sync_api.expect(page.locator("#send")).to_be_visible(timeout=120_000)
+    sync_api.expect(page.locator("#stop")).to_be_hidden()
+
+
+def questions(page) -> list[str]:
+    return [t.strip() for t in page.locator("#chat [data-testid=user]").all_inner_texts()]
+
+
+def answers(page) -> list[str]:
+    return [t.strip() for t in page.locator("#chat [data-testid=bot]").all_inner_texts()]
+
+
+def load(page, video) -> None:
+    from playwright import sync_api
+
+    page.locator("#video-input input[type=file]").set_input_files(str(video))
+    sync_api.expect(page.locator("#frames img")).to_have_count(16, timeout=60_000)
+
+
+def test_follow_ups_sent_mid_stream_lose_nothing(page, tmp_path):
+    """Enter and Send while an answer streams: Send has become Stop, the follow-up stays in the box
+    (never cleared while typed), and every question and answer is still there at the end."""
+    from playwright import sync_api
+
+    load(page, write_video(tmp_path / "a.mp4", n_frames=24, width=160, height=120))
+    long_answers(page)
+    box = page.locator("#question textarea")
+    box.fill("First question?")
+    page.locator("#send").click()
+    sync_api.expect(box).to_have_value("")  # cleared once, when accepted
+    streaming(page)
+    sync_api.expect(page.locator("#send")).to_be_hidden()  # Send became Stop
+    sync_api.expect(page.locator("#stop")).to_be_visible()
+    sync_api.expect(page.locator("#regenerate")).to_be_disabled()
+    box.fill("Second question?")
+    box.press("Enter")  # mid-stream: off, the text stays
+    answered(page)
+    sync_api.expect(box).to_have_value("Second question?")
+    assert questions(page) == ["First question?"] and all(answers(page))
+    box.press("Enter")
+    streaming(page)
+    box.fill("Third question?")  # typed while the second answer streams: never cleared
+    page.wait_for_timeout(500)
+    sync_api.expect(box).to_have_value("Third question?")
+    answered(page)
+    page.locator("#send").click()
+    answered(page)
+    sync_api.expect(page.locator("#chat [data-testid=bot]")).to_have_count(3)
+    assert questions(page) == ["First question?", "Second question?", "Third question?"]
+    assert all(answers(page)), answers(page)
+
+
+def test_new_video_mid_stream_starts_a_new_chat(page, tmp_path):
+    """A new video uploaded while an answer about the old one streams: the old turns are gone for the
+    model too (the next question is the only turn), and the old answer does not come back."""
+    from playwright import sync_api
+
+    load(page, write_video(tmp_path / "old.mp4", n_frames=24, width=160, height=120))
+    long_answers(page, 1024)
+    box = page.locator("#question textarea")
+    box.fill("About the old video?")
+    page.locator("#send").click()
+    answered(page)
+    box.fill("More about the old video?")
+    page.locator("#send").click()
+    streaming(page)
+    page.get_by_role("tab", name="Image or GIF").click()
+    page.locator("#file-input input[type=file]").set_input_files(
+        str(write_video(tmp_path / "new.mp4", n_frames=30, width=128, height=96, pattern="colour")))
+    sync_api.expect(page.locator("#view-info")).to_contain_text("visual tokens")
+    answered(page)
+    page.wait_for_timeout(1000)  # the upload's own update lands
+    box.fill("About the new video?")
+    page.locator("#send").click()
+    answered(page)
+    sync_api.expect(page.locator("#chat [data-testid=bot]")).to_have_count(1)
+    assert questions(page) == ["About the new video?"]
+
+
+def test_the_chat_trash_icon_clears_it_for_the_model_too(page, tmp_path):
+    from playwright import sync_api
+
+    load(page, write_video(tmp_path / "c.mp4", n_frames=24, width=160, height=120))
+    box = page.locator("#question textarea")
+    box.fill("Before the trash?")
+    page.locator("#send").click()
+    answered(page)
+    sync_api.expect(page.locator("#chat [data-testid=bot]")).to_have_count(1)
+    page.locator("#chat").get_by_role("button", name="Clear").click()
+    sync_api.expect(page.locator("#chat [data-testid=bot]")).to_have_count(0)
+    box.fill("After the trash?")
+    page.locator("#send").click()
+    answered(page)
+    sync_api.expect(page.locator("#chat [data-testid=bot]")).to_have_count(1)
+    assert questions(page) == ["After the trash?"]
