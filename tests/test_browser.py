@@ -148,10 +148,11 @@ def streaming(page) -> None:
     page.wait_for_function("() => window.__seen.size >= 2", timeout=60_000)
 
 
-def answered(page) -> None:
-    """Waits for the answer to end: Send is back in place of Stop."""
+def answered(page, count: int) -> None:
+    """Waits for answer number `count` to be shown and to end: Send is back in place of Stop."""
     from playwright import sync_api
 
+    sync_api.expect(page.locator("#chat [data-testid=bot]")).to_have_count(count, timeout=60_000)
     sync_api.expect(page.locator("#send")).to_be_visible(timeout=120_000)
     sync_api.expect(page.locator("#stop")).to_be_hidden()
 
@@ -188,7 +189,7 @@ def test_follow_ups_sent_mid_stream_lose_nothing(page, tmp_path):
     sync_api.expect(page.locator("#regenerate")).to_be_disabled()
     box.fill("Second question?")
     box.press("Enter")  # mid-stream: off, the text stays
-    answered(page)
+    answered(page, 1)
     sync_api.expect(box).to_have_value("Second question?")
     assert questions(page) == ["First question?"] and all(answers(page))
     box.press("Enter")
@@ -196,10 +197,9 @@ def test_follow_ups_sent_mid_stream_lose_nothing(page, tmp_path):
     box.fill("Third question?")  # typed while the second answer streams: never cleared
     page.wait_for_timeout(500)
     sync_api.expect(box).to_have_value("Third question?")
-    answered(page)
+    answered(page, 2)
     page.locator("#send").click()
-    answered(page)
-    sync_api.expect(page.locator("#chat [data-testid=bot]")).to_have_count(3)
+    answered(page, 3)
     assert questions(page) == ["First question?", "Second question?", "Third question?"]
     assert all(answers(page)), answers(page)
 
@@ -214,20 +214,18 @@ def test_new_video_mid_stream_starts_a_new_chat(page, tmp_path):
     box = page.locator("#question textarea")
     box.fill("About the old video?")
     page.locator("#send").click()
-    answered(page)
+    answered(page, 1)
     box.fill("More about the old video?")
     page.locator("#send").click()
     streaming(page)
     page.get_by_role("tab", name="Image or GIF").click()
     page.locator("#file-input input[type=file]").set_input_files(
         str(write_video(tmp_path / "new.mp4", n_frames=30, width=128, height=96, pattern="colour")))
-    sync_api.expect(page.locator("#view-info")).to_contain_text("visual tokens")
-    answered(page)
-    page.wait_for_timeout(1000)  # the upload's own update lands
+    sync_api.expect(page.locator("#chat [data-testid=bot]")).to_have_count(0, timeout=60_000)  # a new chat
+    sync_api.expect(page.locator("#send")).to_be_visible(timeout=60_000)
     box.fill("About the new video?")
     page.locator("#send").click()
-    answered(page)
-    sync_api.expect(page.locator("#chat [data-testid=bot]")).to_have_count(1)
+    answered(page, 1)
     assert questions(page) == ["About the new video?"]
 
 
@@ -238,12 +236,10 @@ def test_the_chat_trash_icon_clears_it_for_the_model_too(page, tmp_path):
     box = page.locator("#question textarea")
     box.fill("Before the trash?")
     page.locator("#send").click()
-    answered(page)
-    sync_api.expect(page.locator("#chat [data-testid=bot]")).to_have_count(1)
+    answered(page, 1)
     page.locator("#chat").get_by_role("button", name="Clear").click()
     sync_api.expect(page.locator("#chat [data-testid=bot]")).to_have_count(0)
     box.fill("After the trash?")
     page.locator("#send").click()
-    answered(page)
-    sync_api.expect(page.locator("#chat [data-testid=bot]")).to_have_count(1)
+    answered(page, 1)
     assert questions(page) == ["After the trash?"]
