@@ -248,3 +248,23 @@ def test_the_chat_trash_icon_clears_it_for_the_model_too(page, tmp_path):
     page.locator("#send").click()
     answered(page, 1)
     assert questions(page) == ["After the trash?"]
+
+
+def test_a_model_that_cannot_load_says_what_to_do_next(tmp_path):
+    """The model's failure is one readable line that names a way forward, and the chat and the examples
+    are greyed out (nothing to click that cannot work)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with running_app(tmp_path / "no-such-model", tmp_path / "app.log") as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            tab = browser.new_page(viewport={"width": 1440, "height": 900})
+            tab.goto(url)
+            status = tab.locator("#model-status")
+            sync_api.expect(status).to_contain_text("failed to load", timeout=60_000)
+            sync_api.expect(status).to_contain_text("python -m pllava_demo make-tiny ./tiny")
+            sync_api.expect(tab.locator("#question textarea")).to_be_disabled()
+            sync_api.expect(tab.locator("#send")).to_be_disabled()
+            assert tab.get_by_role("button", name="Bouncing ball").count() == 0
+            assert status.is_visible() and tab.locator(".toast-body, [data-testid=toast-body]").count() == 0
+        finally:
+            browser.close()
