@@ -1,6 +1,7 @@
 """A real browser (system Chromium, headless, through Playwright) uses the real app: upload a video,
 ask, watch the answer stream in, see the frame gallery, move the frames slider; Compare, Regenerate,
-Clear and a bad file. PLLAVA_SCREENSHOT=docs/screenshot.png refreshes the README's picture."""
+Clear and a bad file; nothing a person does loses their chat. PLLAVA_SCREENSHOTS=docs refreshes the
+README's pictures."""
 
 import os
 from pathlib import Path
@@ -83,10 +84,15 @@ def test_upload_ask_stream_gallery_and_frames_slider(page, tmp_path):
     frames_box.press("Enter")
     sync_api.expect(gallery).to_have_count(6, timeout=60_000)
     sync_api.expect(page.locator("#view-info")).to_contain_text("6 frames")
-    # PLLAVA_SCREENSHOT=docs/screenshot.png refreshes the README's picture; by default it stays out of the tree.
-    shot = Path(os.environ.get("PLLAVA_SCREENSHOT", tmp_path / "screenshot.png"))
-    page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 10_000
+    # PLLAVA_SCREENSHOTS=docs refreshes the README's pictures (desktop and phone); by default they stay out of the tree.
+    folder = Path(os.environ.get("PLLAVA_SCREENSHOTS", tmp_path))
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.screenshot(path=str(folder / "screenshot.png"))
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.screenshot(path=str(folder / "screenshot-phone.png"))
+    assert (folder / "screenshot.png").stat().st_size > 10_000 and (folder / "screenshot-phone.png").stat().st_size > 10_000
 
 
 def test_compare_regenerate_clear_and_a_readable_error(page, tmp_path):

@@ -136,6 +136,9 @@ def test_heatmap_and_colours():
     c = V.colorize(np.array([0.0, 1.0]))
     assert tuple(c[0]) == (68, 1, 84) and tuple(c[1]) == (253, 231, 37)
     V.heatmap_image(np.ones((1, 1, 1)))  # flat input: no division by zero
+    strip = img[-22:]  # the colour scale under the tiles: both ends of the map are in it
+    for end in c:
+        assert (strip == end).all(-1).any()
 
 
 def test_options_consistency_and_zerogpu_fallback():

@@ -85,11 +85,11 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
             with gr.Tabs():
                 with gr.Tab("Video"):
                     c["video"] = gr.Video(sources=["upload", "webcam"], label="Video (mp4, webm, mov, mkv)",
-                                          elem_id="video-input", height=260)
+                                          elem_id="video-input", height=220)
                 with gr.Tab("Image or GIF"):
                     c["upload"] = gr.File(label="A still image, a GIF or any video file", elem_id="file-input",
                                           file_types=list(H.VIDEO_TYPES + H.IMAGE_TYPES))
-            c["chatbot"] = gr.Chatbot(label="Chat", elem_id="chat", height=380, buttons=["copy"])
+            c["chatbot"] = gr.Chatbot(label="Chat", elem_id="chat", height=300, buttons=["copy"])
             with gr.Row(equal_height=True):
                 c["msg"] = gr.Textbox(placeholder="Ask about the video…", label="Your question", scale=5,
                                       elem_id="question", submit_btn=False, lines=1, max_lines=6)
@@ -125,7 +125,8 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
                                            elem_id="view-info")
                 c["gallery"] = gr.Gallery(label="Sampled frames (time in seconds)", columns=4, height="auto",
                                           elem_id="frames", object_fit="contain", allow_preview=False)
-                gr.Markdown("**Token norms per pooled time step** (yellow = high norm, purple = low)",
+                gr.Markdown("**Token norms per pooled time step**: one tile per T' step, colour scale underneath "
+                            "(purple low, yellow high: the paper's high-norm tokens)",
                             elem_classes=["slider-note"])
                 c["heatmap"] = gr.Image(show_label=False, type="pil", elem_id="heatmap", height=200,
                                         interactive=False, buttons=[])
