@@ -313,6 +313,7 @@ class ChatSession:
     notice: str | None = None
     closed: bool = False
     id: int = -1
+    epoch: int = 0  # bumped whenever the chat starts over: an answer begun before then is not kept
 
     def __post_init__(self):
         self.id = next(self.engine._session_ids)
@@ -324,13 +325,25 @@ class ChatSession:
         self.closed = False
         vf = self.engine.prepare_video(path, num_frames, progress, start_s=start_s, end_s=end_s)
         if self.video is None or self.video.clip.content_key != vf.clip.content_key:
-            self.turns = []
+            self.clear()
         self.video = vf
         return vf
 
     def clear(self) -> None:
+        """Start the chat over. An answer still streaming ends without joining the new chat."""
         self.turns, self.notice = [], None
+        self.epoch += 1
         self.drop_cache()
+
+    def keep_answer(self, turn: Turn, at: int, epoch: int) -> None:
+        """Make `turn` the history's turn number `at`, for an answer streamed from a copy of this
+        session (a ZeroGPU worker process): the one way a turn made elsewhere joins this chat. Nothing
+        happens if the chat started over since `epoch`, or the turn is there already (same process)."""
+        if self.closed or epoch != self.epoch or at > len(self.turns):
+            return
+        if at < len(self.turns) and (self.turns[at].question, self.turns[at].answer) == (turn.question, turn.answer):
+            return
+        self.turns[at:] = [turn]
 
     def drop_cache(self) -> None:
         _drop_session_caches(self.engine.kv_budget, self.id)
@@ -391,7 +404,7 @@ class ChatSession:
         expanded, _ = model.expand_image_token(ids, math.prod(shape))  # (1, S)
         seq = expanded[0].tolist()
         last_image = len(seq) - 1 - seq[::-1].index(eng.spec.image_token_index)
-        video_key = video.clip.content_key
+        video_key, epoch = video.clip.content_key, self.epoch
         signature = (video_key, self.video.num_frames, video.clip.time_range, shape, alpha)
         text = TextStream(eng.tokenizer, eng.format.stop_strings, anchor_id=fitted.ids[-1])
         answered, failed, kv = False, False, None
@@ -454,9 +467,8 @@ class ChatSession:
                 eng.release_memory()
             # What the user saw stays in the chat (marked stopped); a failure before any text adds no turn,
             # so retrying does not send an empty answer back to the model as history.
-            # A new video loaded meanwhile started a new chat: this answer was about the old one.
-            same_video = self.video is not None and self.video.clip.content_key == video_key
-            if not self.closed and same_video and (not failed or text.text):
+            # A new video or Clear meanwhile started a new chat: this answer belongs to the old one.
+            if not self.closed and self.epoch == epoch and (not failed or text.text):
                 # The prompt gets the answer as the model wrote it (official: "ASSISTANT: Yes</s>"), so a
                 # follow-up's ids match the official template and the KV cache covers the whole answer.
                 self.turns.append(Turn(question, text.text, stopped=not answered, raw=text.raw if answered else None))

@@ -254,6 +254,7 @@ def stream_answer(studio: H.Studio, question: str | None, regenerate: bool = Fal
     else:
         question, turns = studio.engine.limits.check_question(question), turns_before
     ask = _ask_for(studio, question, turns)
+    epoch = session.epoch  # Clear or a new video meanwhile: this answer joins no chat
     studio.stop.clear()
     text, done = "", None
     stream = _answer(ask)
@@ -268,14 +269,11 @@ def stream_answer(studio: H.Studio, question: str | None, regenerate: bool = Fal
                 break
     finally:
         stream.close()  # on ZeroGPU: tells the worker to stop
-        same_video = session.video is not None and session.video.clip.content_key == ask.video.clip.content_key
-        if session.closed or not same_video:
-            pass  # the tab went away or a new video started a new chat: this answer belongs to neither
-        elif text or (done is not None and done.error is None):
+        if text or (done is not None and done.error is None):
             finished = done is not None and done.finished
             turn = done.turn if finished and done.turn is not None else Turn(question, text, stopped=not finished)
-            session.turns = turns + [turn]
-        else:
+            session.keep_answer(turn, len(turns), epoch)  # the session owns its turns; in-process it has it already
+        elif session.epoch == epoch and not session.closed:
             session.turns = turns_before  # refused or failed before any text: the chat is as it was
     if done is not None:
         session.notice = done.notice

@@ -3,7 +3,7 @@ gradio's upload route before a byte is written), the sweeper that deletes files 
 the queue closed to direct calls.
 
 Imports gradio only for facts about the running Blocks (its queue, its upload set); the file rules
-themselves are in ui_files.py. ui.py calls `attach` when it builds the page and `app_kwargs` when
+themselves are in ui_files.py. ui/page.py calls `attach` when it builds the page and ui/serving.py `start` when
 it launches it.
 """
 

@@ -2,12 +2,13 @@
 video, chat and settings; the pictures of what the model sees are in ui_view.py.
 
 Knows nothing about gradio: errors are the project's `PllavaError`s and progress is a plain
-`(fraction, text)` callback; `ui.py` turns both into gradio's. Every function here runs without a
+`(fraction, text)` callback; the `ui` package turns both into gradio's. Every function here runs without a
 server, so the tests call them directly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 from .api_types import Bounds, parse_changes, upload_frames
 from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape
 from .errors import InputError, PllavaError, VideoError
-from .prompt import DEFAULT_SYSTEM
+from .prompt import DEFAULT_SYSTEM, Turn
 from .ui_files import Uploads
 from .video import check_file
 
@@ -187,6 +188,7 @@ class Studio:
         self.session = engine.new_session(self.options.system)
         self.video_path: str | None = None
         self.stop = threading.Event()
+        self.answering = threading.Lock()  # one answer at a time: a second question waits its turn
         self.uploads = uploads
 
     @property
@@ -341,10 +343,27 @@ def _ask(session, question: str, options: Options, regenerate: bool = False) -> 
     return session.regenerate(**kwargs) if regenerate else session.ask(question, **kwargs)
 
 
+BUSY = "Still answering your previous question: wait for the answer, or press Stop."
+ANSWER_WAIT_S = 300.0  # a question sent while another is answered waits this long for its turn
+
+
+@contextlib.contextmanager
+def one_at_a_time(studio: Studio, wait_s: float = ANSWER_WAIT_S):
+    """Hold the studio's answer slot: two questions sent at once (two API calls, a double click) are
+    answered one after the other, each with the other's turn in its history. A plain Lock, not an
+    RLock: gradio resumes a generator on any thread of its pool, and the release must work there."""
+    if not studio.answering.acquire(timeout=wait_s):
+        raise InputError(BUSY)
+    try:
+        yield
+    finally:
+        studio.answering.release()
+
+
 def stream_answer(studio: Studio, question: str | None, regenerate: bool = False) -> Iterator[str]:
     """Validate now (raises InputError before any work), then return a stream of the answer so far
     after each piece. Stops when `studio.stop` is set; the partial answer stays in the chat, marked
-    as stopped."""
+    as stopped. The caller holds the answer slot (see `answer`); this is what runs on the GPU."""
     studio.stop.clear()
     pieces = _ask(studio.session, question or "", studio.options, regenerate)
     return _grow(pieces, studio.stop)
@@ -362,24 +381,47 @@ def _grow(pieces: Iterator[str], stop: threading.Event) -> Iterator[str]:
         pieces.close()  # runs the engine's finally: the (partial) turn joins the history
 
 
+def answer(studio: Studio, question: str | None, regenerate: bool = False,
+           stream: Callable[[Studio, str, bool], Iterator[str]] | None = None) -> Iterator[str]:
+    """The answer text as it grows, asked in the studio's answer slot (`stream` defaults to
+    stream_answer; the page passes its ZeroGPU-wrapped one)."""
+    with one_at_a_time(studio):
+        yield from _answer(studio, question, regenerate, stream)
+
+
+def _answer(studio, question, regenerate, stream) -> Iterator[str]:
+    """The session owns the turns: the engine adds this one when the stream ends. It is only handed
+    to `keep_answer` here in case `stream` ran on a copy of the session (ZeroGPU's worker process)."""
+    session = studio.session
+    if regenerate and session.turns:
+        question = session.turns[-1].question
+    at, epoch = len(session.turns) - (1 if regenerate and session.turns else 0), session.epoch
+    text = ""
+    for text in (stream or stream_answer)(studio, question, regenerate):
+        yield text
+    session.keep_answer(Turn(question, text, stopped=studio.stop.is_set()), at, epoch)
+
+
 def chat_stream(studio: Studio, question: str | None, regenerate: bool = False,
                 stream: Callable[[Studio, str, bool], Iterator[str]] | None = None) -> Iterator[list[dict]]:
-    """The same stream as chat messages: history plus the answer growing. Checks the request before
-    showing anything. `stream` (default stream_answer) lets the page run the answer under ZeroGPU."""
-    before = history(studio)
-    if regenerate:
-        if not studio.session.turns:
-            raise InputError("There is no answer to regenerate yet.")
-        before, question = before[:-2], studio.session.turns[-1].question
-    else:
+    """The same stream as chat messages: the session's history plus the answer growing, then the
+    session's history again (the page shows what the model will see next, never a copy of its own).
+    Checks the request before showing anything; a second question waits for the first's answer."""
+    if not regenerate:
         question = studio.engine.limits.check_question(question)
-    if studio.video is None:
-        raise InputError("Upload a video (or pick an example) before asking.")
-    current = [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
-    yield before + current
-    for text in (stream or stream_answer)(studio, question, regenerate):
-        current[1] = {"role": "assistant", "content": text}
+    with one_at_a_time(studio):
+        if regenerate and not studio.session.turns:
+            raise InputError("There is no answer to regenerate yet.")
+        if studio.video is None:
+            raise InputError("Upload a video (or pick an example) before asking.")
+        before = history(studio)
+        if regenerate:
+            before, question = before[:-2], studio.session.turns[-1].question
+        current = [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
         yield before + current
+        for text in _answer(studio, question, regenerate, stream):
+            current[1] = {"role": "assistant", "content": text}
+            yield before + current
     yield history(studio)
 
 

@@ -47,7 +47,7 @@ def gallery_items(studio: Studio) -> list[tuple[np.ndarray, str]]:
         img = Image.fromarray(frame)
         if img.height > THUMB_HEIGHT:
             img = img.resize((max(1, round(img.width * THUMB_HEIGHT / img.height)), THUMB_HEIGHT), Image.BILINEAR)
-        items.append((np.asarray(img), f"#{k + 1} · {ts:.2f} s"))
+        items.append((np.asarray(img), f"{ts:.1f} s"))  # short enough to read under a small thumbnail
     return items
 
 
@@ -88,13 +88,21 @@ def heatmap_image(norms, per_row: int = 8, tile: int = 96) -> Image.Image:
     th, tw, gap, label = hp * cell, wp * cell, 6, 14
     cols = min(per_row, tp)
     rows = -(-tp // cols)
-    canvas = Image.new("RGB", (cols * (tw + gap) + gap, rows * (th + gap + label) + gap), (255, 255, 255))
+    scale_h = 26  # the colour scale under the tiles: what purple and yellow mean
+    width = max(cols * (tw + gap) + gap, 160)
+    canvas = Image.new("RGB", (width, rows * (th + gap + label) + gap + scale_h), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for k in range(tp):
         x = gap + (k % cols) * (tw + gap)
         y = gap + (k // cols) * (th + gap + label)
         draw.text((x, y), f"t{k + 1}", fill=(40, 40, 40))
         canvas.paste(Image.fromarray(rgb[k]).resize((tw, th), Image.NEAREST), (x, y + label))
+    y = canvas.height - scale_h + 4
+    bar_w = width - 2 * gap - 80
+    bar = colorize(np.linspace(0.0, 1.0, bar_w, dtype=np.float32)[None, :].repeat(8, 0))  # (8, bar_w, 3)
+    draw.text((gap, y), f"{lo:.2g}", fill=(40, 40, 40))
+    canvas.paste(Image.fromarray(bar), (gap + 40, y + 2))
+    draw.text((gap + 44 + bar_w, y), f"{hi:.2g}", fill=(40, 40, 40))
     return canvas
 
 

@@ -130,3 +130,16 @@ def test_two_clients_at_once_get_their_own_video(server, videos):
         assert turn == {"question": f"What is in {name}?", "answer": answer, "stopped": False, "raw": turn["raw"]}
         assert turn["raw"].strip() == answer  # as the model wrote it: what the next prompt gets
     assert results["first.mp4"][0]["width"] == 160 and results["second.webm"][0]["width"] == 128
+
+
+def test_two_chats_at_once_on_one_session_are_answered_in_turn(server, videos):
+    """Two /chat calls at once from one client (one session): answered one after the other, and both
+    turns, each with its own answer, are in the history afterwards."""
+    c = Client(server, verbose=False)
+    c.predict(handle_file(str(videos[0])), 4, api_name="/upload")
+    c.predict({"pooling": [4, 6, 6], "max_new_tokens": 300, "min_new_tokens": 300}, api_name="/set_options")
+    jobs = [c.submit("First at once?", api_name="/chat"), c.submit("Second at once?", api_name="/chat")]
+    got = {job.result(timeout=120) for job in jobs}
+    turns = c.predict(api_name="/info")["turns"]
+    assert sorted(t["question"] for t in turns) == ["First at once?", "Second at once?"]
+    assert {t["answer"] for t in turns} == got and all(got) and not any(t["stopped"] for t in turns)

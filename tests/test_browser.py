@@ -1,6 +1,7 @@
 """A real browser (system Chromium, headless, through Playwright) uses the real app: upload a video,
 ask, watch the answer stream in, see the frame gallery, move the frames slider; Compare, Regenerate,
-Clear and a bad file. PLLAVA_SCREENSHOT=docs/screenshot.png refreshes the README's picture."""
+Clear and a bad file; nothing a person does loses their chat. PLLAVA_SCREENSHOTS=docs refreshes the
+README's pictures."""
 
 import os
 from pathlib import Path
@@ -83,10 +84,15 @@ def test_upload_ask_stream_gallery_and_frames_slider(page, tmp_path):
     frames_box.press("Enter")
     sync_api.expect(gallery).to_have_count(6, timeout=60_000)
     sync_api.expect(page.locator("#view-info")).to_contain_text("6 frames")
-    # PLLAVA_SCREENSHOT=docs/screenshot.png refreshes the README's picture; by default it stays out of the tree.
-    shot = Path(os.environ.get("PLLAVA_SCREENSHOT", tmp_path / "screenshot.png"))
-    page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 10_000
+    # PLLAVA_SCREENSHOTS=docs refreshes the README's pictures (desktop and phone); by default they stay out of the tree.
+    folder = Path(os.environ.get("PLLAVA_SCREENSHOTS", tmp_path))
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.screenshot(path=str(folder / "screenshot.png"))
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.screenshot(path=str(folder / "screenshot-phone.png"))
+    assert (folder / "screenshot.png").stat().st_size > 10_000 and (folder / "screenshot-phone.png").stat().st_size > 10_000
 
 
 def test_compare_regenerate_clear_and_a_readable_error(page, tmp_path):
@@ -99,9 +105,11 @@ def test_compare_regenerate_clear_and_a_readable_error(page, tmp_path):
     bad.write_text("<html>not a video</html>")
     page.get_by_role("tab", name="Image or GIF").click()
     page.locator("#file-input input[type=file]").set_input_files(str(bad))
-    toast = page.locator(".toast-body, [data-testid=toast-body]").first
-    sync_api.expect(toast).to_contain_text("not a video or an image", timeout=30_000)
+    notice = page.locator("#notice")  # the one place for messages: no toast, no red "Error" pills
+    sync_api.expect(notice).to_contain_text("not a video or an image", timeout=30_000)
     assert "Traceback" not in page.content()
+    assert page.locator(".toast-body, [data-testid=toast-body]").count() == 0
+    assert page.get_by_text("Error", exact=True).count() == 0
 
     page.get_by_role("tab", name="Video").click()
     page.locator("#video-input input[type=file]").set_input_files(str(video))
@@ -130,3 +138,139 @@ def test_compare_regenerate_clear_and_a_readable_error(page, tmp_path):
 
     page.locator("#clear").click()
     sync_api.expect(bots).to_have_count(0, timeout=30_000)
+
+
+# -- nothing a person does loses their chat ------------------------------------------------------
+def long_answers(page, tokens: int = 1024) -> None:
+    """Longer answers, so the test can act while one streams."""
+    page.get_by_text("Generation", exact=True).click()
+    box = page.locator("#max-new input[type=number]")
+    box.fill(str(tokens))
+    box.press("Enter")
+    page.wait_for_timeout(500)  # the setting reaches the session (its change event)
+
+
+def streaming(page) -> None:
+    """Returns once the last answer has shown two different texts (watch_last_answer was called
+    before the question was sent): it is streaming now, answers being long."""
+    page.wait_for_function("() => window.__seen.size >= 2", timeout=60_000)
+
+
+def answered(page, count: int) -> None:
+    """Waits for answer number `count` to be shown and to end: Send is back in place of Stop."""
+    from playwright import sync_api
+
+    sync_api.expect(page.locator("#chat [data-testid=bot]")).to_have_count(count, timeout=60_000)
+    sync_api.expect(page.locator("#send")).to_be_visible(timeout=120_000)
+    sync_api.expect(page.locator("#stop")).to_be_hidden()
+
+
+def questions(page) -> list[str]:
+    return [t.strip() for t in page.locator("#chat [data-testid=user]").all_inner_texts()]
+
+
+def answers(page) -> list[str]:
+    return [t.strip() for t in page.locator("#chat [data-testid=bot]").all_inner_texts()]
+
+
+def load(page, video) -> None:
+    from playwright import sync_api
+
+    page.locator("#video-input input[type=file]").set_input_files(str(video))
+    sync_api.expect(page.locator("#frames img")).to_have_count(16, timeout=60_000)
+
+
+def test_follow_ups_sent_mid_stream_lose_nothing(page, tmp_path):
+    """Enter and Send while an answer streams: Send has become Stop, the follow-up stays in the box
+    (never cleared while typed), and every question and answer is still there at the end."""
+    from playwright import sync_api
+
+    load(page, write_video(tmp_path / "a.mp4", n_frames=24, width=160, height=120))
+    long_answers(page)
+    box = page.locator("#question textarea")
+    box.fill("First question?")
+    watch_last_answer(page)
+    page.locator("#send").click()
+    sync_api.expect(box).to_have_value("")  # cleared once, when accepted
+    streaming(page)
+    sync_api.expect(page.locator("#send")).to_be_hidden()  # Send became Stop
+    sync_api.expect(page.locator("#stop")).to_be_visible()
+    sync_api.expect(page.locator("#regenerate")).to_be_disabled()
+    box.fill("Second question?")
+    box.press("Enter")  # mid-stream: off, the text stays
+    answered(page, 1)
+    sync_api.expect(box).to_have_value("Second question?")
+    assert questions(page) == ["First question?"] and answers(page)[0]
+    watch_last_answer(page)
+    box.press("Enter")
+    streaming(page)
+    box.fill("Third question?")  # typed while the second answer streams: never cleared
+    page.wait_for_timeout(500)
+    sync_api.expect(box).to_have_value("Third question?")
+    answered(page, 2)
+    page.locator("#send").click()
+    answered(page, 3)
+    assert questions(page) == ["First question?", "Second question?", "Third question?"]
+    assert all(answers(page)), answers(page)
+
+
+def test_new_video_mid_stream_starts_a_new_chat(page, tmp_path):
+    """A new video uploaded while an answer about the old one streams: the old turns are gone for the
+    model too (the next question is the only turn), and the old answer does not come back."""
+    from playwright import sync_api
+
+    load(page, write_video(tmp_path / "old.mp4", n_frames=24, width=160, height=120))
+    long_answers(page)
+    box = page.locator("#question textarea")
+    box.fill("About the old video?")
+    page.locator("#send").click()
+    answered(page, 1)
+    box.fill("More about the old video?")
+    watch_last_answer(page)
+    page.locator("#send").click()
+    streaming(page)
+    page.get_by_role("tab", name="Image or GIF").click()
+    page.locator("#file-input input[type=file]").set_input_files(
+        str(write_video(tmp_path / "new.mp4", n_frames=30, width=128, height=96, pattern="colour")))
+    sync_api.expect(page.locator("#chat [data-testid=bot]")).to_have_count(0, timeout=60_000)  # a new chat
+    sync_api.expect(page.locator("#send")).to_be_visible(timeout=60_000)
+    box.fill("About the new video?")
+    page.locator("#send").click()
+    answered(page, 1)
+    assert questions(page) == ["About the new video?"]
+
+
+def test_the_chat_trash_icon_clears_it_for_the_model_too(page, tmp_path):
+    from playwright import sync_api
+
+    load(page, write_video(tmp_path / "c.mp4", n_frames=24, width=160, height=120))
+    box = page.locator("#question textarea")
+    box.fill("Before the trash?")
+    page.locator("#send").click()
+    answered(page, 1)
+    page.locator("#chat").get_by_role("button", name="Clear").click()
+    sync_api.expect(page.locator("#chat [data-testid=bot]")).to_have_count(0)
+    box.fill("After the trash?")
+    page.locator("#send").click()
+    answered(page, 1)
+    assert questions(page) == ["After the trash?"]
+
+
+def test_a_model_that_cannot_load_says_what_to_do_next(tmp_path):
+    """The model's failure is one readable line that names a way forward, and the chat and the examples
+    are greyed out (nothing to click that cannot work)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with running_app(tmp_path / "no-such-model", tmp_path / "app.log") as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            tab = browser.new_page(viewport={"width": 1440, "height": 900})
+            tab.goto(url)
+            status = tab.locator("#model-status")
+            sync_api.expect(status).to_contain_text("failed to load", timeout=60_000)
+            sync_api.expect(status).to_contain_text("python -m pllava_demo make-tiny ./tiny")
+            sync_api.expect(tab.locator("#question textarea")).to_be_disabled()
+            sync_api.expect(tab.locator("#send")).to_be_disabled()
+            assert tab.get_by_role("button", name="Bouncing ball").count() == 0
+            assert status.is_visible() and tab.locator(".toast-body, [data-testid=toast-body]").count() == 0
+        finally:
+            browser.close()

@@ -34,7 +34,7 @@ def test_video_info_gallery_and_view(studio):
     assert info["visual_tokens"] == 4 * 6 * 6 and info["pooling_shape"] == [4, 6, 6]
     items = V.gallery_items(studio)
     assert len(items) == 8 and items[0][0].shape[0] <= V.THUMB_HEIGHT
-    assert f"{info['timestamps'][1]:.2f} s" in items[1][1]
+    assert items[1][1] == f"{info['timestamps'][1]:.1f} s"
     assert "144 visual tokens" in V.view_markdown(studio)
     img = V.token_heatmap(studio)
     assert img.width > 4 * 6 and img.mode == "RGB"
@@ -136,6 +136,9 @@ def test_heatmap_and_colours():
     c = V.colorize(np.array([0.0, 1.0]))
     assert tuple(c[0]) == (68, 1, 84) and tuple(c[1]) == (253, 231, 37)
     V.heatmap_image(np.ones((1, 1, 1)))  # flat input: no division by zero
+    strip = img[-22:]  # the colour scale under the tiles: both ends of the map are in it
+    for end in c:
+        assert (strip == end).all(-1).any()
 
 
 def test_options_consistency_and_zerogpu_fallback():
@@ -172,3 +175,33 @@ def test_bad_settings_are_messages_and_never_stick(studio, tmp_path):
         assert studio.options == before and studio.video.num_frames == 8
     H.set_options(studio, lora_alpha=10)  # the session still takes good settings
     assert studio.options.lora_alpha == 10
+
+
+def test_one_answer_at_a_time_and_clear_mid_answer(studio):
+    """The session owns the turns: a second question waits for the first answer's end (and sees it in
+    its history); Clear while an answer streams leaves the chat empty (the answer does not come back)."""
+    import threading
+
+    first = H.answer(studio, "First?")
+    next(first)  # streaming, holding the answer slot
+    second_done = threading.Event()
+    second = threading.Thread(target=lambda: (list(H.answer(studio, "Second?")), second_done.set()))
+    second.start()
+    second.join(0.5)
+    assert not second_done.is_set() and studio.answering.locked()  # waiting its turn
+    list(first)
+    second.join(60)
+    assert second_done.is_set()
+    assert [t.question for t in studio.session.turns] == ["First?", "Second?"]
+
+    stream = H.answer(studio, "Cleared mid-answer?")
+    next(stream)
+    studio.session.clear()
+    list(stream)
+    assert studio.session.turns == [] and H.history(studio) == []
+    # a turn streamed elsewhere (ZeroGPU's worker) joins once, and never after the chat started over
+    turn = H.Turn("Q?", "A.")
+    studio.session.keep_answer(turn, 0, studio.session.epoch)
+    studio.session.keep_answer(turn, 0, studio.session.epoch)
+    studio.session.keep_answer(H.Turn("Old?", "x"), 1, studio.session.epoch - 1)
+    assert studio.session.turns == [turn]

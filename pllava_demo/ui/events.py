@@ -1,0 +1,284 @@
+"""What the page does: one plain function per event, taking the values it reads as a dict keyed by
+component (gradio's set inputs) and returning the components it changes, by name.
+
+A failure is one line in the page's notice box (`Page.notice`) and nothing else: handlers here never
+raise to gradio, so no toast and no red "Error" pill on the chat, the gallery or the heat map.
+The chat's turns belong to the engine's session; the chat box only ever shows `history(studio)`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass
+
+import gradio as gr
+
+from .. import ui_handlers as H
+from .. import ui_view as V
+from .. import gpu_calls as gpu
+from .layout import Page
+from .messages import message
+
+GPU = "gpu"  # one concurrency group for everything that runs the model or CLIP
+
+
+@dataclass
+class Ctx:
+    holder: H.ModelHolder
+    registry: H.Registry
+    page: Page
+    demo: gr.Blocks | None = None
+
+    def studio(self, data: dict, request) -> H.Studio:
+        return H.ensure_studio(data.get(self.page.state), self.holder, self.registry,
+                               getattr(request, "session_hash", None))
+
+
+def say(page: Page, text: str | None) -> dict:
+    """The notice box showing `text`, or hidden when there is nothing to say."""
+    return {page.notice: gr.update(value=text or "", visible=bool(text))}
+
+
+def noticed(fn):
+    """Any exception -> its one line in the notice box (generator and plain handlers alike)."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(ctx, *args, **kwargs):
+            try:
+                yield from fn(ctx, *args, **kwargs)
+            except Exception as e:
+                yield say(ctx.page, message(e, fn.__name__))
+        return gen
+
+    @functools.wraps(fn)
+    def plain(ctx, *args, **kwargs):
+        try:
+            return fn(ctx, *args, **kwargs)
+        except Exception as e:
+            return say(ctx.page, message(e, fn.__name__))
+    return plain
+
+
+def changes_from(page: Page, data: dict) -> dict:
+    """The sliders' values as Options changes."""
+    v = {name: data[c] for name, c in page.options.items() if c in data}
+    return dict(num_frames=int(v["num_frames"]), pooling=(int(v["pool_t"]), int(v["pool_h"]), int(v["pool_w"])),
+                lora_alpha=v["lora_alpha"], do_sample=bool(v["do_sample"]), temperature=v["temperature"],
+                top_p=v["top_p"], max_new_tokens=int(v["max_new_tokens"]), repetition_penalty=v["repetition_penalty"],
+                system=v["system"])
+
+
+def _settings_only(studio: H.Studio, changes: dict) -> dict:
+    """The frames slider's own event re-encodes; every other event leaves the frame count alone."""
+    if studio.video is not None and changes["num_frames"] != studio.video.num_frames:
+        changes.pop("num_frames")
+    return changes
+
+
+def view(page: Page, studio: H.Studio, gallery: bool = True) -> dict:
+    out = {page.view_md: V.view_markdown(studio), page.heatmap: V.token_heatmap(studio)}
+    if gallery:
+        out[page.gallery] = V.gallery_items(studio)
+    return out
+
+
+# -- model status ----------------------------------------------------------------------------------
+NEXT_STEPS = ("To go on: make sure this machine can reach the Hugging Face Hub (or download the model "
+              "first), or try the app with a tiny random model: `python -m pllava_demo make-tiny ./tiny && "
+              "python app.py --model ./tiny`.")
+
+
+def on_page_load(ctx: Ctx, progress=gr.Progress()):
+    """Wait for the model; then set the sliders from the checkpoint, or say what to do next and grey
+    out what cannot work without a model."""
+    page, holder = ctx.page, ctx.holder
+    while not holder.wait(0.5):
+        progress(None, desc=f"Loading the model: {holder.stage} ({holder.elapsed:.0f} s)")
+    if holder.engine is None:
+        off = gr.update(interactive=False)
+        out = {page.status: f"{holder.status_markdown()}  \n{NEXT_STEPS}",
+               page.msg: gr.update(interactive=False, placeholder="The model is not loaded: see the message above."),
+               page.send: off, page.regen: off, page.compare_btn: off, page.video: off, page.upload: off}
+        if page.examples is not None:
+            out[page.examples.dataset] = gr.update(visible=False)
+        return out
+    eng, opts = holder.engine, H.default_options(holder.engine)
+    has_lora = eng.spec.has_lora
+    return {page.status: holder.status_markdown(),
+            page.frames: gr.update(value=opts.num_frames),
+            page.pool_t: gr.update(value=opts.pooling[0], maximum=opts.num_frames),
+            page.pool_h: gr.update(value=opts.pooling[1], maximum=eng.spec.frame_grid[0]),
+            page.pool_w: gr.update(value=opts.pooling[2], maximum=eng.spec.frame_grid[1]),
+            page.alpha: gr.update(value=opts.lora_alpha if has_lora else 0, interactive=has_lora,
+                                  info=None if has_lora else "This checkpoint has no LoRA weights: alpha does nothing."),
+            page.max_new: gr.update(value=opts.max_new_tokens)}
+
+
+# -- video ------------------------------------------------------------------------------------------
+def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progress=gr.Progress()):
+    page = ctx.page
+    path = data[component]
+    studio = ctx.studio(data, request)
+    if not path:  # the video was removed: start over
+        studio.close()
+        return {page.state: studio, page.chatbot: [], **view(page, studio), **say(page, None)}
+    if path != studio.video_path:
+        studio.stop.set()  # an answer about the old video ends now; it will not join the new chat
+    changes = changes_from(page, data)
+    num_frames = changes.pop("num_frames")
+    H.set_options(studio, **changes)
+    gpu.load_video(studio, path, num_frames, progress)
+    return {page.state: studio, page.chatbot: H.history(studio), **view(page, studio), **say(page, None)}
+
+
+# -- sliders: the frames slider re-encodes, the others only re-pool or change settings --------------
+def on_frames(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Progress()):
+    page = ctx.page
+    frames = int(data[page.frames])
+    out = {page.pool_t: gr.update(maximum=frames, value=min(int(data[page.pool_t]), frames))}
+    if data.get(page.state) is None and ctx.holder.engine is None:
+        return out
+    studio = ctx.studio(data, request)
+    gpu.set_options(studio, progress, **changes_from(page, data))
+    return {**out, page.state: studio, **view(page, studio), **say(page, None)}
+
+
+def on_pooling(ctx: Ctx, data: dict, request: gr.Request = None):
+    page = ctx.page
+    if data.get(page.state) is None and ctx.holder.engine is None:
+        return {}
+    studio = ctx.studio(data, request)
+    H.set_options(studio, **_settings_only(studio, changes_from(page, data)))
+    return {page.state: studio, **view(page, studio, gallery=False)}  # new token grid: a new heat map
+
+
+def on_settings(ctx: Ctx, data: dict, request: gr.Request = None):
+    page = ctx.page
+    if data.get(page.state) is None and ctx.holder.engine is None:
+        return {}
+    studio = ctx.studio(data, request)
+    H.set_options(studio, **_settings_only(studio, changes_from(page, data)))
+    return {page.state: studio, page.view_md: V.view_markdown(studio)}  # the token grid stays as it is
+
+
+# -- chat -------------------------------------------------------------------------------------------
+def busy(page: Page, answering: bool) -> dict:
+    """While an answer streams Send is replaced by Stop, and Regenerate and Compare are off."""
+    return {page.send: gr.update(visible=not answering), page.stop: gr.update(visible=answering),
+            page.regen: gr.update(interactive=not answering), page.compare_btn: gr.update(interactive=not answering)}
+
+
+def on_chat(ctx: Ctx, data: dict, request: gr.Request = None, regenerate: bool = False):
+    """Stream the answer into the chat. The question box is cleared once, when the question is
+    accepted, and never written again (the next question may be typed meanwhile)."""
+    page = ctx.page
+    studio = ctx.studio(data, request)
+    H.set_options(studio, **_settings_only(studio, changes_from(page, data)))
+    question = None if regenerate else data[page.msg]
+    first = True
+    for messages in H.chat_stream(studio, question, regenerate, stream=gpu.stream_answer):
+        out = {page.chatbot: messages, page.state: studio}
+        if first:
+            out.update({**busy(page, True), **say(page, None)})
+            if not regenerate:
+                out[page.msg] = ""
+            first = False
+        yield out
+    if studio.session.notice:
+        yield say(page, studio.session.notice)
+
+
+def on_regenerate(ctx: Ctx, data: dict, request: gr.Request = None):
+    yield from on_chat(ctx, data, request, regenerate=True)
+
+
+def on_idle(ctx: Ctx):
+    return busy(ctx.page, False)
+
+
+def on_stop(ctx: Ctx, data: dict):
+    studio = data.get(ctx.page.state)
+    if studio is not None:
+        studio.stop.set()
+
+
+def on_clear(ctx: Ctx, data: dict):
+    page, studio = ctx.page, data.get(ctx.page.state)
+    if studio is not None:
+        studio.stop.set()  # an answer still streaming ends; clear() keeps it out of the new chat
+        studio.session.clear()
+    return {page.chatbot: [], page.answer_a: "", page.answer_b: "", **say(page, None)}
+
+
+def on_new_video(ctx: Ctx, data: dict):
+    page, studio = ctx.page, data.get(ctx.page.state)
+    if studio is not None:
+        studio.close()
+    return {page.video: None, page.upload: None, page.chatbot: [], page.gallery: [],
+            page.view_md: V.view_markdown(studio) if studio else "", page.heatmap: None,
+            page.answer_a: "", page.answer_b: "", **say(page, None)}
+
+
+# -- compare ----------------------------------------------------------------------------------------
+def on_compare(ctx: Ctx, data: dict, request: gr.Request = None):
+    page = ctx.page
+    studio = ctx.studio(data, request)
+    changes = changes_from(page, data)
+    changes.pop("num_frames")
+    H.set_options(studio, **changes)
+    b = dict(pooling=(studio.options.pooling[0], int(data[page.pool_h_b]), int(data[page.pool_w_b])))
+    if studio.engine.spec.has_lora:
+        b["lora_alpha"] = data[page.alpha_b]
+    for la, a, lb, bb in gpu.compare(studio, **b):
+        yield {page.answer_a: f"**{la}**\n\n{a}", page.answer_b: f"**{lb}**\n\n{bb}", **say(page, None)}
+
+
+# -- wiring -----------------------------------------------------------------------------------------
+def _bind(ctx: Ctx, fn, *bound):
+    """fn with ctx (and `bound`) given, keeping its signature for gradio (gr.Request, gr.Progress)."""
+    return functools.partial(noticed(fn), ctx, *bound)
+
+
+def wire(demo: gr.Blocks, ctx: Ctx) -> None:
+    p = ctx.page
+    settings = {p.state, *p.options.values()}
+    private = dict(api_visibility="private")
+    view_out = [p.state, p.chatbot, p.gallery, p.view_md, p.heatmap, p.notice]
+
+    demo.load(functools.partial(on_page_load, ctx), None,
+              [p.status, p.frames, p.pool_t, p.pool_h, p.pool_w, p.alpha, p.max_new, p.msg, p.send, p.regen,
+               p.compare_btn, p.video, p.upload] + ([p.examples.dataset] if p.examples is not None else []),
+              concurrency_limit=None, **private)
+
+    for component in (p.video, p.upload):
+        component.change(_bind(ctx, on_video, component), {component, *settings}, view_out,
+                         concurrency_id=GPU, trigger_mode="always_last", **private)
+    p.frames.change(_bind(ctx, on_frames), settings, [p.state, p.pool_t, p.gallery, p.view_md, p.heatmap, p.notice],
+                    concurrency_id=GPU, trigger_mode="always_last", **private)
+    view_kw = dict(concurrency_limit=4, concurrency_id="view", trigger_mode="always_last", show_progress="hidden",
+                   **private)
+    for component in (p.pool_t, p.pool_h, p.pool_w):
+        component.change(_bind(ctx, on_pooling), settings, [p.state, p.view_md, p.heatmap, p.notice], **view_kw)
+    for component in (p.alpha, p.do_sample, p.temperature, p.top_p, p.max_new, p.rep, p.system):
+        component.change(_bind(ctx, on_settings), settings, [p.state, p.view_md, p.notice], **view_kw)
+
+    # Enter and Send are one event ("once": ignored while it runs), so a follow-up cannot race the answer
+    controls = [p.send, p.stop, p.regen, p.compare_btn]
+    chat_out = [p.msg, p.chatbot, p.state, p.notice, *controls]
+    chat_kw = dict(concurrency_id=GPU, trigger_mode="once", **private)
+    gr.on([p.msg.submit, p.send.click], _bind(ctx, on_chat), {p.msg, *settings}, chat_out,
+          **chat_kw).then(functools.partial(on_idle, ctx), None, controls, queue=False)
+    p.regen.click(_bind(ctx, on_regenerate), settings, chat_out,
+                  **chat_kw).then(functools.partial(on_idle, ctx), None, controls, queue=False)
+    # not queued: Stop must reach a stream while the queue is busy
+    p.stop.click(_bind(ctx, on_stop), {p.state}, None, concurrency_limit=None, queue=False, **private)
+    clear_out = [p.chatbot, p.answer_a, p.answer_b, p.notice]
+    p.clear.click(_bind(ctx, on_clear), {p.state}, clear_out, concurrency_limit=None, **private)
+    # the chat's own trash icon: the model forgets too, not only the screen
+    p.chatbot.clear(_bind(ctx, on_clear), {p.state}, clear_out, concurrency_limit=None, **private)
+    p.new_video.click(_bind(ctx, on_new_video), {p.state},
+                      [p.video, p.upload, p.chatbot, p.gallery, p.view_md, p.heatmap, p.answer_a, p.answer_b, p.notice],
+                      concurrency_limit=None, **private)
+    p.compare_btn.click(_bind(ctx, on_compare), {p.alpha_b, p.pool_h_b, p.pool_w_b, *settings},
+                        [p.answer_a, p.answer_b, p.notice], concurrency_id=GPU, **private)

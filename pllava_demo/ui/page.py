@@ -1,0 +1,49 @@
+"""build_demo: the layout, its events and the named API put together, with the queue and the
+clean-up when a tab goes away."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .. import gpu_calls as G
+from .. import ui_guard
+from .. import ui_handlers as H
+from .api import wire_api
+from .events import Ctx, wire
+from .layout import build_layout
+from .serving import ASSETS, examples_cached, make_registry
+
+
+def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurrency: int = 2,
+               max_queue: int = 32) -> gr.Blocks:
+    limits = holder.limits
+    demo_ref: list[gr.Blocks] = []
+    examples = examples_cached()
+    registry = make_registry(demo_ref, examples)
+    G.bind(holder)  # the GPU calls find the model here (a ZeroGPU worker inherits it)
+    with gr.Blocks(title="PLLaVA Studio") as demo:
+        demo_ref.append(demo)
+        page = build_layout(holder, ASSETS, idle_timeout_s, registry.discard)
+        ctx = Ctx(holder, registry, page, demo)
+        wire(demo, ctx)
+        wire_api(ctx)
+
+        def on_unload(request: gr.Request):
+            key = getattr(request, "session_hash", None)
+            registry.close(key)
+            # gradio keeps a closed session's record (a copy of the page's config, ~1 MB here) for an
+            # hour in case the tab comes back; ours never do (a reload is a new session): drop it now.
+            holder_ = getattr(demo, "state_holder", None)
+            if key and holder_ is not None:
+                with holder_.lock:
+                    holder_.session_data.pop(key, None)
+                    holder_.time_last_used.pop(key, None)
+
+        demo.unload(on_unload)
+
+    # GPU events share one group at the default limit: `concurrency` streams interleave per token.
+    # api_open=False: POST /gradio_api/run/<name> may not skip the queue (only the unqueued /stop runs directly)
+    demo.queue(max_size=max_queue, default_concurrency_limit=concurrency, api_open=False)
+    ui_guard.attach(demo, registry.uploads, examples, budget_mb=limits.upload_budget_mb, grace_s=limits.upload_grace_s)
+    demo.registry = registry
+    return demo
