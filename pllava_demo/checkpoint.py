@@ -291,15 +291,34 @@ def _cpu_dtype(files: list[Path]) -> torch.dtype:
 
 def _load_tokenizer(path: Path, spec: VideoModelSpec, notes: list[str]):
     """The checkpoint's tokenizer, checked against the config; None (with a note) when the folder has
-    none: the network itself still runs on token ids, but chatting needs a tokenizer."""
-    from transformers import AutoTokenizer
+    none: the network itself still runs on token ids, but chatting needs a tokenizer.
+
+    A tokenizer.json is used exactly as saved, as transformers 4 (the official demo) did: transformers 5's
+    AutoTokenizer rebuilds a folder that names LlamaTokenizer from its own pipeline (a Metaspace
+    pre-tokenizer instead of the release's Prepend + Replace normaliser), which puts one "▁" fewer after
+    <image> and </s>, so the official model would see other ids. Transformers 4's LlamaTokenizerFast also
+    set BOS/EOS from add_bos_token/add_eos_token (default on/off); transformers 5 drops them when a
+    tokenizer.json exists, so they are set again here. Only a folder without tokenizer.json, or one whose
+    config sets add_prefix_space (which made transformers 4 convert the sentencepiece model too), goes
+    through AutoTokenizer."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     if not any((path / f).exists() for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")):
         notes.append(f"{path} has no tokenizer files: the model runs on token ids only (no chat).")
         log.warning(notes[-1])
         return None
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        config_file = path / "tokenizer_config.json"
+        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
+        if not isinstance(config, dict):
+            raise ValueError("tokenizer_config.json is not a JSON object")
+        if (path / "tokenizer.json").exists() and config.get("add_prefix_space") is None:
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
+            if config.get("tokenizer_class") in ("LlamaTokenizer", "LlamaTokenizerFast"):
+                tokenizer.add_bos_token = bool(config.get("add_bos_token", True))
+                tokenizer.add_eos_token = bool(config.get("add_eos_token", False))
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(str(path))
     except Exception as e:  # tokenizer classes raise many types; the user needs one line
         raise CheckpointError(f"The tokenizer in {path} could not be loaded: {str(e).splitlines()[0][:200]}") from e
     image_id = tokenizer.convert_tokens_to_ids("<image>")
