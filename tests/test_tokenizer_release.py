@@ -23,9 +23,20 @@ TURNS = (Turn("Is there a dog?", ANSWER, raw=" " + ANSWER), Turn("  What  colour
 QUESTIONS = ["What does the person hold?", " Describe the video in detail.", "café naïve résumé 猫🐶", "a  b   c"]
 
 
-def release_tiny(directory, **kw):
+# The release's config.json says "llava", which transformers 5 happens to list as a model whose tokenizer
+# class is wrong on the Hub (so AutoTokenizer reads tokenizer.json as saved); a folder whose config.json
+# has no model_type, or one not on that list, must get the same ids.
+MODEL_TYPES = ["llava", None, "llava_next_video"]
+
+
+def release_tiny(directory, model_type="llava", **kw):
     """The tiny legacy checkpoint with its tokenizer files in the release layout."""
     ckpt = make_legacy_tiny(directory)
+    config = json.loads((ckpt / "config.json").read_text())
+    config.pop("model_type")
+    if model_type:
+        config["model_type"] = model_type
+    (ckpt / "config.json").write_text(json.dumps(config, indent=2))
     return write_release_tokenizer(ckpt, build_legacy_tokenizer(), bos="<s>", eos="</s>", **kw)
 
 
@@ -33,9 +44,9 @@ def fitted(tokenizer, fmt, system, turns, question):
     return fit_prompt(tokenizer, fmt, system, turns, question, n_video_tokens=16, context=4096, max_new_tokens=40)
 
 
-@pytest.fixture(scope="module")
-def release(tmp_path_factory):
-    ckpt = release_tiny(tmp_path_factory.mktemp("release"))
+@pytest.fixture(scope="module", params=MODEL_TYPES)
+def release(tmp_path_factory, request):
+    ckpt = release_tiny(tmp_path_factory.mktemp("release"), request.param)
     return ckpt, load_pllava(ckpt, device="cpu", quantization="none").tokenizer
 
 
@@ -88,14 +99,15 @@ def test_decoding_matches_the_released_decoder_and_round_trips(release):
 
 
 def test_bos_comes_from_the_config_when_tokenizer_json_has_no_post_processor(tmp_path):
-    ckpt = release_tiny(tmp_path, post_processor=False)
+    ckpt = release_tiny(tmp_path, post_processor=False)  # as transformers 4 did; transformers 5 drops it
     tok = load_pllava(ckpt, device="cpu", quantization="none").tokenizer
     text = f"{DEFAULT_SYSTEM} USER:<image>  USER:q ASSISTANT:"
     assert tok(text).input_ids == official_ids(ckpt, text) and tok(text).input_ids[0] == 1
 
 
-def test_the_engine_prefills_the_official_ids(tmp_path, video):
-    ckpt = release_tiny(tmp_path)
+@pytest.mark.parametrize("model_type", MODEL_TYPES[:2])
+def test_the_engine_prefills_the_official_ids(tmp_path, video, model_type):
+    ckpt = release_tiny(tmp_path, model_type)
     ref = Tokenizer.from_file(str(ckpt / "tokenizer.json"))
     anchor = ref.encode("USER: ASSISTANT:", add_special_tokens=False).ids[-1]
     script_answer(ckpt, anchor, ref.encode(ANSWER, add_special_tokens=False).ids)
@@ -121,7 +133,7 @@ def test_the_engine_prefills_the_official_ids(tmp_path, video):
 
 @pytest.mark.parametrize("add_bos_token", [True, False])
 def test_the_chatml_release_layout_still_works(tmp_path, add_bos_token):
-    ckpt = make_tiny(tmp_path, chat_format="chatml")
+    ckpt = make_tiny(tmp_path, chat_format="chatml")  # config.json says "llava"
     write_release_tokenizer(ckpt, build_tokenizer("chatml"), bos="<|startoftext|>", eos="<|endoftext|>",
                             add_bos_token=add_bos_token, legacy=None)
     loaded = load_pllava(ckpt, device="cpu", quantization="none")
