@@ -293,14 +293,13 @@ def _load_tokenizer(path: Path, spec: VideoModelSpec, notes: list[str]):
     """The checkpoint's tokenizer, checked against the config; None (with a note) when the folder has
     none: the network itself still runs on token ids, but chatting needs a tokenizer.
 
-    A tokenizer.json is used exactly as saved, as transformers 4 (the official demo) did: transformers 5's
-    AutoTokenizer rebuilds a folder that names LlamaTokenizer from its own pipeline (a Metaspace
-    pre-tokenizer instead of the release's Prepend + Replace normaliser), which puts one "▁" fewer after
-    <image> and </s>, so the official model would see other ids. Transformers 4's LlamaTokenizerFast also
-    set BOS/EOS from add_bos_token/add_eos_token (default on/off); transformers 5 drops them when a
-    tokenizer.json exists, so they are set again here. Only a folder without tokenizer.json, or one whose
-    config sets add_prefix_space (which made transformers 4 convert the sentencepiece model too), goes
-    through AutoTokenizer."""
+    A tokenizer.json is used exactly as saved, as transformers 4 (the official demo) did. Transformers 5's
+    AutoTokenizer does so only when config.json's model_type is on its list of models with a wrong
+    tokenizer_class ("llava" is); otherwise it rebuilds a LlamaTokenizer with its own pipeline (a Metaspace
+    pre-tokenizer, not the release's Prepend + Replace normaliser), one "▁" fewer after <image> and </s>.
+    Transformers 4's LlamaTokenizerFast also set BOS/EOS from add_bos_token/add_eos_token (default on/off),
+    which transformers 5 ignores next to a tokenizer.json. A folder without tokenizer.json, or whose config
+    sets add_prefix_space (transformers 4 then converted tokenizer.model), goes through AutoTokenizer."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     if not any((path / f).exists() for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")):
