@@ -6,6 +6,7 @@ tokenizer.json's decoder; the 34B ChatML layout keeps working."""
 import json
 
 import pytest
+import sentencepiece
 from legacy_tokenizer import build_legacy_tokenizer, make_legacy_tiny, script_answer
 from release_layout import official_ids, write_release_tokenizer
 from tokenizers import Tokenizer
@@ -60,10 +61,10 @@ def test_the_fixture_is_the_release_layout(release):
     config = json.loads((ckpt / "tokenizer_config.json").read_text())
     assert config["tokenizer_class"] == "LlamaTokenizer" and config["legacy"] is True
     assert json.loads((ckpt / "added_tokens.json").read_text()) == {"<image>": 744, "<pad>": 745}
-    import sentencepiece
-
     sp = sentencepiece.SentencePieceProcessor(model_file=str(ckpt / "tokenizer.model"))
     assert sp.vocab_size() == 744 and sp.id_to_piece(3) == "<0x00>" and sp.is_byte(3)
+    text = "The dog runs across the park, café 猫"  # the sentencepiece model agrees with tokenizer.json
+    assert sp.encode(text) == official_ids(ckpt, text)[1:]
 
 
 def test_the_loader_keeps_the_released_pipeline(release):
