@@ -61,6 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="CPU threads for torch; 0 = torch's choice (env PLLAVA_THREADS; on a busy CPU fewer is faster)")
     p.add_argument("--idle-timeout", type=float, default=float(env("PLLAVA_IDLE_TIMEOUT_S", 3600)),
                    help="seconds before an idle session's video and chat are freed (env PLLAVA_IDLE_TIMEOUT_S)")
+    p.add_argument("--debug-stats", action="store_true",
+                   help="add the engine's work counters to /status, for your own tests; never on a public server "
+                        "(cache hits tell whether someone uploaded the same bytes)")
     return p.parse_args(argv)
 
 
@@ -83,7 +86,8 @@ def main(argv=None) -> None:
                     decode_time_budget_s=args.decode_time_budget, feature_cache_mb=args.feature_cache_mb,
                     kv_cache_mb=args.kv_cache_mb, upload_budget_mb=args.upload_budget_mb,
                     upload_grace_s=args.upload_grace)
-    holder = ModelHolder(args.model, device=args.device, quantization=args.quantization, limits=limits).start()
+    holder = ModelHolder(args.model, device=args.device, quantization=args.quantization, limits=limits,
+                         expose_stats=args.debug_stats).start()
     demo = build_demo(holder, idle_timeout_s=args.idle_timeout, concurrency=args.concurrency, max_queue=args.max_queue)
     launch(demo, host=args.host, port=args.port, share=args.share, max_file_mb=args.max_file_size,
            model_dir=args.model)

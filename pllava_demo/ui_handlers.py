@@ -40,8 +40,11 @@ class ModelHolder:
     get a clear "still loading" / "failed to load: <reason>" instead of a dead page."""
 
     def __init__(self, source: str, *, device: str = "auto", quantization: str = "auto",
-                 lora_alpha: float | None = None, limits: Limits = DEFAULT_LIMITS):
+                 lora_alpha: float | None = None, limits: Limits = DEFAULT_LIMITS, expose_stats: bool = False):
         self.source, self.device, self.quantization = str(source), device, quantization
+        # the engine's counters in /status: for an operator's own tests only, since cache hits tell
+        # whether someone recently uploaded the same bytes (off by default; --debug-stats)
+        self.expose_stats = bool(expose_stats)
         self.lora_alpha, self.limits = lora_alpha, limits
         self.engine = None
         self.error: str | None = None
@@ -272,6 +275,8 @@ def server_status(holder: ModelHolder, registry: Registry | None = None, disk=No
         out.update(feature_cache_bytes=int(eng.features.bytes), feature_cache_budget_bytes=int(eng.features.max_bytes),
                    kv_cache_entries=len(eng.kv_budget), kv_cache_bytes=int(eng.kv_budget.bytes),
                    kv_cache_budget_bytes=int(eng.kv_budget.max_bytes))
+        if holder.expose_stats:
+            out["stats"] = dict(eng.stats)
     return out
 
 

@@ -85,7 +85,7 @@ def session(url: str, video: Path) -> dict:
 def reference(tiny_official, video, tmp_path_factory):
     """The same session without ZeroGPU (spaces is installed, SPACES_ZERO_GPU unset: in-process)."""
     log = tmp_path_factory.mktemp("zerogpu_ref") / "app.log"
-    with running_app(tiny_official, log, env={"SPACES_ZERO_GPU": "false"}) as url:
+    with running_app(tiny_official, log, "--debug-stats", env={"SPACES_ZERO_GPU": "false"}) as url:
         wait_until_ready(url)
         return session(url, video)
 
@@ -107,7 +107,7 @@ def check_same_as(ref: dict, got: dict) -> None:
 def run_on_zerogpu(model, video, tmp_path, reuse: bool):
     with Scheduler() as scheduler:
         scheduler.reuse = reuse
-        with running_app(model, tmp_path / "app.log", env=zerogpu_env(scheduler)) as url:
+        with running_app(model, tmp_path / "app.log", "--debug-stats", env=zerogpu_env(scheduler)) as url:
             wait_until_ready(url)
             got = session(url, video)
         log = (tmp_path / "app.log").read_text()
