@@ -133,7 +133,8 @@ KV_PER_SESSION = 3  # KV caches a session keeps, one per recent (video, frames, 
 
 
 def _as_of(vf: VideoFeatures, path) -> VideoFeatures:
-    """The shared features under this caller's own file name (the frames and tensors are not copied)."""
+    """The shared features under this caller's own file name (the frames and tensors are not copied), so
+    nothing about the first uploader's file reaches anyone else."""
     return dataclasses.replace(vf, clip=dataclasses.replace(vf.clip, source=str(path)))
 
 
@@ -219,7 +220,7 @@ class Engine:
         self.stats["vision_calls"] += 1
         self.stats["vision_frames"] += pixels.shape[0]
         vf = VideoFeatures(clip=clip, features=feats, num_frames=num_frames)
-        self.features.put(key, _as_of(vf, ""))  # shared by content: the cache keeps no one's file name
+        self.features.put(key, vf)  # shared by content: a later hit gets it under its own name (_as_of)
         if progress:
             progress(1.0, "Ready")
         return vf
