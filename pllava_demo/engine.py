@@ -140,13 +140,9 @@ def feature_key(content_key: str, num_frames: int, time_range: tuple | None = No
     return (content_key, num_frames, start_s, end_s)
 
 
-def shared_copy(vf: VideoFeatures) -> VideoFeatures:
-    """The copy the shared feature cache keeps: shared by content, it keeps no one's file name."""
-    return _as_of(vf, "")
-
-
 def _as_of(vf: VideoFeatures, path) -> VideoFeatures:
-    """The shared features under this caller's own file name (the frames and tensors are not copied)."""
+    """The shared features under this caller's own file name (the frames and tensors are not copied), so
+    nothing about the first uploader's file reaches anyone else."""
     return dataclasses.replace(vf, clip=dataclasses.replace(vf.clip, source=str(path)))
 
 
@@ -235,7 +231,7 @@ class Engine:
         self.stats["vision_calls"] += 1
         self.stats["vision_frames"] += pixels.shape[0]
         vf = VideoFeatures(clip=clip, features=feats, num_frames=num_frames)
-        self.features.put(key, shared_copy(vf))
+        self.features.put(key, vf)  # shared by content: a later hit gets it under its own name (_as_of)
         if progress:
             progress(1.0, "Ready")
         return vf

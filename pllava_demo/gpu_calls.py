@@ -145,9 +145,7 @@ def _adopt(eng, done: Done):
         raise done.error
     vf = done.value
     if vf is not None and eng.features.get(vf.key) is None:
-        from .engine import shared_copy
-
-        eng.features.put(vf.key, shared_copy(vf))  # shared by content: the cache keeps no one's file name
+        eng.features.put(vf.key, vf)  # shared by content: a later hit gets it under its own name
     return vf
 
 

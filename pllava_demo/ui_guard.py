@@ -10,12 +10,9 @@ it launches it.
 from __future__ import annotations
 
 import json
-import logging
 
 from .errors import ResourceError
 from .ui_files import DiskBudget, Sweeper
-
-log = logging.getLogger(__name__)
 
 
 class UploadGuard:

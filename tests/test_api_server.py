@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from test_api_fuzz import payloads
 from ui_server import ROOT, app_process, wait_until_ready
 from videos import write_video
@@ -196,6 +196,10 @@ def client(server, video):
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(payload=payloads)
 def test_set_options_fuzz_through_the_server(client, payload):
+    try:  # what gradio_client can send (it refuses NaN and Infinity itself; the handler fuzz has those)
+        json.dumps(payload, allow_nan=False)
+    except ValueError:
+        assume(False)
     try:
         info = client.predict(payload, api_name="/set_options")
         assert info["loaded"] and info["frames"] == info["options"]["num_frames"]
