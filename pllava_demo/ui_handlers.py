@@ -23,7 +23,7 @@ from pathlib import Path
 from .api_types import Bounds, parse_changes, upload_frames
 from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape
 from .errors import InputError, PllavaError, VideoError
-from .prompt import DEFAULT_SYSTEM, Turn
+from .prompt import DEFAULT_SYSTEM, Turn  # noqa: F401 (Turn: part of this module's surface)
 from .ui_files import Uploads
 from .video import check_file
 
@@ -395,16 +395,11 @@ def answer(studio: Studio, question: str | None, regenerate: bool = False,
 
 
 def _answer(studio, question, regenerate, stream) -> Iterator[str]:
-    """The session owns the turns: the engine adds this one when the stream ends. It is only handed
-    to `keep_answer` here in case `stream` ran on a copy of the session (ZeroGPU's worker process)."""
-    session = studio.session
-    if regenerate and session.turns:
-        question = session.turns[-1].question
-    at, epoch = len(session.turns) - (1 if regenerate and session.turns else 0), session.epoch
-    text = ""
-    for text in (stream or stream_answer)(studio, question, regenerate):
-        yield text
-    session.keep_answer(Turn(question, text, stopped=studio.stop.is_set()), at, epoch)
+    """The session owns the turns: the engine adds this one when the stream ends (a stream that runs
+    on a copy of the session, gpu_calls' ZeroGPU worker, hands its turn to `ChatSession.keep_answer`)."""
+    if regenerate and studio.session.turns:
+        question = studio.session.turns[-1].question
+    yield from (stream or stream_answer)(studio, question, regenerate)
 
 
 def chat_stream(studio: Studio, question: str | None, regenerate: bool = False,

@@ -22,7 +22,9 @@ from videos import write_video
 pytestmark = pytest.mark.slow
 
 CLIENTS, TURNS, CHURN, CHURN_WORKERS = 16, 3, 100, 4
-FEATURE_CACHE_MB, KV_CACHE_MB = 4, 2
+# One 8-frame clip's entry is ~4.2 MB (its frames are kept at the official processor's size, 448x336
+# here) and the cache always keeps its newest entry, so the budget holds at least one.
+FEATURE_CACHE_MB, KV_CACHE_MB = 8, 2
 # Memory the server may keep after the churn, beyond the budgets: gradio keeps a small record per
 # session that ever connected (its state holder never forgets the id) and the allocator does not
 # hand every freed page back. Without eviction, 100 videos' features alone would be ~120 MB.
