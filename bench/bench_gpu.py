@@ -128,7 +128,7 @@ def encode(engine, frames: int, dev, seed: int = 0) -> tuple[VideoFeatures, floa
 
 def as_video(feats: torch.Tensor, frames: int) -> VideoFeatures:
     clip = SimpleNamespace(content_key=f"synthetic-{frames}-{uuid.uuid4().hex}", frames=None, timestamps=(),
-                           source="synthetic")
+                           source="synthetic", time_range=None)  # a video.Clip without importing av
     return VideoFeatures(clip=clip, features=feats, num_frames=frames)
 
 

@@ -38,8 +38,11 @@ def server(tiny_official, tmp_path_factory):
     d = tmp_path_factory.mktemp("load_server")
     uploads = d / "uploads"
     # Few malloc arenas, as advised for serving: with one per thread (gradio runs handlers in ~40) freed
-    # memory stays scattered across them and RSS wanders by ~100 MB from run to run.
-    env = {"GRADIO_TEMP_DIR": str(uploads), "GRADIO_HEARTBEAT_INTERVAL": "1", "MALLOC_ARENA_MAX": "2"}
+    # memory stays scattered across them and RSS wanders by ~100 MB from run to run. A fixed mmap
+    # threshold: each clip's frames (MBs) are mapped and handed back when freed, instead of glibc raising
+    # its threshold after the first free and leaving later clips to fragment the heap.
+    env = {"GRADIO_TEMP_DIR": str(uploads), "GRADIO_HEARTBEAT_INTERVAL": "1", "MALLOC_ARENA_MAX": "2",
+           "MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
     flags = ["--max-queue", "6", "--concurrency", "2", "--idle-timeout", "120", "--max-new-tokens", "256",
              "--feature-cache-mb", str(FEATURE_CACHE_MB), "--kv-cache-mb", str(KV_CACHE_MB)]
     with app_process(tiny_official, d / "app.log", *flags, env=env) as (url, proc):

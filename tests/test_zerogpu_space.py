@@ -15,7 +15,7 @@ import urllib.request
 import gradio
 import psutil
 from gradio_client import Client, handle_file
-from ui_server import ROOT, free_port, wait_until_ready
+from ui_server import ROOT, free_port, stop_process, wait_until_ready
 from videos import write_video
 from zerogpu_scheduler import Scheduler, app_tracebacks
 
@@ -77,11 +77,7 @@ def test_app_starts_like_a_zerogpu_space(tiny_official, tmp_path):
             assert len(scheduler.of("/schedule")) == 2 and len(scheduler.worker_pids()) == 2  # encode, answer
             assert app_tracebacks(log_path.read_text()) == []
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
 
 
 def front_matter(path) -> dict:

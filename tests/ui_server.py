@@ -44,11 +44,16 @@ def app_process(model: Path, log_path: Path, *extra: str, timeout: float = 90.0,
                     time.sleep(0.3)
             yield url, proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Ends a server: politely first, then for sure."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 @contextlib.contextmanager
