@@ -190,6 +190,9 @@ class Studio:
         self.stop = threading.Event()
         self.answering = threading.Lock()  # one answer at a time: a second question waits its turn
         self.uploads = uploads
+        # turn number -> (the turn, the settings it was answered with): written where the answer is made,
+        # read by the export; the turn itself is kept to tell a stale record (regenerated, cleared) apart
+        self.answered_with: dict[int, tuple[Turn, dict]] = {}
 
     @property
     def video(self):
@@ -396,10 +399,35 @@ def _answer(studio, question, regenerate, stream) -> Iterator[str]:
     if regenerate and session.turns:
         question = session.turns[-1].question
     at, epoch = len(session.turns) - (1 if regenerate and session.turns else 0), session.epoch
+    used = answer_settings(studio)  # as they are when the question is asked, before any later change
     text = ""
-    for text in (stream or stream_answer)(studio, question, regenerate):
-        yield text
-    session.keep_answer(Turn(question, text, stopped=studio.stop.is_set()), at, epoch)
+    pieces = (stream or stream_answer)(studio, question, regenerate)
+    try:
+        for text in pieces:
+            yield text
+        session.keep_answer(Turn(question, text, stopped=studio.stop.is_set()), at, epoch)
+    finally:  # also for an answer closed early (a tab gone): closing the stream puts its partial turn in
+        pieces.close()
+        if session.epoch == epoch and at < len(session.turns):
+            studio.answered_with[at] = (session.turns[at], used)
+
+
+def answer_settings(studio: Studio) -> dict:
+    """What an answer is made with, as plain JSON values: the frames and their times, the range,
+    the pooling, alpha and the generation settings."""
+    o, clip = studio.options, studio.video.clip if studio.video is not None else None
+    return {"video": Path(clip.source).name if clip else None, "frames": studio.video.num_frames if clip else o.num_frames,
+            "range_s": list(clip.time_range) if clip and clip.time_range else None,
+            "timestamps_s": [round(float(t), 3) for t in clip.timestamps] if clip else [],
+            "pooling": list(o.pooling), "lora_alpha": o.lora_alpha,
+            "generation": dataclasses.asdict(o.settings()), "system": o.system}
+
+
+def turn_settings(studio: Studio, k: int) -> dict | None:
+    """The settings turn number k was answered with, or None when not recorded for that very turn."""
+    record = studio.answered_with.get(k)
+    turns = studio.session.turns
+    return record[1] if record is not None and k < len(turns) and record[0] is turns[k] else None
 
 
 def chat_stream(studio: Studio, question: str | None, regenerate: bool = False,

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
+from .. import chat_export as X
 from .. import ui_handlers as H
 from .. import ui_view as V
 from .. import gpu_calls as gpu
@@ -220,6 +224,20 @@ def on_new_video(ctx: Ctx, data: dict):
             page.answer_a: "", page.answer_b: "", **say(page, None)}
 
 
+# -- export -----------------------------------------------------------------------------------------
+EXPORTS = Path(tempfile.gettempdir()) / "pllava-chats"  # one folder per tab, overwritten on each download
+
+
+def on_download(ctx: Ctx, data: dict, request: gr.Request = None):
+    """The chat as Markdown and JSON files, shown in the files box for the browser to download."""
+    page, studio = ctx.page, data.get(ctx.page.state)
+    if studio is None or not studio.session.turns:
+        return {page.chat_files: gr.update(value=None, visible=False), **say(page, "There is no chat to download yet.")}
+    key = re.sub(r"\W", "", str(getattr(request, "session_hash", None) or studio.session.id))[:64] or "tab"
+    files = X.write_chat(studio, EXPORTS / key)
+    return {page.chat_files: gr.update(value=[str(f) for f in files], visible=True), **say(page, None)}
+
+
 # -- compare ----------------------------------------------------------------------------------------
 def on_compare(ctx: Ctx, data: dict, request: gr.Request = None):
     page = ctx.page
@@ -280,5 +298,6 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
     p.new_video.click(_bind(ctx, on_new_video), {p.state},
                       [p.video, p.upload, p.chatbot, p.gallery, p.view_md, p.heatmap, p.answer_a, p.answer_b, p.notice],
                       concurrency_limit=None, **private)
+    p.download.click(_bind(ctx, on_download), {p.state}, [p.chat_files, p.notice], concurrency_limit=None, **private)
     p.compare_btn.click(_bind(ctx, on_compare), {p.alpha_b, p.pool_h_b, p.pool_w_b, *settings},
                         [p.answer_a, p.answer_b, p.notice], concurrency_id=GPU, **private)

@@ -39,6 +39,8 @@ class Page:
     regen: gr.Button
     clear: gr.Button
     new_video: gr.Button
+    download: gr.Button
+    chat_files: gr.File
     frames: gr.Slider
     pool_t: gr.Slider
     pool_h: gr.Slider
@@ -100,6 +102,10 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
                 c["regen"] = gr.Button("Regenerate", size="sm", elem_id="regenerate")
                 c["clear"] = gr.Button("Clear chat", size="sm", elem_id="clear")
                 c["new_video"] = gr.Button("New video", size="sm", elem_id="new-video")
+                c["download"] = gr.Button("Download chat", size="sm", elem_id="download-chat")
+            # the chat as Markdown and JSON, with each answer's settings: shown once asked for
+            c["chat_files"] = gr.File(label="Your chat (Markdown and JSON)", file_count="multiple",
+                                      interactive=False, visible=False, elem_id="chat-files")
             c["examples"] = None
             found = [(assets / name, label, question) for name, (label, question) in EXAMPLES.items()
                      if (assets / name).is_file()]
