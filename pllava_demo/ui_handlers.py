@@ -24,6 +24,7 @@ from .api_types import Bounds, parse_changes, upload_frames
 from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape
 from .errors import InputError, PllavaError, VideoError
 from .prompt import DEFAULT_SYSTEM, Turn
+from .time_links import link_times
 from .ui_files import Uploads
 from .video import check_file
 
@@ -336,9 +337,15 @@ def history(studio: Studio | None) -> list[dict]:
         return []
     out = []
     for turn in studio.session.turns:
-        answer = turn.answer + (" *(stopped)*" if turn.stopped else "")
+        answer = shown_answer(studio, turn.answer) + (" *(stopped)*" if turn.stopped else "")
         out += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": answer}]
     return out
+
+
+def shown_answer(studio: Studio, text: str) -> str:
+    """An answer as the chat shows it: its own text as text, and times in the video as seek links."""
+    clip = studio.video.clip if studio.video is not None else None
+    return link_times(text, float(clip.duration) if clip is not None else None)
 
 
 def _ask(session, question: str, options: Options, regenerate: bool = False) -> Iterator[str]:
@@ -448,7 +455,7 @@ def chat_stream(studio: Studio, question: str | None, regenerate: bool = False,
         current = [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
         yield before + current
         for text in _answer(studio, question, regenerate, stream):
-            current[1] = {"role": "assistant", "content": text}
+            current[1] = {"role": "assistant", "content": shown_answer(studio, text)}
             yield before + current
     yield history(studio)
 

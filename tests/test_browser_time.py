@@ -39,3 +39,74 @@ def test_download_chat_gives_markdown_and_json_with_the_settings(page, tmp_path)
     assert turn["settings"]["frames"] == 16 and len(turn["settings"]["timestamps_s"]) == 16
     assert turn["settings"]["video"] == "walk.mp4" and turn["settings"]["range_s"] is None
     assert "> What is the ball doing?" in got["md"] and "16 frames of walk.mp4 (whole video)" in got["md"]
+
+
+@pytest.fixture(scope="module")
+def live(engine):
+    """The real page served in this process, so a test can reach into a tab's studio (its registry)."""
+    from ui_server import free_port
+
+    from pllava_demo import ui
+    from pllava_demo.ui_handlers import ModelHolder
+
+    demo = ui.build_demo(ModelHolder.ready(engine))
+    port = free_port()
+    ui.launch(demo, port=port, prevent_thread_lock=True)
+    try:
+        yield demo, f"http://127.0.0.1:{port}"
+    finally:
+        demo.close()
+
+
+@pytest.fixture()
+def tab(live):
+    from test_browser import ARGS, CHROMIUM
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            t = browser.new_page(viewport={"width": 1400, "height": 1250})
+            t.set_default_timeout(30_000)
+            t.goto(live[1])
+            sync_api.expect(t.locator("#model-status")).to_contain_text("Model:", timeout=60_000)
+            yield t
+        finally:
+            browser.close()
+
+
+def player_time(tab) -> float:
+    return tab.evaluate("() => document.querySelector('#video-input video').currentTime")
+
+
+def test_clicking_a_frame_seeks_the_player_to_its_time(live, tab, tmp_path):
+    load(tab, write_video(tmp_path / "frames.mp4", n_frames=60, width=192, height=144, pattern="colour"))
+    (studio,) = live[0].registry._items.values()
+    times = studio.video.clip.timestamps
+    tab.wait_for_function("() => document.querySelector('#video-input video')?.readyState >= 1")
+    for k in (11, 3):
+        tab.locator("#frames img").nth(k).click()
+        tab.wait_for_function(f"() => Math.abs(document.querySelector('#video-input video').currentTime - {times[k]}) < 0.1")
+        assert player_time(tab) == pytest.approx(times[k], abs=0.1)
+
+
+def test_a_time_in_an_answer_is_a_link_that_seeks_and_nothing_else_is(live, tab, tmp_path):
+    from playwright import sync_api
+
+    from pllava_demo.prompt import Turn
+
+    load(tab, write_video(tmp_path / "said.mp4", n_frames=60, width=192, height=144, pattern="colour"))
+    (studio,) = live[0].registry._items.values()
+    # an answer as a model could write it: a time, and markup that must stay text
+    studio.session.turns.append(Turn("When does it turn?", "It turns at 0:01, see <b>here</b> [x](http://example.com), www.example.org, me@example.com."))
+    ask(tab, "And then?")  # the chat is shown again from the session, with the turn above in it
+    first = tab.locator("#chat [data-testid=bot]").first
+    sync_api.expect(first).to_contain_text("It turns at 0:01, see <b>here</b> [x](http://example.com), www.example.org, me@example.com.")
+    links = first.locator("a")
+    sync_api.expect(links).to_have_count(1)
+    assert links.inner_text() == "0:01"
+    tab.wait_for_function("() => document.querySelector('#video-input video')?.readyState >= 1")
+    links.click()
+    tab.wait_for_function("() => Math.abs(document.querySelector('#video-input video').currentTime - 1) < 0.1")
+    assert player_time(tab) == pytest.approx(1.0, abs=0.1)
+    assert tab.url.rstrip("/").endswith(live[1].split("//")[1]) or "#t=" not in tab.url  # the page did not navigate

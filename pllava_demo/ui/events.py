@@ -12,6 +12,7 @@ import functools
 import inspect
 import re
 import tempfile
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,6 +225,15 @@ def on_new_video(ctx: Ctx, data: dict):
             page.answer_a: "", page.answer_b: "", **say(page, None)}
 
 
+# -- time you can click ----------------------------------------------------------------------------
+def on_frame_select(ctx: Ctx, data: dict, evt: gr.SelectData = None):
+    """A frame clicked in the gallery -> its time, which the page's script gives the player."""
+    studio = data.get(ctx.page.state)
+    times = studio.video.clip.timestamps if studio is not None and studio.video is not None else ()
+    k = evt.index if evt is not None and isinstance(evt.index, int) else -1
+    return {ctx.page.seek: float(times[k]) if 0 <= k < len(times) else None}
+
+
 # -- export -----------------------------------------------------------------------------------------
 EXPORTS = Path(tempfile.gettempdir()) / "pllava-chats"  # one folder per tab, overwritten on each download
 
@@ -254,8 +264,20 @@ def on_compare(ctx: Ctx, data: dict, request: gr.Request = None):
 
 # -- wiring -----------------------------------------------------------------------------------------
 def _bind(ctx: Ctx, fn, *bound):
-    """fn with ctx (and `bound`) given, keeping its signature for gradio (gr.Request, gr.Progress)."""
-    return functools.partial(noticed(fn), ctx, *bound)
+    """fn with ctx (and `bound`) given, keeping its signature and its resolved type hints for gradio:
+    a bare functools.partial has no hints, so gradio would pass no gr.Request (no session id: the
+    registry would never know the page's studios) and no gr.SelectData."""
+    part = functools.partial(noticed(fn), ctx, *bound)
+    if inspect.isgeneratorfunction(fn):
+        def call(*args, **kwargs):
+            yield from part(*args, **kwargs)
+    else:
+        def call(*args, **kwargs):
+            return part(*args, **kwargs)
+    call.__name__ = call.__qualname__ = fn.__name__
+    call.__signature__ = inspect.signature(part)
+    call.__annotations__ = typing.get_type_hints(fn)
+    return call
 
 
 def wire(demo: gr.Blocks, ctx: Ctx) -> None:
@@ -298,6 +320,8 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
     p.new_video.click(_bind(ctx, on_new_video), {p.state},
                       [p.video, p.upload, p.chatbot, p.gallery, p.view_md, p.heatmap, p.answer_a, p.answer_b, p.notice],
                       concurrency_limit=None, **private)
+    p.gallery.select(_bind(ctx, on_frame_select), {p.state}, [p.seek], queue=False,
+                     **private).then(None, [p.seek], None, js="(t) => { if (t !== null) window.pllavaSeek(t); }")
     p.download.click(_bind(ctx, on_download), {p.state}, [p.chat_files, p.notice], concurrency_limit=None, **private)
     p.compare_btn.click(_bind(ctx, on_compare), {p.alpha_b, p.pool_h_b, p.pool_w_b, *settings},
                         [p.answer_a, p.answer_b, p.notice], concurrency_id=GPU, **private)

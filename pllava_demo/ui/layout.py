@@ -53,6 +53,7 @@ class Page:
     rep: gr.Slider
     system: gr.Textbox
     view_md: gr.Markdown
+    seek: gr.Number
     gallery: gr.Gallery
     heatmap: gr.Image
     alpha_b: gr.Slider
@@ -129,7 +130,8 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
                                        info="Strength of the video LoRA: 4 is official, 0 is the image model alone.")
                 c["view_md"] = gr.Markdown("Upload a video to see the frames and visual tokens the model gets.",
                                            elem_id="view-info")
-                c["gallery"] = gr.Gallery(label="Sampled frames (time in seconds)", columns=4, height="auto",
+                c["seek"] = gr.Number(None, visible=False)  # a clicked frame's time, for the player (serving.SEEK_JS)
+                c["gallery"] = gr.Gallery(label="Sampled frames (time in seconds; click one to see it in the video)", columns=4, height="auto",
                                           elem_id="frames", object_fit="contain", allow_preview=False)
                 gr.Markdown("**Token norms per pooled time step**: one tile per T' step, colour scale underneath "
                             "(purple low, yellow high: the paper's high-norm tokens)",

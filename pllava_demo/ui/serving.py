@@ -64,8 +64,26 @@ def launch_kwargs(*, host: str = "127.0.0.1", port: int = 7860, share: bool = Fa
                 allowed_paths=[str(ASSETS)], blocked_paths=blocked, show_error=False)
 
 
+# Time you can click: the player seeks to a clicked frame's time (the gallery's select event hands it to
+# window.pllavaSeek) or to a time link in an answer (`#t=<seconds>`, the only links the chat's answers have:
+# time_links.py). One listener on the document, in the capture phase, so the link never navigates.
+SEEK_JS = """() => {
+    window.pllavaSeek = (t) => {
+        const v = document.querySelector('#video-input video');
+        if (v && Number.isFinite(t)) { v.pause(); v.currentTime = t; v.scrollIntoView({block: 'nearest'}); }
+    };
+    document.addEventListener('click', (e) => {
+        const a = e.target.closest && e.target.closest('#chat a[href^="#t="]');
+        if (!a) return;
+        e.preventDefault();
+        e.stopPropagation();
+        window.pllavaSeek(parseFloat(a.getAttribute('href').slice(3)));
+    }, true);
+}"""
+
+
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
            max_file_mb: float = 200.0, model_dir: str | None = None, **kwargs):
     css = CSS_PATH.read_text() if CSS_PATH.exists() else None
     return demo.launch(**launch_kwargs(host=host, port=port, share=share, max_file_mb=max_file_mb, model_dir=model_dir),
-                       theme=gr.themes.Soft(), css=css, app_kwargs=ui_guard.start(demo), **kwargs)
+                       theme=gr.themes.Soft(), css=css, js=SEEK_JS, app_kwargs=ui_guard.start(demo), **kwargs)
