@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from .api_types import Bounds, parse_changes, upload_frames
+from .api_types import Bounds, parse_changes, time_range, upload_frames
 from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape
 from .errors import InputError, PllavaError, VideoError
 from .prompt import DEFAULT_SYSTEM, Turn
@@ -152,6 +152,12 @@ class Options:
     min_new_tokens: int = 0
     seed: int | None = None
     system: str = DEFAULT_SYSTEM
+    start_s: float | None = None  # the part of the video the frames are sampled from (None: its start / end)
+    end_s: float | None = None
+
+    @property
+    def time_range(self) -> tuple[float | None, float | None]:
+        return self.start_s, self.end_s
 
     def consistent(self) -> "Options":
         t, h, w = self.pooling
@@ -166,7 +172,15 @@ class Options:
     def label(self, has_lora: bool = True) -> str:
         t, h, w = self.pooling
         alpha = f", alpha {self.lora_alpha:g}" if has_lora and self.lora_alpha is not None else ""
-        return f"{self.num_frames} frames, pooling {t}x{h}x{w}{alpha}"
+        return f"{self.num_frames} frames{range_label(self.time_range)}, pooling {t}x{h}x{w}{alpha}"
+
+
+def range_label(time_range) -> str:
+    """" from 1 s to 3 s" for a part of the video; nothing for the whole of it."""
+    start, end = time_range or (None, None)
+    if start is None and end is None:
+        return ""
+    return f" from {0 if start is None else start:g} s to {'the end' if end is None else f'{end:g} s'}"
 
 
 def default_options(engine, max_new_tokens: int = 512) -> Options:
@@ -299,7 +313,7 @@ def load_video(studio: Studio, path, num_frames: int | None = None, progress: Pr
         options = studio.options
         if num_frames is not None:
             options = dataclasses.replace(options, num_frames=upload_frames(num_frames, studio.engine.limits)).consistent()
-        studio.session.set_video(p, options.num_frames, progress)
+        studio.session.set_video(p, options.num_frames, progress, start_s=options.start_s, end_s=options.end_s)
     except BaseException:
         if path and studio.uploads is not None:  # keep only the video still in use
             studio.uploads.release(studio, keep=studio.video_path)
@@ -311,18 +325,36 @@ def load_video(studio: Studio, path, num_frames: int | None = None, progress: Pr
     return studio
 
 
+def video_range(studio: Studio) -> tuple[float | None, float | None]:
+    """The (start_s, end_s) the studio's video was sampled from; (None, None) for the whole video."""
+    return (studio.video.clip.time_range if studio.video is not None else None) or (None, None)
+
+
+@contextlib.contextmanager
+def range_request(changed: bool):
+    """A new time range that does not fit the video is a bad request (InputError), not a bad file."""
+    try:
+        yield
+    except VideoError as e:
+        if changed:
+            raise InputError(str(e)) from None
+        raise
+
+
 def set_options(studio: Studio, progress: Progress | None = None, **changes) -> Studio:
-    """Change any Options field; a new frame count re-encodes the video (cached per count). Every value
-    is parsed first (api_types: one message naming the field and its range), and a failed re-encode
-    changes nothing, so a bad request never sticks."""
+    """Change any Options field; a new frame count or time range re-encodes the video (cached per count
+    and range). Every value is parsed first (api_types: one message naming the field and its range),
+    and a failed re-encode changes nothing, so a bad request never sticks."""
     engine = studio.engine
     typed = parse_changes(changes, Bounds.of(engine))
     if "system" in typed:  # text, length limit, no lone surrogates
         typed["system"] = engine.limits.check_system(typed["system"])
     new = dataclasses.replace(studio.options, **typed).consistent()
     new.settings()  # the last word on the generation settings' ranges
-    if studio.video_path and new.num_frames != studio.video.num_frames:
-        studio.session.set_video(studio.video_path, new.num_frames, progress)
+    time_range(*new.time_range)
+    if studio.video_path and (new.num_frames != studio.video.num_frames or new.time_range != video_range(studio)):
+        with range_request(new.time_range != video_range(studio)):
+            studio.session.set_video(studio.video_path, new.num_frames, progress, start_s=new.start_s, end_s=new.end_s)
     studio.options = new
     if new.system != studio.session.system:
         studio.session.system = new.system

@@ -110,3 +110,18 @@ def test_a_time_in_an_answer_is_a_link_that_seeks_and_nothing_else_is(live, tab,
     tab.wait_for_function("() => Math.abs(document.querySelector('#video-input video').currentTime - 1) < 0.1")
     assert player_time(tab) == pytest.approx(1.0, abs=0.1)
     assert tab.url.rstrip("/").endswith(live[1].split("//")[1]) or "#t=" not in tab.url  # the page did not navigate
+
+
+def test_the_range_boxes_focus_on_a_part(live, tab, tmp_path):
+    from playwright import sync_api
+
+    load(tab, write_video(tmp_path / "part.mp4", n_frames=72, width=192, height=144, pattern="colour"))
+    tab.locator("#range-start input").fill("1")
+    end = tab.locator("#range-end input")
+    end.fill("2")
+    end.press("Enter")
+    sync_api.expect(tab.locator("#view-info")).to_contain_text("sampled from 1 s to 2 s of 3.0 s", timeout=60_000)
+    (studio,) = live[0].registry._items.values()
+    assert studio.video.clip.time_range == (1.0, 2.0)
+    captions = tab.locator("#frames .caption-label, #frames [class*=caption]").all_inner_texts()
+    assert captions and all(1.0 <= float(c.split()[0]) <= 2.0 for c in captions), captions

@@ -8,6 +8,7 @@ The chat's turns belong to the engine's session; the chat box only ever shows `h
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import re
@@ -128,13 +129,31 @@ def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progre
     if not path:  # the video was removed: start over
         studio.close()
         return {page.state: studio, page.chatbot: [], **view(page, studio), **say(page, None)}
+    out = {}
     if path != studio.video_path:
         studio.stop.set()  # an answer about the old video ends now; it will not join the new chat
+        if studio.options.time_range != (None, None):  # a new video is seen whole
+            studio.options = dataclasses.replace(studio.options, start_s=None, end_s=None)
+            out = {page.start: None, page.end: None}
     changes = changes_from(page, data)
     num_frames = changes.pop("num_frames")
     H.set_options(studio, **changes)
     gpu.load_video(studio, path, num_frames, progress)
-    return {page.state: studio, page.chatbot: H.history(studio), **view(page, studio), **say(page, None)}
+    return {**out, page.state: studio, page.chatbot: H.history(studio), **view(page, studio), **say(page, None)}
+
+
+def on_range(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Progress()):
+    """Focus on a part: the frames are sampled from [start, end] (blank: the video's own start or end);
+    a range not inside the video is one line in the notice box, and the frames stay as they were."""
+    page = ctx.page
+    if data.get(page.state) is None and ctx.holder.engine is None:
+        return {}
+    studio = ctx.studio(data, request)
+    span = {"start_s": data[page.start], "end_s": data[page.end]}
+    if (span["start_s"], span["end_s"]) == studio.options.time_range:
+        return {}
+    gpu.set_options(studio, progress, **span)
+    return {page.state: studio, **view(page, studio), **say(page, None)}
 
 
 # -- sliders: the frames slider re-encodes, the others only re-pool or change settings --------------
@@ -284,7 +303,7 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
     p = ctx.page
     settings = {p.state, *p.options.values()}
     private = dict(api_visibility="private")
-    view_out = [p.state, p.chatbot, p.gallery, p.view_md, p.heatmap, p.notice]
+    view_out = [p.state, p.chatbot, p.gallery, p.view_md, p.heatmap, p.notice, p.start, p.end]
 
     demo.load(functools.partial(on_page_load, ctx), None,
               [p.status, p.frames, p.pool_t, p.pool_h, p.pool_w, p.alpha, p.max_new, p.msg, p.send, p.regen,
@@ -296,6 +315,9 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
                          concurrency_id=GPU, trigger_mode="always_last", **private)
     p.frames.change(_bind(ctx, on_frames), settings, [p.state, p.pool_t, p.gallery, p.view_md, p.heatmap, p.notice],
                     concurrency_id=GPU, trigger_mode="always_last", **private)
+    gr.on([p.start.submit, p.start.blur, p.end.submit, p.end.blur], _bind(ctx, on_range), {p.start, p.end, p.state},
+          [p.state, p.gallery, p.view_md, p.heatmap, p.notice], concurrency_id=GPU, trigger_mode="always_last",
+          **private)
     view_kw = dict(concurrency_limit=4, concurrency_id="view", trigger_mode="always_last", show_progress="hidden",
                    **private)
     for component in (p.pool_t, p.pool_h, p.pool_w):
