@@ -313,7 +313,9 @@ def load_video(studio: Studio, path, num_frames: int | None = None, progress: Pr
         options = studio.options
         if num_frames is not None:
             options = dataclasses.replace(options, num_frames=upload_frames(num_frames, studio.engine.limits)).consistent()
+        was_still = studio.video is not None and is_still(studio.video.clip)
         studio.session.set_video(p, options.num_frames, progress, start_s=options.start_s, end_s=options.end_s)
+        options = _time_steps_for(studio, options, was_still)
     except BaseException:
         if path and studio.uploads is not None:  # keep only the video still in use
             studio.uploads.release(studio, keep=studio.video_path)
@@ -339,6 +341,22 @@ def range_request(changed: bool):
         if changed:
             raise InputError(str(e)) from None
         raise
+
+
+def is_still(clip) -> bool:
+    """A still image: one frame with no frame rate (video.Clip's convention)."""
+    return clip.fps == 0.0 and len(clip.frames) == 1
+
+
+def _time_steps_for(studio: Studio, options: Options, was_still: bool) -> Options:
+    """A still image is one frame: T' = 1 (more time steps would repeat that one frame's tokens). The
+    next video after it gets the checkpoint's T' back, unless T' was changed meanwhile."""
+    t, h, w = options.pooling
+    if is_still(studio.video.clip):
+        return dataclasses.replace(options, pooling=(1, h, w))
+    if was_still and t == 1:
+        return dataclasses.replace(options, pooling=(default_options(studio.engine).pooling[0], h, w)).consistent()
+    return options
 
 
 def set_options(studio: Studio, progress: Progress | None = None, **changes) -> Studio:

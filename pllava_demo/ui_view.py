@@ -59,7 +59,8 @@ def view_markdown(studio: Studio) -> str:
     t, h, w = info["pooling_shape"]
     part = range_label(studio.video.clip.time_range)
     part = f" (sampled{part} of {studio.video.clip.duration:.1f} s)" if part else ""
-    text = (f"**{info['frames']} frames{part} → pooling {t}×{h}×{w} = {info['visual_tokens']:,} visual tokens**, "
+    frames = "1 frame (a still image)" if info["frames"] == 1 else f"{info['frames']} frames"
+    text = (f"**{frames}{part} → pooling {t}×{h}×{w} = {info['visual_tokens']:,} visual tokens**, "
             f"{info['context_share']:.0%} of the {info['context']:,}-token context window.")
     if studio.engine.spec.has_lora:
         text += f" LoRA alpha {studio.options.lora_alpha:g} (official 4; 0 = the image model alone)."

@@ -89,3 +89,20 @@ def test_the_api_and_the_cli_take_a_range(tiny_official, tmp_path):
     assert out.returncode == 0, out.stderr
     times = [float(t) for t in out.stderr.split(" frames at ")[1].split(" s ->")[0].split(", ")]
     assert len(times) == 4 and all(1.0 <= t <= 2.0 for t in times)
+
+
+def test_a_still_image_is_one_frame_and_one_time_step(engine, tmp_path):
+    from videos import write_image
+
+    s = H.Studio(engine)
+    try:
+        H.load_video(s, write_image(tmp_path / "still.png"))
+        info = V.video_info(s)
+        assert info["frames"] == 1 and info["pooling_shape"][0] == 1 and "note" not in info
+        assert info["visual_tokens"] == s.options.pooling[1] * s.options.pooling[2]
+        text = V.view_markdown(s)
+        assert text.startswith("**1 frame (a still image) → pooling 1×") and "[0, 0" not in text
+        H.load_video(s, write_video(tmp_path / "after.mp4", n_frames=48, width=96, height=64), 8)
+        assert s.options.pooling[0] == min(H.default_options(engine).pooling[0], 8)  # a video gets its T' back
+    finally:
+        s.close()

@@ -139,6 +139,7 @@ def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progre
     num_frames = changes.pop("num_frames")
     H.set_options(studio, **changes)
     gpu.load_video(studio, path, num_frames, progress)
+    out[page.pool_t] = studio.options.pooling[0]  # a still image has one time step (and a video after it its own)
     return {**out, page.state: studio, page.chatbot: H.history(studio), **view(page, studio), **say(page, None)}
 
 
@@ -303,7 +304,7 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
     p = ctx.page
     settings = {p.state, *p.options.values()}
     private = dict(api_visibility="private")
-    view_out = [p.state, p.chatbot, p.gallery, p.view_md, p.heatmap, p.notice, p.start, p.end]
+    view_out = [p.state, p.chatbot, p.gallery, p.view_md, p.heatmap, p.notice, p.start, p.end, p.pool_t]
 
     demo.load(functools.partial(on_page_load, ctx), None,
               [p.status, p.frames, p.pool_t, p.pool_h, p.pool_w, p.alpha, p.max_new, p.msg, p.send, p.regen,
