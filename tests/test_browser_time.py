@@ -125,3 +125,18 @@ def test_the_range_boxes_focus_on_a_part(live, tab, tmp_path):
     assert studio.video.clip.time_range == (1.0, 2.0)
     captions = tab.locator("#frames .caption-label, #frames [class*=caption]").all_inner_texts()
     assert captions and all(1.0 <= float(c.split()[0]) <= 2.0 for c in captions), captions
+
+
+def test_number_boxes_beside_sliders_clamp_quietly(tab, tmp_path):
+    from playwright import sync_api
+
+    load(tab, write_video(tmp_path / "clamp.mp4", n_frames=48, width=96, height=64))
+    for box_id, typed, shown in (("frames-slider", "99", "32"), ("pool-h", "-5", "1"), ("frames-slider", "2", "4")):
+        box = tab.locator(f"#{box_id} input[type=number]")
+        box.fill(typed)
+        box.press("Enter")
+        sync_api.expect(box).to_have_value(shown)
+        sync_api.expect(tab.locator("#frames img")).to_have_count(int(shown) if box_id == "frames-slider" else 32,
+                                                                 timeout=60_000)
+    sync_api.expect(tab.locator("#view-info")).to_contain_text("4 frames → pooling 4×1×")
+    assert tab.get_by_text("Error", exact=True).count() == 0 and not tab.locator("#notice").is_visible()

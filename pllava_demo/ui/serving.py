@@ -79,6 +79,13 @@ SEEK_JS = """() => {
         e.stopPropagation();
         window.pllavaSeek(parseFloat(a.getAttribute('href').slice(3)));
     }, true);
+    // Enter in a slider's number box commits it as leaving the box does: gradio then shows the
+    // number clamped to the slider's range (the server clamps it too: layout.Slider)
+    document.addEventListener('keydown', (e) => {
+        const box = e.target;
+        if (e.key === 'Enter' && box.matches && box.matches('input[type=number]')
+            && box.closest('.block')?.querySelector('input[type=range]')) box.blur();
+    }, true);
 }"""
 
 

@@ -1,0 +1,186 @@
+"""The page's components and where they sit, and nothing else: no handlers here.
+
+Order is for a person: the video, the chat and the question box come first (on a phone that is
+all of the first screen); the knobs sit beside the picture of what the model sees, so moving a
+slider shows its effect in view. Each component a handler touches is a named field of `Page`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from .. import ui_handlers as H
+
+# Each example teaches: a name, and a question worth asking of it (one click loads both).
+EXAMPLES = {
+    "bouncing_ball.mp4": ("Bouncing ball", "Where does the ball go, and how many times does it bounce?"),
+    "colour_change.mp4": ("Colour change", "Which colours does the picture show, in order?"),
+    "moving_car.mp4": ("Moving car", "Which way is the car moving?"),
+}
+
+from gradio.events import Dependency
+
+class Slider(gr.Slider):
+    """A slider whose number box may be typed out of range: the value is clamped quietly to the
+    slider's range (gradio itself would refuse it with a red "Error"); the page's script shows the
+    clamped number in the box as soon as Enter is pressed (serving.SEEK_JS)."""
+
+    def preprocess(self, payload):
+        if isinstance(payload, (int, float)) and not isinstance(payload, bool):
+            payload = min(max(payload, self.minimum), self.maximum)
+        return super().preprocess(payload)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+@dataclass
+class Page:
+    """Every component a handler reads or writes, by name."""
+
+    state: gr.State
+    status: gr.Markdown
+    notice: gr.Markdown
+    video: gr.Video
+    upload: gr.File
+    examples: gr.Examples | None
+    chatbot: gr.Chatbot
+    msg: gr.Textbox
+    send: gr.Button
+    stop: gr.Button
+    regen: gr.Button
+    clear: gr.Button
+    new_video: gr.Button
+    download: gr.Button
+    chat_files: gr.File
+    frames: gr.Slider
+    start: gr.Number
+    end: gr.Number
+    pool_t: gr.Slider
+    pool_h: gr.Slider
+    pool_w: gr.Slider
+    alpha: gr.Slider
+    do_sample: gr.Checkbox
+    temperature: gr.Slider
+    top_p: gr.Slider
+    max_new: gr.Slider
+    rep: gr.Slider
+    system: gr.Textbox
+    view_md: gr.Markdown
+    seek: gr.Number
+    gallery: gr.Gallery
+    heatmap: gr.Image
+    alpha_b: gr.Slider
+    pool_h_b: gr.Slider
+    pool_w_b: gr.Slider
+    compare_btn: gr.Button
+    answer_a: gr.Markdown
+    answer_b: gr.Markdown
+
+    @property
+    def options(self) -> dict:
+        """The components whose values are the session's Options, by Options field."""
+        return dict(num_frames=self.frames, pool_t=self.pool_t, pool_h=self.pool_h, pool_w=self.pool_w,
+                    lora_alpha=self.alpha, do_sample=self.do_sample, temperature=self.temperature,
+                    top_p=self.top_p, max_new_tokens=self.max_new, repetition_penalty=self.rep,
+                    system=self.system)
+
+
+def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_expire) -> Page:
+    """The components, inside an open gr.Blocks."""
+    limits = holder.limits
+    c: dict = {}
+    c["state"] = gr.State(None, time_to_live=idle_timeout_s, delete_callback=on_expire)
+    gr.Markdown("# PLLaVA Studio\nTalk with a video, and watch what frames, pooling and LoRA alpha "
+                "change in what the model sees and says.")
+    c["status"] = gr.Markdown(holder.status_markdown(), elem_id="model-status")
+    # the one place for messages: problems and notices appear here, once, and stay readable
+    c["notice"] = gr.Markdown("", elem_id="notice", visible=False)
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=6, min_width=320):
+            with gr.Tabs():
+                with gr.Tab("Video"):
+                    c["video"] = gr.Video(sources=["upload", "webcam"], label="Video (mp4, webm, mov, mkv)",
+                                          elem_id="video-input", height=220)
+                with gr.Tab("Image or GIF"):
+                    c["upload"] = gr.File(label="A still image, a GIF or any video file", elem_id="file-input",
+                                          file_types=list(H.VIDEO_TYPES + H.IMAGE_TYPES))
+            c["chatbot"] = gr.Chatbot(label="Chat", elem_id="chat", height=300, buttons=["copy"])
+            with gr.Row(equal_height=True):
+                c["msg"] = gr.Textbox(placeholder="Ask about the video…", label="Your question", scale=5,
+                                      elem_id="question", submit_btn=False, lines=1, max_lines=6)
+                # While an answer streams, Send becomes Stop (one place, one button to press)
+                c["send"] = gr.Button("Send", variant="primary", scale=1, elem_id="send", min_width=80)
+                c["stop"] = gr.Button("Stop", variant="stop", scale=1, elem_id="stop", visible=False, min_width=80)
+            with gr.Row():
+                c["regen"] = gr.Button("Regenerate", size="sm", elem_id="regenerate")
+                c["clear"] = gr.Button("Clear chat", size="sm", elem_id="clear")
+                c["new_video"] = gr.Button("New video", size="sm", elem_id="new-video")
+                c["download"] = gr.Button("Download chat", size="sm", elem_id="download-chat")
+            # the chat as Markdown and JSON, with each answer's settings: shown once asked for
+            c["chat_files"] = gr.File(label="Your chat (Markdown and JSON)", file_count="multiple",
+                                      interactive=False, visible=False, elem_id="chat-files")
+            c["examples"] = None
+            found = [(assets / name, label, question) for name, (label, question) in EXAMPLES.items()
+                     if (assets / name).is_file()]
+            if found:
+                c["examples"] = gr.Examples(examples=[[str(p), q] for p, _, q in found],
+                                            inputs=[c["video"], c["msg"]], example_labels=[n for _, n, _ in found],
+                                            label="Examples: one click loads a video and a question to ask")
+
+        with gr.Column(scale=5, min_width=320):
+            with gr.Accordion("Settings: what the model sees", open=True, elem_id="settings"):
+                c["frames"] = Slider(4, limits.max_frames, value=16, step=1, label="Frames",
+                                        info="How many frames are sampled (one per equal segment of the video).",
+                                        elem_id="frames-slider")
+                with gr.Row(equal_height=True):  # focus on a part: blank is the video's own start / end
+                    c["start"] = gr.Number(None, label="From (s)", minimum=0, elem_id="range-start", min_width=100,
+                                           info="Sample only this part (Enter to apply; blank: whole video).")
+                    c["end"] = gr.Number(None, label="To (s)", minimum=0, elem_id="range-end", min_width=100)
+                with gr.Row():
+                    c["pool_t"] = Slider(1, 16, value=16, step=1, label="Pooling T' (time)", elem_id="pool-t")
+                    c["pool_h"] = Slider(1, 24, value=12, step=1, label="h' (rows)", elem_id="pool-h")
+                    c["pool_w"] = Slider(1, 24, value=12, step=1, label="w' (columns)", elem_id="pool-w")
+                gr.Markdown("Each frame's 24×24 tokens are averaged down to T' time steps of h'×w' tokens: "
+                            "fewer tokens, less detail.", elem_classes=["slider-note"])
+                c["alpha"] = Slider(0, 32, value=4, step=0.5, label="LoRA alpha", elem_id="alpha",
+                                       info="Strength of the video LoRA: 4 is official, 0 is the image model alone.")
+                c["view_md"] = gr.Markdown("Upload a video to see the frames and visual tokens the model gets.",
+                                           elem_id="view-info")
+                c["seek"] = gr.Number(None, visible=False)  # a clicked frame's time, for the player (serving.SEEK_JS)
+                c["gallery"] = gr.Gallery(label="Sampled frames (time in seconds; click one to see it in the video)", columns=4, height="auto",
+                                          elem_id="frames", object_fit="contain", allow_preview=False)
+                gr.Markdown("**Token norms per pooled time step**: one tile per T' step, colour scale underneath "
+                            "(purple low, yellow high: the paper's high-norm tokens)",
+                            elem_classes=["slider-note"])
+                c["heatmap"] = gr.Image(show_label=False, type="pil", elem_id="heatmap", height=200,
+                                        interactive=False, buttons=[])
+            with gr.Accordion("Generation", open=False):
+                c["do_sample"] = gr.Checkbox(False, label="Sampling", info="Off: greedy, the same answer every time.")
+                c["temperature"] = Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature",
+                                             info="Higher is more varied (only with sampling).")
+                c["top_p"] = Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p",
+                                       info="Sample from the smallest set of tokens with this much probability.")
+                c["max_new"] = Slider(1, limits.max_new_tokens, value=min(512, limits.max_new_tokens), step=1,
+                                         label="Max new tokens", info="Longest answer, in tokens.", elem_id="max-new")
+                c["rep"] = Slider(0.5, 2.0, value=1.0, step=0.05, label="Repetition penalty",
+                                     info="Above 1 discourages repeating words.")
+                c["system"] = gr.Textbox(H.DEFAULT_SYSTEM, lines=4, label="System prompt",
+                                         info="Instructions given before the video.")
+            with gr.Accordion("Compare: re-ask the last question with other settings", open=False):
+                gr.Markdown("A is the current settings; B changes only what you set here (same video, same earlier turns).")
+                with gr.Row():
+                    c["alpha_b"] = Slider(0, 32, value=20, step=0.5, label="B: LoRA alpha")
+                    c["pool_h_b"] = Slider(1, 24, value=6, step=1, label="B: pooling h'")
+                    c["pool_w_b"] = Slider(1, 24, value=6, step=1, label="B: pooling w'")
+                c["compare_btn"] = gr.Button("Compare", variant="secondary", elem_id="compare")
+                with gr.Row():
+                    c["answer_a"] = gr.Markdown(elem_id="compare-a")
+                    c["answer_b"] = gr.Markdown(elem_id="compare-b")
+    return Page(**c)
