@@ -140,3 +140,15 @@ def test_number_boxes_beside_sliders_clamp_quietly(tab, tmp_path):
                                                                  timeout=60_000)
     sync_api.expect(tab.locator("#view-info")).to_contain_text("4 frames → pooling 4×1×")
     assert tab.get_by_text("Error", exact=True).count() == 0 and not tab.locator("#notice").is_visible()
+
+
+def test_no_camera_says_so(tab):
+    from playwright import sync_api
+
+    if tab.evaluate("async () => (await navigator.mediaDevices.enumerateDevices()).some(d => d.kind === 'videoinput')"):
+        pytest.skip("this browser has a camera")
+    tab.locator("#video-input button[aria-label='Capture from camera']").click()
+    sync_api.expect(tab.locator("#no-camera")).to_have_text("No camera was found on this device: upload a video file instead.")
+    # (gradio's "Click to Access Webcam" area lies over its source buttons: click the button itself)
+    tab.locator("#video-input button[aria-label='Upload file']").dispatch_event("click")
+    sync_api.expect(tab.locator("#no-camera")).to_have_count(0)

@@ -86,6 +86,29 @@ SEEK_JS = """() => {
         if (e.key === 'Enter' && box.matches && box.matches('input[type=number]')
             && box.closest('.block')?.querySelector('input[type=range]')) box.blur();
     }, true);
+    // No camera: say so where the camera would be, instead of a blank box that never starts
+    const cameraNote = (text) => {
+        document.querySelector('#no-camera')?.remove();
+        const block = document.querySelector('#video-input');
+        if (!text || !block) return;
+        const note = document.createElement('p');
+        note.id = 'no-camera';
+        note.setAttribute('role', 'alert');
+        note.textContent = text;
+        block.after(note);  // under the box: inside it would cover its own buttons
+    };
+    document.addEventListener('click', async (e) => {
+        const source = e.target.closest && e.target.closest('#video-input [data-testid=source-select] button');
+        if (!source) return;
+        if (source.getAttribute('aria-label') !== 'Capture from camera') { cameraNote(null); return; }
+        if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) {
+            cameraNote('The camera works only on a secure (https) page: upload a video file instead.');
+            return;
+        }
+        const devices = await navigator.mediaDevices.enumerateDevices().catch(() => []);
+        cameraNote(devices.some((d) => d.kind === 'videoinput') ? null
+                   : 'No camera was found on this device: upload a video file instead.');
+    }, true);
 }"""
 
 
