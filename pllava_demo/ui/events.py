@@ -66,9 +66,17 @@ def noticed(fn):
     return plain
 
 
+def quiet(c, value):
+    """A slider's value clamped to its range: a number typed out of range in its box is taken as the
+    nearest end, quietly (the slider events skip gradio's check, which would refuse it with an error)."""
+    if isinstance(c, gr.Slider) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return min(max(value, c.minimum), c.maximum)
+    return value
+
+
 def changes_from(page: Page, data: dict) -> dict:
-    """The sliders' values as Options changes."""
-    v = {name: data[c] for name, c in page.options.items() if c in data}
+    """The sliders' values as Options changes (T' <= frames is kept by Options.consistent)."""
+    v = {name: quiet(c, data[c]) for name, c in page.options.items() if c in data}
     return dict(num_frames=int(v["num_frames"]), pooling=(int(v["pool_t"]), int(v["pool_h"]), int(v["pool_w"])),
                 lora_alpha=v["lora_alpha"], do_sample=bool(v["do_sample"]), temperature=v["temperature"],
                 top_p=v["top_p"], max_new_tokens=int(v["max_new_tokens"]), repetition_penalty=v["repetition_penalty"],
@@ -160,8 +168,10 @@ def on_range(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Progr
 # -- sliders: the frames slider re-encodes, the others only re-pool or change settings --------------
 def on_frames(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Progress()):
     page = ctx.page
-    frames = int(data[page.frames])
-    out = {page.pool_t: gr.update(maximum=frames, value=min(int(data[page.pool_t]), frames))}
+    frames = int(quiet(page.frames, data[page.frames]))
+    out = {page.pool_t: gr.update(maximum=frames, value=min(int(quiet(page.pool_t, data[page.pool_t])), frames))}
+    if frames != data[page.frames]:  # typed out of range: the box shows the count used
+        out[page.frames] = frames
     if data.get(page.state) is None and ctx.holder.engine is None:
         return out
     studio = ctx.studio(data, request)
@@ -314,13 +324,15 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
     for component in (p.video, p.upload):
         component.change(_bind(ctx, on_video, component), {component, *settings}, view_out,
                          concurrency_id=GPU, trigger_mode="always_last", **private)
-    p.frames.change(_bind(ctx, on_frames), settings, [p.state, p.pool_t, p.gallery, p.view_md, p.heatmap, p.notice],
-                    concurrency_id=GPU, trigger_mode="always_last", **private)
+    # the sliders' own events take their values raw and clamp them (changes_from): no red "Error" for 99 frames
+    p.frames.change(_bind(ctx, on_frames), settings, [p.frames, p.state, p.pool_t, p.gallery, p.view_md, p.heatmap,
+                                                      p.notice],
+                    concurrency_id=GPU, trigger_mode="always_last", preprocess=False, **private)
     gr.on([p.start.submit, p.start.blur, p.end.submit, p.end.blur], _bind(ctx, on_range), {p.start, p.end, p.state},
           [p.state, p.gallery, p.view_md, p.heatmap, p.notice], concurrency_id=GPU, trigger_mode="always_last",
           **private)
     view_kw = dict(concurrency_limit=4, concurrency_id="view", trigger_mode="always_last", show_progress="hidden",
-                   **private)
+                   preprocess=False, **private)
     for component in (p.pool_t, p.pool_h, p.pool_w):
         component.change(_bind(ctx, on_pooling), settings, [p.state, p.view_md, p.heatmap, p.notice], **view_kw)
     for component in (p.alpha, p.do_sample, p.temperature, p.top_p, p.max_new, p.rep, p.system):

@@ -22,17 +22,6 @@ EXAMPLES = {
 }
 
 
-class Slider(gr.Slider):
-    """A slider whose number box may be typed out of range: the value is clamped quietly to the
-    slider's range (gradio itself would refuse it with a red "Error"); the page's script shows the
-    clamped number in the box as soon as Enter is pressed (serving.SEEK_JS)."""
-
-    def preprocess(self, payload):
-        if isinstance(payload, (int, float)) and not isinstance(payload, bool):
-            payload = min(max(payload, self.minimum), self.maximum)
-        return super().preprocess(payload)
-
-
 @dataclass
 class Page:
     """Every component a handler reads or writes, by name."""
@@ -130,7 +119,7 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
 
         with gr.Column(scale=5, min_width=320):
             with gr.Accordion("Settings: what the model sees", open=True, elem_id="settings"):
-                c["frames"] = Slider(4, limits.max_frames, value=16, step=1, label="Frames",
+                c["frames"] = gr.Slider(4, limits.max_frames, value=16, step=1, label="Frames",
                                         info="How many frames are sampled (one per equal segment of the video).",
                                         elem_id="frames-slider")
                 with gr.Row(equal_height=True):  # focus on a part: blank is the video's own start / end
@@ -138,12 +127,12 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
                                            info="Sample only this part (Enter to apply; blank: whole video).")
                     c["end"] = gr.Number(None, label="To (s)", minimum=0, elem_id="range-end", min_width=100)
                 with gr.Row():
-                    c["pool_t"] = Slider(1, 16, value=16, step=1, label="Pooling T' (time)", elem_id="pool-t")
-                    c["pool_h"] = Slider(1, 24, value=12, step=1, label="h' (rows)", elem_id="pool-h")
-                    c["pool_w"] = Slider(1, 24, value=12, step=1, label="w' (columns)", elem_id="pool-w")
+                    c["pool_t"] = gr.Slider(1, 16, value=16, step=1, label="Pooling T' (time)", elem_id="pool-t")
+                    c["pool_h"] = gr.Slider(1, 24, value=12, step=1, label="h' (rows)", elem_id="pool-h")
+                    c["pool_w"] = gr.Slider(1, 24, value=12, step=1, label="w' (columns)", elem_id="pool-w")
                 gr.Markdown("Each frame's 24×24 tokens are averaged down to T' time steps of h'×w' tokens: "
                             "fewer tokens, less detail.", elem_classes=["slider-note"])
-                c["alpha"] = Slider(0, 32, value=4, step=0.5, label="LoRA alpha", elem_id="alpha",
+                c["alpha"] = gr.Slider(0, 32, value=4, step=0.5, label="LoRA alpha", elem_id="alpha",
                                        info="Strength of the video LoRA: 4 is official, 0 is the image model alone.")
                 c["view_md"] = gr.Markdown("Upload a video to see the frames and visual tokens the model gets.",
                                            elem_id="view-info")
@@ -157,22 +146,22 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
                                         interactive=False, buttons=[])
             with gr.Accordion("Generation", open=False):
                 c["do_sample"] = gr.Checkbox(False, label="Sampling", info="Off: greedy, the same answer every time.")
-                c["temperature"] = Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature",
+                c["temperature"] = gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature",
                                              info="Higher is more varied (only with sampling).")
-                c["top_p"] = Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p",
+                c["top_p"] = gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p",
                                        info="Sample from the smallest set of tokens with this much probability.")
-                c["max_new"] = Slider(1, limits.max_new_tokens, value=min(512, limits.max_new_tokens), step=1,
+                c["max_new"] = gr.Slider(1, limits.max_new_tokens, value=min(512, limits.max_new_tokens), step=1,
                                          label="Max new tokens", info="Longest answer, in tokens.", elem_id="max-new")
-                c["rep"] = Slider(0.5, 2.0, value=1.0, step=0.05, label="Repetition penalty",
+                c["rep"] = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Repetition penalty",
                                      info="Above 1 discourages repeating words.")
                 c["system"] = gr.Textbox(H.DEFAULT_SYSTEM, lines=4, label="System prompt",
                                          info="Instructions given before the video.")
             with gr.Accordion("Compare: re-ask the last question with other settings", open=False):
                 gr.Markdown("A is the current settings; B changes only what you set here (same video, same earlier turns).")
                 with gr.Row():
-                    c["alpha_b"] = Slider(0, 32, value=20, step=0.5, label="B: LoRA alpha")
-                    c["pool_h_b"] = Slider(1, 24, value=6, step=1, label="B: pooling h'")
-                    c["pool_w_b"] = Slider(1, 24, value=6, step=1, label="B: pooling w'")
+                    c["alpha_b"] = gr.Slider(0, 32, value=20, step=0.5, label="B: LoRA alpha")
+                    c["pool_h_b"] = gr.Slider(1, 24, value=6, step=1, label="B: pooling h'")
+                    c["pool_w_b"] = gr.Slider(1, 24, value=6, step=1, label="B: pooling w'")
                 c["compare_btn"] = gr.Button("Compare", variant="secondary", elem_id="compare")
                 with gr.Row():
                     c["answer_a"] = gr.Markdown(elem_id="compare-a")

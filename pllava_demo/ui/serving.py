@@ -80,7 +80,7 @@ SEEK_JS = """() => {
         window.pllavaSeek(parseFloat(a.getAttribute('href').slice(3)));
     }, true);
     // Enter in a slider's number box commits it as leaving the box does: gradio then shows the
-    // number clamped to the slider's range (the server clamps it too: layout.Slider)
+    // number clamped to the slider's range (the server clamps it too: events.quiet)
     document.addEventListener('keydown', (e) => {
         const box = e.target;
         if (e.key === 'Enter' && box.matches && box.matches('input[type=number]')
