@@ -18,7 +18,8 @@ from .errors import InputError
 
 MAX_SEED = 2**32 - 1  # what every sampler backend accepts as a seed
 FIELDS = ("num_frames", "pooling", "lora_alpha", "do_sample", "temperature", "top_p", "max_new_tokens",
-          "repetition_penalty", "min_new_tokens", "seed", "system")
+          "repetition_penalty", "min_new_tokens", "seed", "system", "start_s", "end_s")
+MAX_TIME_S = 24 * 3600.0  # a time in a video: far beyond any video the server accepts
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,20 @@ def num_frames(value, bounds: Bounds) -> int:
     return whole("num_frames", value, 1, bounds.max_frames)
 
 
+def time_point(name: str, value) -> float | None:
+    """A start_s / end_s of the part of the video to sample: null is the video's own start or end."""
+    if value is None:
+        return None
+    return real(f"{name} (seconds into the video, or null for the whole video)", value, 0.0, MAX_TIME_S)
+
+
+def time_range(start_s: float | None, end_s: float | None) -> tuple[float | None, float | None]:
+    """The merged range must start before it ends; whether it lies inside the video is the video's to say."""
+    if start_s is not None and end_s is not None and not start_s < end_s:
+        raise InputError(f"The time range must start before it ends: start_s {start_s:g} s, end_s {end_s:g} s.")
+    return start_s, end_s
+
+
 def changes_dict(raw) -> dict:
     """An API payload that must be a JSON object of settings (null is no change)."""
     if raw is None:
@@ -149,6 +164,8 @@ def parse_changes(raw, bounds: Bounds) -> dict:
             out[name] = seed(value)
         elif name == "system":
             out[name] = text(name, value)
+        elif name in ("start_s", "end_s"):
+            out[name] = time_point(name, value)
     if "lora_alpha" not in out and not bounds.has_lora:
         out["lora_alpha"] = None
     return out

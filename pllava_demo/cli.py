@@ -23,6 +23,14 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    help="CPU threads for torch (default: torch's choice; on a busy machine fewer is faster)")
 
 
+def _range_args(p: argparse.ArgumentParser) -> None:
+    """Focus on a part of one video (ask and chat; captioning samples whole videos)."""
+    p.add_argument("--start", type=float, default=None, metavar="SECONDS",
+                   help="sample only from this time on (default: the video's start)")
+    p.add_argument("--end", type=float, default=None, metavar="SECONDS",
+                   help="sample only up to this time (default: the video's end)")
+
+
 def _gen_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=16, help="frames sampled from the video (default 16)")
     p.add_argument("--pooling", default=None, help="pooling shape T,h,w (default: the checkpoint's, e.g. 16,12,12)")
@@ -64,7 +72,7 @@ def _session(args):
     for note in engine.loaded.notes:
         print(f"Note: {note}", file=sys.stderr)
     session = engine.new_session(DEFAULT_SYSTEM if args.system is None else args.system)
-    vf = session.set_video(args.video, args.frames,
+    vf = session.set_video(args.video, args.frames, start_s=args.start, end_s=args.end,
                            progress=lambda f, what: print(f"[{f:4.0%}] {what}", file=sys.stderr))
     info = engine.describe_view(vf, parse_pooling(args.pooling))
     print(f"Video: {vf.clip.width}x{vf.clip.height}, {vf.clip.duration:.1f} s; {info['frames']} frames at "
@@ -135,11 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     _model_args(p)
     _gen_args(p)
+    _range_args(p)
     p.set_defaults(func=cmd_ask)
     p = sub.add_parser("chat", help="chat about a video in the terminal (the video is encoded once)")
     p.add_argument("video")
     _model_args(p)
     _gen_args(p)
+    _range_args(p)
     p.set_defaults(func=cmd_chat)
     p = sub.add_parser("make-tiny", help="write a tiny random checkpoint for offline tests and demos")
     p.add_argument("directory")

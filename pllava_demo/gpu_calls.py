@@ -150,12 +150,14 @@ def _adopt(eng, done: Done):
 
 
 # -- the GPU calls (run in a worker on ZeroGPU) --------------------------------------------------
-@gpu(lambda path, num_frames, progress=None: gpu_duration(num_frames, 1))
-def _encode(path: str, num_frames: int, progress=None) -> Done:
+@gpu(lambda path, num_frames, progress=None, time_range=(None, None): gpu_duration(num_frames, 1))
+def _encode(path: str, num_frames: int, progress=None, time_range=(None, None)) -> Done:
     eng = _engine()
     before = Counter(eng.stats)
     try:
-        vf = eng.prepare_video(path, num_frames, _Progress(progress) if progress is not None else None)
+        start_s, end_s = time_range
+        vf = eng.prepare_video(path, num_frames, _Progress(progress) if progress is not None else None,
+                               start_s=start_s, end_s=end_s)
         return Done(value=_to_host(vf) if in_worker() else vf, stats=_delta(eng, before))
     except PllavaError as e:  # as a value: spaces would turn it into its class name
         return Done(error=e, stats=_delta(eng, before))
@@ -196,14 +198,15 @@ def _compare(ask: Ask, changes: dict) -> Iterator[tuple | Done]:
 
 
 # -- what the page calls (main process) -----------------------------------------------------------
-def _ensure_encoded(studio: H.Studio, path, num_frames: int, progress) -> None:
-    """Encode (path, num_frames) in a GPU call unless this process's cache has it already."""
+def _ensure_encoded(studio: H.Studio, path, num_frames: int, progress, time_range=(None, None)) -> None:
+    """Encode (path, num_frames, time range) in a GPU call unless this process's cache has it already."""
     from .engine import feature_key
     from .video import content_key
 
     eng = studio.engine
-    if eng.features.get(feature_key(content_key(path), num_frames)) is None:
-        _adopt(eng, _encode(str(path), num_frames, progress))
+    key_range = None if time_range == (None, None) else tuple(time_range)
+    if eng.features.get(feature_key(content_key(path), num_frames, key_range)) is None:
+        _adopt(eng, _encode(str(path), num_frames, progress, tuple(time_range)))
 
 
 def load_video(studio: H.Studio, path, num_frames: int | None = None, progress=None) -> H.Studio:
@@ -215,7 +218,7 @@ def load_video(studio: H.Studio, path, num_frames: int | None = None, progress=N
         p = None  # refused: load_video below says why (and lets go of the upload)
     if p is not None:
         try:
-            _ensure_encoded(studio, p, n, progress)
+            _ensure_encoded(studio, p, n, progress, studio.options.time_range)
         except PllavaError:
             if studio.uploads is not None:  # held and let go as load_video would: the file is deleted
                 studio.uploads.hold(studio, path)
@@ -225,10 +228,13 @@ def load_video(studio: H.Studio, path, num_frames: int | None = None, progress=N
 
 
 def set_options(studio: H.Studio, progress=None, **changes) -> H.Studio:
-    """ui_handlers.set_options; a new frame count is encoded in a GPU call first."""
-    n = A.parse_changes(changes, A.Bounds.of(studio.engine)).get("num_frames")  # a bad value is refused here
-    if n is not None and studio.video_path and studio.video is not None and n != studio.video.num_frames:
-        _ensure_encoded(studio, studio.video_path, studio.engine.limits.check_frames(n), progress)
+    """ui_handlers.set_options; a new frame count or time range is encoded in a GPU call first."""
+    typed = A.parse_changes(changes, A.Bounds.of(studio.engine))  # a bad value is refused here
+    n = typed.get("num_frames", studio.video.num_frames if studio.video is not None else None)
+    span = A.time_range(typed.get("start_s", studio.options.start_s), typed.get("end_s", studio.options.end_s))
+    if studio.video_path and studio.video is not None and (n != studio.video.num_frames or span != H.video_range(studio)):
+        with H.range_request(span != H.video_range(studio)):
+            _ensure_encoded(studio, studio.video_path, studio.engine.limits.check_frames(n), progress, span)
     return H.set_options(studio, _Progress(progress) if progress is not None else None, **changes)
 
 

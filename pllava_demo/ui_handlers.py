@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import os
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from .api_types import Bounds, parse_changes, upload_frames
+from .api_types import Bounds, parse_changes, time_range, upload_frames
 from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape
 from .errors import InputError, PllavaError, VideoError
 from .prompt import DEFAULT_SYSTEM, Turn  # noqa: F401 (Turn: part of this module's surface)
+from .time_links import link_times
 from .ui_files import Uploads
 from .video import check_file
 
@@ -154,6 +156,12 @@ class Options:
     min_new_tokens: int = 0
     seed: int | None = None
     system: str = DEFAULT_SYSTEM
+    start_s: float | None = None  # the part of the video the frames are sampled from (None: its start / end)
+    end_s: float | None = None
+
+    @property
+    def time_range(self) -> tuple[float | None, float | None]:
+        return self.start_s, self.end_s
 
     def consistent(self) -> "Options":
         t, h, w = self.pooling
@@ -168,7 +176,15 @@ class Options:
     def label(self, has_lora: bool = True) -> str:
         t, h, w = self.pooling
         alpha = f", alpha {self.lora_alpha:g}" if has_lora and self.lora_alpha is not None else ""
-        return f"{self.num_frames} frames, pooling {t}x{h}x{w}{alpha}"
+        return f"{self.num_frames} frames{range_label(self.time_range)}, pooling {t}x{h}x{w}{alpha}"
+
+
+def range_label(time_range) -> str:
+    """" from 1 s to 3 s" for a part of the video; nothing for the whole of it."""
+    start, end = time_range or (None, None)
+    if start is None and end is None:
+        return ""
+    return f" from {0 if start is None else start:g} s to {'the end' if end is None else f'{end:g} s'}"
 
 
 def default_options(engine, max_new_tokens: int = 512) -> Options:
@@ -193,6 +209,10 @@ class Studio:
         self.stop = threading.Event()
         self.answering = threading.Lock()  # one answer at a time: a second question waits its turn
         self.uploads = uploads
+        # turn number -> (the turn, the settings it was answered with): written where the answer is made,
+        # read by the export; the turn itself is kept to tell a stale record (regenerated, cleared) apart
+        self.answered_with: dict[int, tuple[Turn, dict]] = {}
+        self.exports: Path | None = None  # the folder of this tab's chat downloads, deleted on close
 
     @property
     def video(self):
@@ -204,6 +224,9 @@ class Studio:
         self.video_path = None
         if self.uploads is not None:
             self.uploads.release(self)
+        if self.exports is not None:
+            shutil.rmtree(self.exports, ignore_errors=True)
+            self.exports = None
 
 
 class Registry:
@@ -300,7 +323,9 @@ def load_video(studio: Studio, path, num_frames: int | None = None, progress: Pr
         options = studio.options
         if num_frames is not None:
             options = dataclasses.replace(options, num_frames=upload_frames(num_frames, studio.engine.limits)).consistent()
-        studio.session.set_video(p, options.num_frames, progress)
+        was_still = studio.video is not None and is_still(studio.video.clip)
+        studio.session.set_video(p, options.num_frames, progress, start_s=options.start_s, end_s=options.end_s)
+        options = _time_steps_for(studio, options, was_still)
     except BaseException:
         if path and studio.uploads is not None:  # keep only the video still in use
             studio.uploads.release(studio, keep=studio.video_path)
@@ -312,18 +337,52 @@ def load_video(studio: Studio, path, num_frames: int | None = None, progress: Pr
     return studio
 
 
+def video_range(studio: Studio) -> tuple[float | None, float | None]:
+    """The (start_s, end_s) the studio's video was sampled from; (None, None) for the whole video."""
+    return (studio.video.clip.time_range if studio.video is not None else None) or (None, None)
+
+
+@contextlib.contextmanager
+def range_request(changed: bool):
+    """A new time range that does not fit the video is a bad request (InputError), not a bad file."""
+    try:
+        yield
+    except VideoError as e:
+        if changed:
+            raise InputError(str(e)) from None
+        raise
+
+
+def is_still(clip) -> bool:
+    """A still image: one frame with no frame rate (video.Clip's convention)."""
+    return clip.fps == 0.0 and len(clip.frames) == 1
+
+
+def _time_steps_for(studio: Studio, options: Options, was_still: bool) -> Options:
+    """A still image is one frame: T' = 1 (more time steps would repeat that one frame's tokens). The
+    next video after it gets the checkpoint's T' back, unless T' was changed meanwhile."""
+    t, h, w = options.pooling
+    if is_still(studio.video.clip):
+        return dataclasses.replace(options, pooling=(1, h, w))
+    if was_still and t == 1:
+        return dataclasses.replace(options, pooling=(default_options(studio.engine).pooling[0], h, w)).consistent()
+    return options
+
+
 def set_options(studio: Studio, progress: Progress | None = None, **changes) -> Studio:
-    """Change any Options field; a new frame count re-encodes the video (cached per count). Every value
-    is parsed first (api_types: one message naming the field and its range), and a failed re-encode
-    changes nothing, so a bad request never sticks."""
+    """Change any Options field; a new frame count or time range re-encodes the video (cached per count
+    and range). Every value is parsed first (api_types: one message naming the field and its range),
+    and a failed re-encode changes nothing, so a bad request never sticks."""
     engine = studio.engine
     typed = parse_changes(changes, Bounds.of(engine))
     if "system" in typed:  # text, length limit, no lone surrogates
         typed["system"] = engine.limits.check_system(typed["system"])
     new = dataclasses.replace(studio.options, **typed).consistent()
     new.settings()  # the last word on the generation settings' ranges
-    if studio.video_path and new.num_frames != studio.video.num_frames:
-        studio.session.set_video(studio.video_path, new.num_frames, progress)
+    time_range(*new.time_range)
+    if studio.video_path and (new.num_frames != studio.video.num_frames or new.time_range != video_range(studio)):
+        with range_request(new.time_range != video_range(studio)):
+            studio.session.set_video(studio.video_path, new.num_frames, progress, start_s=new.start_s, end_s=new.end_s)
     studio.options = new
     if new.system != studio.session.system:
         studio.session.system = new.system
@@ -338,9 +397,15 @@ def history(studio: Studio | None) -> list[dict]:
         return []
     out = []
     for turn in studio.session.turns:
-        answer = turn.answer + (" *(stopped)*" if turn.stopped else "")
+        answer = shown_answer(studio, turn.answer) + (" *(stopped)*" if turn.stopped else "")
         out += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": answer}]
     return out
+
+
+def shown_answer(studio: Studio, text: str) -> str:
+    """An answer as the chat shows it: its own text as text, and times in the video as seek links."""
+    clip = studio.video.clip if studio.video is not None else None
+    return link_times(text, float(clip.duration) if clip is not None else None)
 
 
 def _ask(session, question: str, options: Options, regenerate: bool = False) -> Iterator[str]:
@@ -396,10 +461,38 @@ def answer(studio: Studio, question: str | None, regenerate: bool = False,
 
 def _answer(studio, question, regenerate, stream) -> Iterator[str]:
     """The session owns the turns: the engine adds this one when the stream ends (a stream that runs
-    on a copy of the session, gpu_calls' ZeroGPU worker, hands its turn to `ChatSession.keep_answer`)."""
-    if regenerate and studio.session.turns:
-        question = studio.session.turns[-1].question
-    yield from (stream or stream_answer)(studio, question, regenerate)
+    on a copy of the session, gpu_calls' ZeroGPU worker, hands its turn to `ChatSession.keep_answer`).
+    The settings it was asked with are recorded beside it, for the chat's download."""
+    session = studio.session
+    if regenerate and session.turns:
+        question = session.turns[-1].question
+    at, epoch = len(session.turns) - (1 if regenerate and session.turns else 0), session.epoch
+    used = answer_settings(studio)  # as they are when the question is asked, before any later change
+    pieces = (stream or stream_answer)(studio, question, regenerate)
+    try:
+        yield from pieces
+    finally:  # also for an answer closed early (a tab gone): closing the stream puts its partial turn in
+        pieces.close()
+        if session.epoch == epoch and at < len(session.turns):
+            studio.answered_with[at] = (session.turns[at], used)
+
+
+def answer_settings(studio: Studio) -> dict:
+    """What an answer is made with, as plain JSON values: the frames and their times, the range,
+    the pooling, alpha and the generation settings."""
+    o, clip = studio.options, studio.video.clip if studio.video is not None else None
+    return {"video": Path(clip.source).name if clip else None, "frames": studio.video.num_frames if clip else o.num_frames,
+            "range_s": list(clip.time_range) if clip and clip.time_range else None,
+            "timestamps_s": [round(float(t), 3) for t in clip.timestamps] if clip else [],
+            "pooling": list(o.pooling), "lora_alpha": o.lora_alpha,
+            "generation": dataclasses.asdict(o.settings()), "system": o.system}
+
+
+def turn_settings(studio: Studio, k: int) -> dict | None:
+    """The settings turn number k was answered with, or None when not recorded for that very turn."""
+    record = studio.answered_with.get(k)
+    turns = studio.session.turns
+    return record[1] if record is not None and k < len(turns) and record[0] is turns[k] else None
 
 
 def chat_stream(studio: Studio, question: str | None, regenerate: bool = False,
@@ -420,7 +513,7 @@ def chat_stream(studio: Studio, question: str | None, regenerate: bool = False,
         current = [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
         yield before + current
         for text in _answer(studio, question, regenerate, stream):
-            current[1] = {"role": "assistant", "content": text}
+            current[1] = {"role": "assistant", "content": shown_answer(studio, text)}
             yield before + current
     yield history(studio)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .ui_handlers import Options, Studio
+from .ui_handlers import Options, Studio, range_label
 
 THUMB_HEIGHT = 144  # gallery thumbnails: the page never needs the full frames
 
@@ -27,6 +27,7 @@ def video_info(studio: Studio) -> dict:
     info.update(loaded=True, name=Path(clip.source).name, width=clip.width, height=clip.height,
                 duration=round(float(clip.duration), 3), fps=round(float(clip.fps), 3),
                 indices=list(clip.indices), pooling_shape=list(info["pooling_shape"]),
+                time_range=list(clip.time_range) if clip.time_range else None,
                 lora_alpha=studio.options.lora_alpha, options=options_dict(studio.options))
     return info
 
@@ -56,7 +57,10 @@ def view_markdown(studio: Studio) -> str:
         return "Upload a video to see the frames and visual tokens the model gets."
     info = studio.engine.describe_view(studio.video, studio.options.pooling)
     t, h, w = info["pooling_shape"]
-    text = (f"**{info['frames']} frames → pooling {t}×{h}×{w} = {info['visual_tokens']:,} visual tokens**, "
+    part = range_label(studio.video.clip.time_range)
+    part = f" (sampled{part} of {studio.video.clip.duration:.1f} s)" if part else ""
+    frames = "1 frame (a still image)" if info["frames"] == 1 else f"{info['frames']} frames"
+    text = (f"**{frames}{part} → pooling {t}×{h}×{w} = {info['visual_tokens']:,} visual tokens**, "
             f"{info['context_share']:.0%} of the {info['context']:,}-token context window.")
     if studio.engine.spec.has_lora:
         text += f" LoRA alpha {studio.options.lora_alpha:g} (official 4; 0 = the image model alone)."

@@ -8,17 +8,23 @@ The chat's turns belong to the engine's session; the chat box only ever shows `h
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import re
+import typing
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
+from .. import chat_export as X
 from .. import ui_handlers as H
 from .. import ui_view as V
 from .. import gpu_calls as gpu
 from .layout import Page
 from .messages import message
+from .serving import upload_folder
 
 GPU = "gpu"  # one concurrency group for everything that runs the model or CLIP
 
@@ -60,9 +66,17 @@ def noticed(fn):
     return plain
 
 
+def quiet(c, value):
+    """A slider's value clamped to its range: a number typed out of range in its box is taken as the
+    nearest end, quietly (the slider events skip gradio's check, which would refuse it with an error)."""
+    if isinstance(c, gr.Slider) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return min(max(value, c.minimum), c.maximum)
+    return value
+
+
 def changes_from(page: Page, data: dict) -> dict:
-    """The sliders' values as Options changes."""
-    v = {name: data[c] for name, c in page.options.items() if c in data}
+    """The sliders' values as Options changes (T' <= frames is kept by Options.consistent)."""
+    v = {name: quiet(c, data[c]) for name, c in page.options.items() if c in data}
     return dict(num_frames=int(v["num_frames"]), pooling=(int(v["pool_t"]), int(v["pool_h"]), int(v["pool_w"])),
                 lora_alpha=v["lora_alpha"], do_sample=bool(v["do_sample"]), temperature=v["temperature"],
                 top_p=v["top_p"], max_new_tokens=int(v["max_new_tokens"]), repetition_penalty=v["repetition_penalty"],
@@ -123,20 +137,41 @@ def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progre
     if not path:  # the video was removed: start over
         studio.close()
         return {page.state: studio, page.chatbot: [], **view(page, studio), **say(page, None)}
+    out = {}
     if path != studio.video_path:
         studio.stop.set()  # an answer about the old video ends now; it will not join the new chat
+        if studio.options.time_range != (None, None):  # a new video is seen whole
+            studio.options = dataclasses.replace(studio.options, start_s=None, end_s=None)
+            out = {page.start: None, page.end: None}
     changes = changes_from(page, data)
     num_frames = changes.pop("num_frames")
     H.set_options(studio, **changes)
     gpu.load_video(studio, path, num_frames, progress)
-    return {page.state: studio, page.chatbot: H.history(studio), **view(page, studio), **say(page, None)}
+    out[page.pool_t] = studio.options.pooling[0]  # a still image has one time step (and a video after it its own)
+    return {**out, page.state: studio, page.chatbot: H.history(studio), **view(page, studio), **say(page, None)}
+
+
+def on_range(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Progress()):
+    """Focus on a part: the frames are sampled from [start, end] (blank: the video's own start or end);
+    a range not inside the video is one line in the notice box, and the frames stay as they were."""
+    page = ctx.page
+    if data.get(page.state) is None and ctx.holder.engine is None:
+        return {}
+    studio = ctx.studio(data, request)
+    span = {"start_s": data[page.start], "end_s": data[page.end]}
+    if (span["start_s"], span["end_s"]) == studio.options.time_range:
+        return {}
+    gpu.set_options(studio, progress, **span)
+    return {page.state: studio, **view(page, studio), **say(page, None)}
 
 
 # -- sliders: the frames slider re-encodes, the others only re-pool or change settings --------------
 def on_frames(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Progress()):
     page = ctx.page
-    frames = int(data[page.frames])
-    out = {page.pool_t: gr.update(maximum=frames, value=min(int(data[page.pool_t]), frames))}
+    frames = int(quiet(page.frames, data[page.frames]))
+    out = {page.pool_t: gr.update(maximum=frames, value=min(int(quiet(page.pool_t, data[page.pool_t])), frames))}
+    if frames != data[page.frames]:  # typed out of range: the box shows the count used
+        out[page.frames] = frames
     if data.get(page.state) is None and ctx.holder.engine is None:
         return out
     studio = ctx.studio(data, request)
@@ -220,6 +255,33 @@ def on_new_video(ctx: Ctx, data: dict):
             page.answer_a: "", page.answer_b: "", **say(page, None)}
 
 
+# -- time you can click ----------------------------------------------------------------------------
+def on_frame_select(ctx: Ctx, data: dict, evt: gr.SelectData = None):
+    """A frame clicked in the gallery -> its time, which the page's script gives the player."""
+    studio = data.get(ctx.page.state)
+    times = studio.video.clip.timestamps if studio is not None and studio.video is not None else ()
+    k = evt.index if evt is not None and isinstance(evt.index, int) else -1
+    return {ctx.page.seek: float(times[k]) if 0 <= k < len(times) else None}
+
+
+# -- export -----------------------------------------------------------------------------------------
+def _exports() -> Path:
+    """Chat downloads live in the upload folder, one folder per tab, overwritten on each download: deleted
+    with the tab's studio (Studio.close), and by the upload sweeper after its grace period at the latest."""
+    return upload_folder() / "pllava-chats"
+
+
+def on_download(ctx: Ctx, data: dict, request: gr.Request = None):
+    """The chat as Markdown and JSON files, shown in the files box for the browser to download."""
+    page, studio = ctx.page, data.get(ctx.page.state)
+    if studio is None or not studio.session.turns:
+        return {page.chat_files: gr.update(value=None, visible=False), **say(page, "There is no chat to download yet.")}
+    key = re.sub(r"\W", "", str(getattr(request, "session_hash", None) or studio.session.id))[:64] or "tab"
+    studio.exports = _exports() / key
+    files = X.write_chat(studio, studio.exports)
+    return {page.chat_files: gr.update(value=[str(f) for f in files], visible=True), **say(page, None)}
+
+
 # -- compare ----------------------------------------------------------------------------------------
 def on_compare(ctx: Ctx, data: dict, request: gr.Request = None):
     page = ctx.page
@@ -236,15 +298,27 @@ def on_compare(ctx: Ctx, data: dict, request: gr.Request = None):
 
 # -- wiring -----------------------------------------------------------------------------------------
 def _bind(ctx: Ctx, fn, *bound):
-    """fn with ctx (and `bound`) given, keeping its signature for gradio (gr.Request, gr.Progress)."""
-    return functools.partial(noticed(fn), ctx, *bound)
+    """fn with ctx (and `bound`) given, keeping its signature and its resolved type hints for gradio:
+    a bare functools.partial has no hints, so gradio would pass no gr.Request (no session id: the
+    registry would never know the page's studios) and no gr.SelectData."""
+    part = functools.partial(noticed(fn), ctx, *bound)
+    if inspect.isgeneratorfunction(fn):
+        def call(*args, **kwargs):
+            yield from part(*args, **kwargs)
+    else:
+        def call(*args, **kwargs):
+            return part(*args, **kwargs)
+    call.__name__ = call.__qualname__ = fn.__name__
+    call.__signature__ = inspect.signature(part)
+    call.__annotations__ = typing.get_type_hints(fn)
+    return call
 
 
 def wire(demo: gr.Blocks, ctx: Ctx) -> None:
     p = ctx.page
     settings = {p.state, *p.options.values()}
     private = dict(api_visibility="private")
-    view_out = [p.state, p.chatbot, p.gallery, p.view_md, p.heatmap, p.notice]
+    view_out = [p.state, p.chatbot, p.gallery, p.view_md, p.heatmap, p.notice, p.start, p.end, p.pool_t]
 
     demo.load(functools.partial(on_page_load, ctx), None,
               [p.status, p.frames, p.pool_t, p.pool_h, p.pool_w, p.alpha, p.max_new, p.msg, p.send, p.regen,
@@ -254,10 +328,15 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
     for component in (p.video, p.upload):
         component.change(_bind(ctx, on_video, component), {component, *settings}, view_out,
                          concurrency_id=GPU, trigger_mode="always_last", **private)
-    p.frames.change(_bind(ctx, on_frames), settings, [p.state, p.pool_t, p.gallery, p.view_md, p.heatmap, p.notice],
-                    concurrency_id=GPU, trigger_mode="always_last", **private)
+    # the sliders' own events take their values raw and clamp them (changes_from): no red "Error" for 99 frames
+    p.frames.change(_bind(ctx, on_frames), settings, [p.frames, p.state, p.pool_t, p.gallery, p.view_md, p.heatmap,
+                                                      p.notice],
+                    concurrency_id=GPU, trigger_mode="always_last", preprocess=False, **private)
+    gr.on([p.start.submit, p.start.blur, p.end.submit, p.end.blur], _bind(ctx, on_range), {p.start, p.end, p.state},
+          [p.state, p.gallery, p.view_md, p.heatmap, p.notice], concurrency_id=GPU, trigger_mode="always_last",
+          **private)
     view_kw = dict(concurrency_limit=4, concurrency_id="view", trigger_mode="always_last", show_progress="hidden",
-                   **private)
+                   preprocess=False, **private)
     for component in (p.pool_t, p.pool_h, p.pool_w):
         component.change(_bind(ctx, on_pooling), settings, [p.state, p.view_md, p.heatmap, p.notice], **view_kw)
     for component in (p.alpha, p.do_sample, p.temperature, p.top_p, p.max_new, p.rep, p.system):
@@ -280,5 +359,8 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
     p.new_video.click(_bind(ctx, on_new_video), {p.state},
                       [p.video, p.upload, p.chatbot, p.gallery, p.view_md, p.heatmap, p.answer_a, p.answer_b, p.notice],
                       concurrency_limit=None, **private)
+    p.gallery.select(_bind(ctx, on_frame_select), {p.state}, [p.seek], queue=False,
+                     **private).then(None, [p.seek], None, js="(t) => { if (t !== null) window.pllavaSeek(t); }")
+    p.download.click(_bind(ctx, on_download), {p.state}, [p.chat_files, p.notice], concurrency_limit=None, **private)
     p.compare_btn.click(_bind(ctx, on_compare), {p.alpha_b, p.pool_h_b, p.pool_w_b, *settings},
                         [p.answer_a, p.answer_b, p.notice], concurrency_id=GPU, **private)

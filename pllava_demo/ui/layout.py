@@ -39,7 +39,11 @@ class Page:
     regen: gr.Button
     clear: gr.Button
     new_video: gr.Button
+    download: gr.Button
+    chat_files: gr.File
     frames: gr.Slider
+    start: gr.Number
+    end: gr.Number
     pool_t: gr.Slider
     pool_h: gr.Slider
     pool_w: gr.Slider
@@ -51,6 +55,7 @@ class Page:
     rep: gr.Slider
     system: gr.Textbox
     view_md: gr.Markdown
+    seek: gr.Number
     gallery: gr.Gallery
     heatmap: gr.Image
     alpha_b: gr.Slider
@@ -100,6 +105,10 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
                 c["regen"] = gr.Button("Regenerate", size="sm", elem_id="regenerate")
                 c["clear"] = gr.Button("Clear chat", size="sm", elem_id="clear")
                 c["new_video"] = gr.Button("New video", size="sm", elem_id="new-video")
+                c["download"] = gr.Button("Download chat", size="sm", elem_id="download-chat")
+            # the chat as Markdown and JSON, with each answer's settings: shown once asked for
+            c["chat_files"] = gr.File(label="Your chat (Markdown and JSON)", file_count="multiple",
+                                      interactive=False, visible=False, elem_id="chat-files")
             c["examples"] = None
             found = [(assets / name, label, question) for name, (label, question) in EXAMPLES.items()
                      if (assets / name).is_file()]
@@ -113,6 +122,10 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
                 c["frames"] = gr.Slider(4, limits.max_frames, value=16, step=1, label="Frames",
                                         info="How many frames are sampled (one per equal segment of the video).",
                                         elem_id="frames-slider")
+                with gr.Row(equal_height=True):  # focus on a part: blank is the video's own start / end
+                    c["start"] = gr.Number(None, label="From (s)", minimum=0, elem_id="range-start", min_width=100,
+                                           info="Sample only this part (Enter to apply; blank: whole video).")
+                    c["end"] = gr.Number(None, label="To (s)", minimum=0, elem_id="range-end", min_width=100)
                 with gr.Row():
                     c["pool_t"] = gr.Slider(1, 16, value=16, step=1, label="Pooling T' (time)", elem_id="pool-t")
                     c["pool_h"] = gr.Slider(1, 24, value=12, step=1, label="h' (rows)", elem_id="pool-h")
@@ -123,7 +136,8 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
                                        info="Strength of the video LoRA: 4 is official, 0 is the image model alone.")
                 c["view_md"] = gr.Markdown("Upload a video to see the frames and visual tokens the model gets.",
                                            elem_id="view-info")
-                c["gallery"] = gr.Gallery(label="Sampled frames (time in seconds)", columns=4, height="auto",
+                c["seek"] = gr.Number(None, visible=False)  # a clicked frame's time, for the player (serving.SEEK_JS)
+                c["gallery"] = gr.Gallery(label="Sampled frames (time in seconds; click one to see it in the video)", columns=4, height="auto",
                                           elem_id="frames", object_fit="contain", allow_preview=False)
                 gr.Markdown("**Token norms per pooled time step**: one tile per T' step, colour scale underneath "
                             "(purple low, yellow high: the paper's high-norm tokens)",

@@ -64,8 +64,56 @@ def launch_kwargs(*, host: str = "127.0.0.1", port: int = 7860, share: bool = Fa
                 allowed_paths=[str(ASSETS)], blocked_paths=blocked, show_error=False)
 
 
+# Time you can click: the player seeks to a clicked frame's time (the gallery's select event hands it to
+# window.pllavaSeek) or to a time link in an answer (`#t=<seconds>`, the only links the chat's answers have:
+# time_links.py). One listener on the document, in the capture phase, so the link never navigates.
+SEEK_JS = """() => {
+    window.pllavaSeek = (t) => {
+        const v = document.querySelector('#video-input video');
+        if (v && Number.isFinite(t)) { v.pause(); v.currentTime = t; v.scrollIntoView({block: 'nearest'}); }
+    };
+    document.addEventListener('click', (e) => {
+        const a = e.target.closest && e.target.closest('#chat a[href^="#t="]');
+        if (!a) return;
+        e.preventDefault();
+        e.stopPropagation();
+        window.pllavaSeek(parseFloat(a.getAttribute('href').slice(3)));
+    }, true);
+    // Enter in a slider's number box commits it as leaving the box does: gradio then shows the
+    // number clamped to the slider's range (the server clamps it too: events.quiet)
+    document.addEventListener('keydown', (e) => {
+        const box = e.target;
+        if (e.key === 'Enter' && box.matches && box.matches('input[type=number]')
+            && box.closest('.block')?.querySelector('input[type=range]')) box.blur();
+    }, true);
+    // No camera: say so where the camera would be, instead of a blank box that never starts
+    const cameraNote = (text) => {
+        document.querySelector('#no-camera')?.remove();
+        const block = document.querySelector('#video-input');
+        if (!text || !block) return;
+        const note = document.createElement('p');
+        note.id = 'no-camera';
+        note.setAttribute('role', 'alert');
+        note.textContent = text;
+        block.after(note);  // under the box: inside it would cover its own buttons
+    };
+    document.addEventListener('click', async (e) => {
+        const source = e.target.closest && e.target.closest('#video-input [data-testid=source-select] button');
+        if (!source) return;
+        if (source.getAttribute('aria-label') !== 'Capture from camera') { cameraNote(null); return; }
+        if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) {
+            cameraNote('The camera works only on a secure (https) page: upload a video file instead.');
+            return;
+        }
+        const devices = await navigator.mediaDevices.enumerateDevices().catch(() => []);
+        cameraNote(devices.some((d) => d.kind === 'videoinput') ? null
+                   : 'No camera was found on this device: upload a video file instead.');
+    }, true);
+}"""
+
+
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
            max_file_mb: float = 200.0, model_dir: str | None = None, **kwargs):
     css = CSS_PATH.read_text() if CSS_PATH.exists() else None
     return demo.launch(**launch_kwargs(host=host, port=port, share=share, max_file_mb=max_file_mb, model_dir=model_dir),
-                       theme=gr.themes.Soft(), css=css, app_kwargs=ui_guard.start(demo), **kwargs)
+                       theme=gr.themes.Soft(), css=css, js=SEEK_JS, app_kwargs=ui_guard.start(demo), **kwargs)
