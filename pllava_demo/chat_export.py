@@ -70,3 +70,9 @@ def write_chat(studio: Studio, folder: Path) -> list[Path]:
     md.write_text(chat_markdown(record), encoding="utf-8")
     js.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
     return [md, js]
+
+
+def export_chat(studio: Studio, folder: Path) -> list[Path]:
+    """write_chat into the studio's own downloads folder, which goes when the studio closes."""
+    studio.exports = Path(folder)
+    return write_chat(studio, studio.exports)

@@ -53,3 +53,15 @@ def test_a_regenerated_answer_gets_new_settings_and_a_cleared_chat_exports_empty
     assert X.chat_record(studio)["turns"] == []
     md, _ = X.write_chat(studio, tmp_path)
     assert "Question" not in md.read_text()
+
+
+def test_a_tabs_chat_downloads_go_when_its_studio_closes(engine, tmp_path):
+    """Every byte written for a visitor goes when it is no longer needed: the downloads with the tab."""
+    s = H.Studio(engine)
+    H.load_video(s, write_video(tmp_path / "clip.mp4", n_frames=12, width=64, height=48), 4)
+    H.set_options(s, max_new_tokens=4, min_new_tokens=4)
+    list(H.answer(s, "What happens?"))
+    files = X.export_chat(s, tmp_path / "downloads" / "tab1")
+    assert all(f.is_file() for f in files) and len(files) == 2
+    s.close()
+    assert not (tmp_path / "downloads" / "tab1").exists()

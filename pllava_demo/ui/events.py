@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import inspect
 import re
+import tempfile
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,6 @@ from .. import ui_view as V
 from .. import gpu_calls as gpu
 from .layout import Page
 from .messages import message
-from .serving import upload_folder
 
 GPU = "gpu"  # one concurrency group for everything that runs the model or CLIP
 
@@ -266,9 +266,9 @@ def on_frame_select(ctx: Ctx, data: dict, evt: gr.SelectData = None):
 
 # -- export -----------------------------------------------------------------------------------------
 def _exports() -> Path:
-    """Chat downloads live in the upload folder, one folder per tab, overwritten on each download: deleted
-    with the tab's studio (Studio.close), and by the upload sweeper after its grace period at the latest."""
-    return upload_folder() / "pllava-chats"
+    """Chat downloads: one folder per tab, overwritten on each download, deleted with the tab's studio
+    (Studio.close: the tab closed or its state expired)."""
+    return Path(tempfile.gettempdir()) / "pllava-chats"
 
 
 def on_download(ctx: Ctx, data: dict, request: gr.Request = None):
@@ -277,8 +277,7 @@ def on_download(ctx: Ctx, data: dict, request: gr.Request = None):
     if studio is None or not studio.session.turns:
         return {page.chat_files: gr.update(value=None, visible=False), **say(page, "There is no chat to download yet.")}
     key = re.sub(r"\W", "", str(getattr(request, "session_hash", None) or studio.session.id))[:64] or "tab"
-    studio.exports = _exports() / key
-    files = X.write_chat(studio, studio.exports)
+    files = X.export_chat(studio, _exports() / key)
     return {page.chat_files: gr.update(value=[str(f) for f in files], visible=True), **say(page, None)}
 
 
