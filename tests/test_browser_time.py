@@ -116,8 +116,14 @@ def test_the_range_boxes_focus_on_a_part(live, tab, tmp_path):
     from playwright import sync_api
 
     load(tab, write_video(tmp_path / "part.mp4", n_frames=72, width=192, height=144, pattern="colour"))
-    tab.locator("#range-start input").fill("1")
-    end = tab.locator("#range-end input")
+    start = tab.locator("#range-start :is(input, textarea)")
+    assert start.input_value() == "" and start.get_attribute("placeholder") == "start"  # blank, never "0"
+    start.focus()
+    start.press("Tab")  # passing through the blank boxes is no range, and no message
+    tab.wait_for_timeout(500)
+    assert not tab.locator("#notice").is_visible()
+    start.fill("1")
+    end = tab.locator("#range-end :is(input, textarea)")
     end.fill("2")
     end.press("Enter")
     sync_api.expect(tab.locator("#view-info")).to_contain_text("sampled from 1 s to 2 s of 3.0 s", timeout=60_000)

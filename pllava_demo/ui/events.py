@@ -142,13 +142,25 @@ def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progre
         studio.stop.set()  # an answer about the old video ends now; it will not join the new chat
         if studio.options.time_range != (None, None):  # a new video is seen whole
             studio.options = dataclasses.replace(studio.options, start_s=None, end_s=None)
-            out = {page.start: None, page.end: None}
+            out = {page.start: "", page.end: ""}
     changes = changes_from(page, data)
     num_frames = changes.pop("num_frames")
     H.set_options(studio, **changes)
     gpu.load_video(studio, path, num_frames, progress)
     out[page.pool_t] = studio.options.pooling[0]  # a still image has one time step (and a video after it its own)
     return {**out, page.state: studio, page.chatbot: H.history(studio), **view(page, studio), **say(page, None)}
+
+
+def _seconds(text):
+    """A range box's text as api_types takes it: blank is None, a number is a number, anything else
+    stays text so that api_types names the field and its range."""
+    text = str(text or "").strip().rstrip("s").strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def on_range(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Progress()):
@@ -158,7 +170,7 @@ def on_range(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Progr
     if data.get(page.state) is None and ctx.holder.engine is None:
         return {}
     studio = ctx.studio(data, request)
-    span = {"start_s": data[page.start], "end_s": data[page.end]}
+    span = {"start_s": _seconds(data[page.start]), "end_s": _seconds(data[page.end])}
     if (span["start_s"], span["end_s"]) == studio.options.time_range:
         return {}
     gpu.set_options(studio, progress, **span)

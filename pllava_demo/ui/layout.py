@@ -123,9 +123,11 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
                                         info="How many frames are sampled (one per equal segment of the video).",
                                         elem_id="frames-slider")
                 with gr.Row(equal_height=True):  # focus on a part: blank is the video's own start / end
-                    c["start"] = gr.Number(None, label="From (s)", minimum=0, elem_id="range-start", min_width=100,
-                                           info="Sample only this part (Enter to apply; blank: whole video).")
-                    c["end"] = gr.Number(None, label="To (s)", minimum=0, elem_id="range-end", min_width=100)
+                    # text boxes, not gr.Number: a Number shows blank as 0, and "0 to 0" is no range
+                    c["start"] = gr.Textbox("", label="Only from (s)", placeholder="start", elem_id="range-start",
+                                            min_width=100, max_lines=1)
+                    c["end"] = gr.Textbox("", label="to (s), Enter to apply", placeholder="end", elem_id="range-end",
+                                          min_width=100, max_lines=1)
                 with gr.Row():
                     c["pool_t"] = gr.Slider(1, 16, value=16, step=1, label="Pooling T' (time)", elem_id="pool-t")
                     c["pool_h"] = gr.Slider(1, 24, value=12, step=1, label="h' (rows)", elem_id="pool-h")
