@@ -13,7 +13,8 @@ from pllava_demo import ui_handlers as H
 def studio(engine, tmp_path):
     s = H.Studio(engine)
     H.set_options(s, pooling=(4, 6, 6), max_new_tokens=8, min_new_tokens=8)
-    H.load_video(s, write_video(tmp_path / "clip.mp4", n_frames=36, width=160, height=120, pattern="colour"), 8)
+    # its own video: the engine and its feature cache are shared by the whole run (no other test uses this one)
+    H.load_video(s, write_video(tmp_path / "clip.mp4", n_frames=30, width=144, height=108, pattern="colour"), 8)
     yield s
     s.close()
 
@@ -58,7 +59,8 @@ def test_a_regenerated_answer_gets_new_settings_and_a_cleared_chat_exports_empty
 def test_a_tabs_chat_downloads_go_when_its_studio_closes(engine, tmp_path):
     """Every byte written for a visitor goes when it is no longer needed: the downloads with the tab."""
     s = H.Studio(engine)
-    H.load_video(s, write_video(tmp_path / "clip.mp4", n_frames=12, width=64, height=48), 4)
+    # a video no other test writes: the engine (and its feature cache) is shared by the whole run
+    H.load_video(s, write_video(tmp_path / "clip.mp4", n_frames=10, width=72, height=40, pattern="colour"), 4)
     H.set_options(s, max_new_tokens=4, min_new_tokens=4)
     list(H.answer(s, "What happens?"))
     files = X.export_chat(s, tmp_path / "downloads" / "tab1")
