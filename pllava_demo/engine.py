@@ -19,7 +19,6 @@ This module knows no UI and no command line.
 from __future__ import annotations
 
 import dataclasses
-
 import itertools
 import logging
 import math
@@ -212,7 +211,7 @@ class Engine:
         num_frames = self.limits.check_frames(num_frames)
         path = check_file(path, max_mb=self.limits.max_file_mb)  # before hashing or decoding a byte
         file_key = content_key(path)
-        key = feature_key(file_key, num_frames, None if start_s is None and end_s is None else (start_s, end_s))
+        key = feature_key(file_key, num_frames, (start_s, end_s))
         cached = self.features.get(key)
         if cached is not None:
             self.stats["feature_cache_hits"] += 1
@@ -240,7 +239,7 @@ class Engine:
         """(T'*h'*w', D) pooled tokens, remembered per (video, frames, shape) in a small shared LRU: the
         heat map and the next prefill at the same shape do not pool again."""
         shape = self.pooling_shape(shape)
-        key = (vf.clip.content_key, vf.num_frames, vf.clip.time_range, shape)
+        key = vf.key + (shape,)
         tokens = self.pooled.get(key)
         if tokens is None:
             with torch.inference_mode():
@@ -400,8 +399,8 @@ class ChatSession:
         expanded, _ = model.expand_image_token(ids, math.prod(shape))  # (1, S)
         seq = expanded[0].tolist()
         last_image = len(seq) - 1 - seq[::-1].index(eng.spec.image_token_index)
-        video_key, epoch = video.clip.content_key, self.epoch
-        signature = (video_key, self.video.num_frames, video.clip.time_range, shape, alpha)
+        epoch = self.epoch
+        signature = video.key + (shape, alpha)
         text = TextStream(eng.tokenizer, eng.format.stop_strings, anchor_id=fitted.ids[-1])
         answered, failed, kv = False, False, None
 

@@ -204,8 +204,7 @@ def _ensure_encoded(studio: H.Studio, path, num_frames: int, progress, time_rang
     from .video import content_key
 
     eng = studio.engine
-    key_range = None if time_range == (None, None) else tuple(time_range)
-    if eng.features.get(feature_key(content_key(path), num_frames, key_range)) is None:
+    if eng.features.get(feature_key(content_key(path), num_frames, tuple(time_range))) is None:
         _adopt(eng, _encode(str(path), num_frames, progress, tuple(time_range)))
 
 

@@ -36,6 +36,10 @@ class Ctx:
     page: Page
     demo: gr.Blocks | None = None
 
+    def idle(self, data: dict) -> bool:
+        """No tab state yet and no model: a slider or box moved before there is anything to change."""
+        return data.get(self.page.state) is None and self.holder.engine is None
+
     def studio(self, data: dict, request) -> H.Studio:
         return H.ensure_studio(data.get(self.page.state), self.holder, self.registry,
                                getattr(request, "session_hash", None))
@@ -167,7 +171,7 @@ def on_range(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Progr
     """Focus on a part: the frames are sampled from [start, end] (blank: the video's own start or end);
     a range not inside the video is one line in the notice box, and the frames stay as they were."""
     page = ctx.page
-    if data.get(page.state) is None and ctx.holder.engine is None:
+    if ctx.idle(data):
         return {}
     studio = ctx.studio(data, request)
     span = {"start_s": _seconds(data[page.start]), "end_s": _seconds(data[page.end])}
@@ -184,7 +188,7 @@ def on_frames(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Prog
     out = {page.pool_t: gr.update(maximum=frames, value=min(int(quiet(page.pool_t, data[page.pool_t])), frames))}
     if frames != data[page.frames]:  # typed out of range: the box shows the count used
         out[page.frames] = frames
-    if data.get(page.state) is None and ctx.holder.engine is None:
+    if ctx.idle(data):
         return out
     studio = ctx.studio(data, request)
     gpu.set_options(studio, progress, **changes_from(page, data))
@@ -193,7 +197,7 @@ def on_frames(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Prog
 
 def on_pooling(ctx: Ctx, data: dict, request: gr.Request = None):
     page = ctx.page
-    if data.get(page.state) is None and ctx.holder.engine is None:
+    if ctx.idle(data):
         return {}
     studio = ctx.studio(data, request)
     H.set_options(studio, **_settings_only(studio, changes_from(page, data)))
@@ -202,7 +206,7 @@ def on_pooling(ctx: Ctx, data: dict, request: gr.Request = None):
 
 def on_settings(ctx: Ctx, data: dict, request: gr.Request = None):
     page = ctx.page
-    if data.get(page.state) is None and ctx.holder.engine is None:
+    if ctx.idle(data):
         return {}
     studio = ctx.studio(data, request)
     H.set_options(studio, **_settings_only(studio, changes_from(page, data)))
