@@ -32,6 +32,7 @@ from .caption_io import CaptionJob, CaptionWriter, discover, write_parquet
 from .config import GenerationSettings, PoolingShape, check_pooling_shape, clean_text
 from .errors import InputError, PllavaError
 from .prompt import RECAPTION_PROMPT, RECAPTION_SYSTEM, TextStream, chat_format_for, fit_prompt, stop_token_ids
+from .preprocess import CLIP_PIXELS, PixelSpec
 
 log = logging.getLogger(__name__)
 
@@ -67,21 +68,20 @@ class CaptionOptions:
             raise InputError(f"The number of frames must be at least 1, got {self.num_frames}.")
 
 
-def prepare_video(job: CaptionJob, num_frames: int) -> Prepared:
-    """Decode + CLIP-preprocess one video; needs no model, so it runs in threads or on Ray CPU workers.
-    Never raises for a bad video: the error is returned for the record."""
-    from .preprocess import clip_preprocess, official_resize
+def prepare_video(job: CaptionJob, num_frames: int, pixels: PixelSpec = CLIP_PIXELS) -> Prepared:
+    """Decode + CLIP-preprocess one video (with the checkpoint's pixel spec); needs no model, so it runs
+    in threads or on Ray CPU workers. Never raises for a bad video: the error is returned for the record."""
     from .video import read_video
 
     t0 = time.perf_counter()
     try:
         # Same pixels as the chat engine: the official resize of each frame as it is decoded.
-        clip = read_video(job.path, num_frames, resize=official_resize)
-        pixels = clip_preprocess(clip.frames)  # (T, 3, 336, 336)
+        clip = read_video(job.path, num_frames, resize=pixels.resize)
+        values = pixels.normalise(clip.frames)  # (T, 3, 336, 336)
     except Exception as e:  # noqa: BLE001 - one bad file of a million must not stop the run
         return Prepared(job, error=str(e) or type(e).__name__, error_type=type(e).__name__,
                         decode_seconds=time.perf_counter() - t0)
-    return Prepared(job, pixels, tuple(round(float(s), 3) for s in clip.timestamps), float(clip.duration),
+    return Prepared(job, values, tuple(round(float(s), 3) for s in clip.timestamps), float(clip.duration),
                     time.perf_counter() - t0)
 
 
@@ -92,7 +92,7 @@ class Captioner:
         self.loaded, self.model, self.tokenizer = loaded, loaded.model, loaded.tokenizer
         self.options = options
         self.pooling_shape = check_pooling_shape(options.pooling_shape or loaded.spec.pooling_shape, loaded.spec.frame_grid)
-        self.format = chat_format_for(self.tokenizer)
+        self.format = chat_format_for(self.tokenizer, loaded.family)
         self.stop_ids = stop_token_ids(self.tokenizer, self.format)
         t, h, w = self.pooling_shape
         self.n_video_tokens = t * h * w  # pooling repeats frames when T < T', so N never depends on the video
@@ -107,7 +107,7 @@ class Captioner:
         }
 
     def prepare(self, job: CaptionJob) -> Prepared:
-        return prepare_video(job, self.options.num_frames)
+        return prepare_video(job, self.options.num_frames, self.loaded.pixels)
 
     def _prompt_ids(self, prompt: str) -> tuple[list[int], int]:
         """Token ids of the rendered prompt (one <image>) and the answer budget that fits the context."""

@@ -25,6 +25,7 @@ import numpy as np
 from .caption import CaptionOptions, Captioner, Prepared, prepare_video
 from .caption_io import CaptionJob, CaptionWriter
 from .errors import InputError
+from .preprocess import CLIP_PIXELS, PixelSpec
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,9 @@ def init_ray(address: str | None = None, **kwargs) -> None:
 
 
 # -- the stages (plain functions and a class, run by Ray) ----------------------------------------
-def decode_row(row: dict, num_frames: int) -> dict:
+def decode_row(row: dict, num_frames: int, pixels: PixelSpec = CLIP_PIXELS) -> dict:
     """CPU stage: one path -> preprocessed pixels (T, 3, 336, 336) float32, or the error."""
-    item = prepare_video(CaptionJob(row["path"], row["prompt"] or None), num_frames)
+    item = prepare_video(CaptionJob(row["path"], row["prompt"] or None), num_frames, pixels)
     pixels = item.pixels.numpy() if item.pixels is not None else np.zeros((0, 3, 336, 336), np.float32)
     return {"path": row["path"], "prompt": row["prompt"], "pixels": pixels,
             "timestamps": json.dumps(list(item.timestamps)), "duration": item.duration,
@@ -109,7 +110,11 @@ def build_dataset(jobs: list[CaptionJob], *, model: str, device: str, quantizati
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 1000)))
     # A remote-args function stops Ray from fusing decoding into the caption actors (its fusion rule
     # skips ops that have one), so decoding runs in separate CPU tasks, ahead of and beside the model.
-    ds = ds.map(decode_row, fn_kwargs={"num_frames": options.num_frames}, ray_remote_args_fn=_decode_resources)
+    from .checkpoint import pixel_spec_for
+
+    pixels = pixel_spec_for(model)  # the checkpoint's own, read before any weight is loaded
+    ds = ds.map(decode_row, fn_kwargs={"num_frames": options.num_frames, "pixels": pixels},
+                ray_remote_args_fn=_decode_resources)
     return ds.map_batches(
         CaptionActor,
         fn_constructor_kwargs={"model": model, "device": "cuda" if gpus_per_actor else device,
