@@ -81,9 +81,21 @@ def colorize(x: np.ndarray) -> np.ndarray:
     return (_CMAP[lo] * (1 - frac) + _CMAP[lo + 1] * frac).round().astype(np.uint8)
 
 
+CHIP, INK = (250, 250, 250, 255), (30, 30, 30, 255)  # labels: dark ink on a light chip, readable on any page
+
+
+def _label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str) -> None:
+    """Text on its own small light chip: the canvas is transparent (it takes the page's light or dark
+    background), so the text brings its contrast with it."""
+    x0, y0, x1, y1 = draw.textbbox(xy, text)
+    draw.rectangle((x0 - 2, y0 - 1, x1 + 2, y1 + 1), fill=CHIP)
+    draw.text(xy, text, fill=INK)
+
+
 def heatmap_image(norms, per_row: int = 8, tile: int = 96) -> Image.Image:
-    """(T', h', w') token norms -> one picture: a tile per pooled time step, one colour scale for all,
-    so the high-norm tokens stand out across frames as in the paper's analysis."""
+    """(T', h', w') token norms -> one RGBA picture on a transparent background (light and dark pages
+    alike): a tile per pooled time step, one colour scale for all, so the high-norm tokens stand out
+    across frames as in the paper's analysis."""
     n = np.asarray(norms, dtype=np.float32)  # (T', h', w')
     tp, hp, wp = n.shape
     lo, hi = float(n.min()), float(n.max())
@@ -94,19 +106,19 @@ def heatmap_image(norms, per_row: int = 8, tile: int = 96) -> Image.Image:
     rows = -(-tp // cols)
     scale_h = 26  # the colour scale under the tiles: what purple and yellow mean
     width = max(cols * (tw + gap) + gap, 160)
-    canvas = Image.new("RGB", (width, rows * (th + gap + label) + gap + scale_h), (255, 255, 255))
+    canvas = Image.new("RGBA", (width, rows * (th + gap + label) + gap + scale_h), (0, 0, 0, 0))
     draw = ImageDraw.Draw(canvas)
     for k in range(tp):
         x = gap + (k % cols) * (tw + gap)
         y = gap + (k // cols) * (th + gap + label)
-        draw.text((x, y), f"t{k + 1}", fill=(40, 40, 40))
+        _label(draw, (x + 2, y), f"t{k + 1}")
         canvas.paste(Image.fromarray(rgb[k]).resize((tw, th), Image.NEAREST), (x, y + label))
     y = canvas.height - scale_h + 4
     bar_w = width - 2 * gap - 80
     bar = colorize(np.linspace(0.0, 1.0, bar_w, dtype=np.float32)[None, :].repeat(8, 0))  # (8, bar_w, 3)
-    draw.text((gap, y), f"{lo:.2g}", fill=(40, 40, 40))
+    _label(draw, (gap + 2, y), f"{lo:.2g}")
     canvas.paste(Image.fromarray(bar), (gap + 40, y + 2))
-    draw.text((gap + 44 + bar_w, y), f"{hi:.2g}", fill=(40, 40, 40))
+    _label(draw, (gap + 46 + bar_w, y), f"{hi:.2g}")
     return canvas
 
 

@@ -37,7 +37,7 @@ def test_video_info_gallery_and_view(studio):
     assert items[1][1] == f"{info['timestamps'][1]:.1f} s"
     assert "144 visual tokens" in V.view_markdown(studio)
     img = V.token_heatmap(studio)
-    assert img.width > 4 * 6 and img.mode == "RGB"
+    assert img.width > 4 * 6 and img.mode == "RGBA"
 
 
 def test_sliders_repool_without_reencoding_but_frames_reencode(studio):
@@ -132,11 +132,15 @@ def test_registry_frees_closed_tabs(engine, clip_path):
 def test_heatmap_and_colours():
     norms = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
     img = np.asarray(V.heatmap_image(norms))
-    assert img.ndim == 3 and img.shape[2] == 3
+    assert img.ndim == 3 and img.shape[2] == 4
+    # a transparent canvas (no white sheet on a dark page); its labels bring their own light chip
+    assert img[0, 0, 3] == 0 and img[-1, -1, 3] == 0
+    ink = (img[..., 3] == 255) & (img[..., :3].max(-1) < 60)  # darker than any colour of the map
+    assert ink.any() and (img == V.CHIP).all(-1).any()
     c = V.colorize(np.array([0.0, 1.0]))
     assert tuple(c[0]) == (68, 1, 84) and tuple(c[1]) == (253, 231, 37)
     V.heatmap_image(np.ones((1, 1, 1)))  # flat input: no division by zero
-    strip = img[-22:]  # the colour scale under the tiles: both ends of the map are in it
+    strip = img[-22:, :, :3]  # the colour scale under the tiles: both ends of the map are in it
     for end in c:
         assert (strip == end).all(-1).any()
 
