@@ -43,12 +43,15 @@ def gallery_items(studio: Studio) -> list[tuple[np.ndarray, str]]:
     if studio.video is None:
         return []
     clip = studio.video.clip
+    # one decimal, or two where one would show two neighbours at the same time (32 frames of 3 s)
+    tenths = [f"{t:.1f}" for t in clip.timestamps]
+    digits = 2 if any(a == b for a, b in zip(tenths, tenths[1:])) else 1
     items = []
     for k, (frame, ts) in enumerate(zip(clip.frames, clip.timestamps)):
         img = Image.fromarray(frame)
         if img.height > THUMB_HEIGHT:
             img = img.resize((max(1, round(img.width * THUMB_HEIGHT / img.height)), THUMB_HEIGHT), Image.BILINEAR)
-        items.append((np.asarray(img), f"{ts:.1f} s"))  # short enough to read under a small thumbnail
+        items.append((np.asarray(img), f"{ts:.{digits}f} s"))  # short enough to read under a small thumbnail
     return items
 
 

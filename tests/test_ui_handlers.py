@@ -209,3 +209,16 @@ def test_one_answer_at_a_time_and_clear_mid_answer(studio):
     studio.session.keep_answer(turn, 0, studio.session.epoch)
     studio.session.keep_answer(H.Turn("Old?", "x"), 1, studio.session.epoch - 1)
     assert studio.session.turns == [turn]
+
+
+def test_gallery_times_tell_neighbours_apart(engine, tmp_path):
+    """32 frames of a 3-second video are 0.1 s apart: one decimal would show two of them at the same time."""
+    s = H.Studio(engine)
+    try:
+        H.load_video(s, write_video(tmp_path / "short.mp4", n_frames=72, width=96, height=64), 32)
+        captions = [c for _, c in V.gallery_items(s)]
+        assert len(set(captions)) == 32 and captions[1] == f"{s.video.clip.timestamps[1]:.2f} s"
+        H.load_video(s, write_video(tmp_path / "long.mp4", n_frames=240, width=96, height=64), 8)
+        assert [c for _, c in V.gallery_items(s)][1] == f"{s.video.clip.timestamps[1]:.1f} s"  # one decimal is enough
+    finally:
+        s.close()

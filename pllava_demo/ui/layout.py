@@ -189,8 +189,8 @@ def _range(c: dict) -> None:
         c["end"] = gr.Textbox("", label="to (s), Enter to apply", placeholder="end", elem_id="range-end",
                               min_width=90, max_lines=1)
     with gr.Row(elem_id="range-buttons"):  # or two frames chosen in the gallery: click one, then one of these
-        c["from_frame"] = gr.Button("Start at the clicked frame", size="sm", elem_id="range-from-frame")
-        c["to_frame"] = gr.Button("End at the clicked frame", size="sm", elem_id="range-to-frame")
+        c["from_frame"] = gr.Button("From the clicked frame", size="sm", elem_id="range-from-frame")
+        c["to_frame"] = gr.Button("To the clicked frame", size="sm", elem_id="range-to-frame")
         c["whole"] = gr.Button("Whole video", size="sm", elem_id="range-whole")
 
 
