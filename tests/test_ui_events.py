@@ -62,3 +62,21 @@ def test_two_clicked_frames_make_the_range_and_whole_video_undoes_it(ctx, tmp_pa
         assert (out[p.start], out[p.end]) == ("", "") and studio.video.clip.time_range is None
     finally:
         studio.close()
+
+
+def test_nothing_to_change_is_still_an_answer_gradio_takes(ctx, tmp_path):
+    """Tabbing through the blank range boxes, or a slider moved before there is anything to change:
+    the handler says "nothing" as a no-op update (gradio takes `{}` as one value, fails the event and
+    leaves a red "Error" pill on the panel)."""
+    p = ctx.page
+    studio = H.Studio(ctx.holder.engine)
+    try:
+        G.load_video(studio, write_video(tmp_path / "u.mp4", n_frames=24, width=96, height=64), 4)
+        out = E.on_range(ctx, {p.state: studio, p.start: "", p.end: ""})  # the range it already has
+        assert list(out) == [p.notice] and out[p.notice] == gr.update()
+    finally:
+        studio.close()
+    idle = E.Ctx(H.ModelHolder("nowhere"), ctx.registry, p)  # no model, no tab state yet
+    data = {p.state: None, **{c: c.value for c in p.options.values()}}
+    for handler in (E.on_pooling, E.on_settings):
+        assert list(handler(idle, data)) == [p.notice]

@@ -50,6 +50,12 @@ def say(page: Page, text: str | None) -> dict:
     return {page.notice: gr.update(value=text or "", visible=bool(text))}
 
 
+def unchanged(page: Page) -> dict:
+    """Nothing to change: a no-op update of the notice box (in every event's outputs). Not `{}`:
+    gradio takes an empty dict as one output value and fails an event with several outputs."""
+    return {page.notice: gr.update()}
+
+
 def noticed(fn):
     """Any exception -> its one line in the notice box (generator and plain handlers alike)."""
     if inspect.isgeneratorfunction(fn):
@@ -179,11 +185,11 @@ def on_range(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Progr
     a range not inside the video is one line in the notice box, and the frames stay as they were."""
     page = ctx.page
     if ctx.idle(data):
-        return {}
+        return unchanged(page)
     studio = ctx.studio(data, request)
     span = {"start_s": _seconds(data[page.start]), "end_s": _seconds(data[page.end])}
     if (span["start_s"], span["end_s"]) == studio.options.time_range:
-        return {}
+        return unchanged(page)
     gpu.set_options(studio, progress, **span)
     return {page.state: studio, **view(page, studio), **say(page, None)}
 
@@ -222,7 +228,7 @@ def on_frames(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Prog
 def on_pooling(ctx: Ctx, data: dict, request: gr.Request = None):
     page = ctx.page
     if ctx.idle(data):
-        return {}
+        return unchanged(page)
     studio = ctx.studio(data, request)
     H.set_options(studio, **_settings_only(studio, changes_from(page, data)))
     return {page.state: studio, **view(page, studio, gallery=False)}  # new token grid: a new heat map
@@ -231,7 +237,7 @@ def on_pooling(ctx: Ctx, data: dict, request: gr.Request = None):
 def on_settings(ctx: Ctx, data: dict, request: gr.Request = None):
     page = ctx.page
     if ctx.idle(data):
-        return {}
+        return unchanged(page)
     studio = ctx.studio(data, request)
     H.set_options(studio, **_settings_only(studio, changes_from(page, data)))
     return {page.state: studio, page.view_md: V.view_markdown(studio)}  # the token grid stays as it is

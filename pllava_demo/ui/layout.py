@@ -132,10 +132,10 @@ def _conversation(c: dict, assets: Path) -> None:
         c["send"] = gr.Button("Send", variant="primary", scale=1, elem_id="send", min_width=80)
         c["stop"] = gr.Button("Stop", variant="stop", scale=1, elem_id="stop", visible=False, min_width=80)
     with gr.Row():
-        c["regen"] = gr.Button("Regenerate", size="sm", elem_id="regenerate")
-        c["clear"] = gr.Button("Clear chat", size="sm", elem_id="clear")
-        c["new_video"] = gr.Button("New video", size="sm", elem_id="new-video")
-        c["download"] = gr.Button("Download chat", size="sm", elem_id="download-chat")
+        c["regen"] = gr.Button("Regenerate", size="sm", elem_id="regenerate", min_width=120)  # two a row on a phone
+        c["clear"] = gr.Button("Clear chat", size="sm", elem_id="clear", min_width=120)
+        c["new_video"] = gr.Button("New video", size="sm", elem_id="new-video", min_width=120)
+        c["download"] = gr.Button("Download chat", size="sm", elem_id="download-chat", min_width=120)
     # the chat as Markdown and JSON, with each answer's settings: shown once asked for
     c["chat_files"] = gr.File(label="Your chat (Markdown and JSON)", file_count="multiple",
                               interactive=False, visible=False, elem_id="chat-files")
