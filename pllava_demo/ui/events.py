@@ -194,7 +194,7 @@ def on_range(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Progr
     return {page.state: studio, **view(page, studio), **say(page, None)}
 
 
-def on_frame_range(ctx: Ctx, which: str, data: dict, request: gr.Request = None, progress=gr.Progress()):
+def on_frame_range(ctx: Ctx, which: typing.Literal["start", "end", "whole"], data: dict, request: gr.Request = None, progress=gr.Progress()):
     """Focus on a part chosen by two frames: the last frame clicked in the gallery becomes the range's
     start (`which` "start") or end ("end"); "whole" empties both boxes (the whole video again)."""
     page = ctx.page

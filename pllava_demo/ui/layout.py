@@ -1,8 +1,10 @@
 """The page's components and where they sit, and nothing else: no handlers here.
 
 Order is for a person: the video, the chat and the question box come first (on a phone that is
-all of the first screen); the knobs sit beside the picture of what the model sees, so moving a
-slider shows its effect in view. Each component a handler touches is a named field of `Page`.
+all of the first screen, the settings folded: events.on_viewport); the knobs sit beside the picture
+of what the model sees, so moving a slider shows its effect in view (at 1440x900 the sliders, the
+panel text and all the sampled frames fit on one screen). Each section is one small function, and
+each component a handler touches is a named field of `Page`.
 """
 
 from __future__ import annotations
