@@ -89,6 +89,9 @@ def test_at_1440x900_the_whole_gallery_sliders_and_panel_are_on_the_first_screen
             assert rect(tab, selector)["bottom"] <= 900, (n, selector, rect(tab, selector))
         bottoms = tab.locator("#frames img").evaluate_all("imgs => imgs.map(i => i.getBoundingClientRect().bottom)")
         assert len(bottoms) == n and max(bottoms) <= 900, (n, bottoms)
+        # the thumbnails keep one size whatever the count (8 a row): fewer frames are not bigger tiles
+        widths = tab.locator("#frames img").evaluate_all("imgs => imgs.map(i => i.closest('button').offsetWidth)")
+        assert max(widths) <= rect(tab, "#frames")["width"] / 8, (n, widths)
         # every timestamp is readable whole under its thumbnail (no "0.3…")
         cut = tab.locator("#frames .caption-label").evaluate_all(
             "cs => cs.filter(c => c.scrollWidth > c.clientWidth + 1).map(c => c.innerText)")
