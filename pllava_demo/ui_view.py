@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from .ui_handlers import Options, Studio, range_label
 
@@ -43,12 +43,15 @@ def gallery_items(studio: Studio) -> list[tuple[np.ndarray, str]]:
     if studio.video is None:
         return []
     clip = studio.video.clip
+    # one decimal, or two where one would show two neighbours at the same time (32 frames of 3 s)
+    tenths = [f"{t:.1f}" for t in clip.timestamps]
+    digits = 2 if any(a == b for a, b in zip(tenths, tenths[1:])) else 1
     items = []
     for k, (frame, ts) in enumerate(zip(clip.frames, clip.timestamps)):
         img = Image.fromarray(frame)
         if img.height > THUMB_HEIGHT:
             img = img.resize((max(1, round(img.width * THUMB_HEIGHT / img.height)), THUMB_HEIGHT), Image.BILINEAR)
-        items.append((np.asarray(img), f"{ts:.1f} s"))  # short enough to read under a small thumbnail
+        items.append((np.asarray(img), f"{ts:.{digits}f} s"))  # short enough to read under a small thumbnail
     return items
 
 
@@ -81,32 +84,49 @@ def colorize(x: np.ndarray) -> np.ndarray:
     return (_CMAP[lo] * (1 - frac) + _CMAP[lo + 1] * frac).round().astype(np.uint8)
 
 
+CHIP, INK = (250, 250, 250, 255), (30, 30, 30, 255)  # labels: dark ink on a light chip, readable on any page
+# the picture is shown at about half its size: a 20 px font reads as the page's small print
+FONT = ImageFont.load_default(size=20)
+
+
+def _label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str) -> int:
+    """Text on its own small light chip: the canvas is transparent (it takes the page's light or dark
+    background), so the text brings its contrast with it. Returns the chip's right edge."""
+    x0, y0, x1, y1 = draw.textbbox(xy, text, font=FONT)
+    draw.rectangle((x0 - 3, y0 - 2, x1 + 3, y1 + 2), fill=CHIP)
+    draw.text(xy, text, fill=INK, font=FONT)
+    return x1 + 3
+
+
 def heatmap_image(norms, per_row: int = 8, tile: int = 96) -> Image.Image:
-    """(T', h', w') token norms -> one picture: a tile per pooled time step, one colour scale for all,
-    so the high-norm tokens stand out across frames as in the paper's analysis."""
+    """(T', h', w') token norms -> one RGBA picture on a transparent background (light and dark pages
+    alike): a tile per pooled time step, one colour scale for all, so the high-norm tokens stand out
+    across frames as in the paper's analysis."""
     n = np.asarray(norms, dtype=np.float32)  # (T', h', w')
     tp, hp, wp = n.shape
     lo, hi = float(n.min()), float(n.max())
     rgb = colorize((n - lo) / (hi - lo) if hi > lo else np.zeros_like(n))  # (T', h', w', 3)
     cell = max(2, tile // max(hp, wp))
-    th, tw, gap, label = hp * cell, wp * cell, 6, 14
+    th, tw, gap, label = hp * cell, wp * cell, 6, 28
     cols = min(per_row, tp)
     rows = -(-tp // cols)
-    scale_h = 26  # the colour scale under the tiles: what purple and yellow mean
-    width = max(cols * (tw + gap) + gap, 160)
-    canvas = Image.new("RGB", (width, rows * (th + gap + label) + gap + scale_h), (255, 255, 255))
+    scale_h = 36  # the colour scale under the tiles: what purple and yellow mean
+    width = max(cols * (tw + gap) + gap, 240)  # room for the scale and its two numbers, even at T' = 1
+    canvas = Image.new("RGBA", (width, rows * (th + gap + label) + gap + scale_h), (0, 0, 0, 0))
     draw = ImageDraw.Draw(canvas)
     for k in range(tp):
         x = gap + (k % cols) * (tw + gap)
         y = gap + (k // cols) * (th + gap + label)
-        draw.text((x, y), f"t{k + 1}", fill=(40, 40, 40))
+        _label(draw, (x + 3, y + 2), f"t{k + 1}")
         canvas.paste(Image.fromarray(rgb[k]).resize((tw, th), Image.NEAREST), (x, y + label))
-    y = canvas.height - scale_h + 4
-    bar_w = width - 2 * gap - 80
-    bar = colorize(np.linspace(0.0, 1.0, bar_w, dtype=np.float32)[None, :].repeat(8, 0))  # (8, bar_w, 3)
-    draw.text((gap, y), f"{lo:.2g}", fill=(40, 40, 40))
-    canvas.paste(Image.fromarray(bar), (gap + 40, y + 2))
-    draw.text((gap + 44 + bar_w, y), f"{hi:.2g}", fill=(40, 40, 40))
+    y = canvas.height - scale_h + 6
+    lo_text, hi_text = f"{lo:.2g}", f"{hi:.2g}"
+    left = _label(draw, (gap + 3, y), lo_text) + 6
+    right = width - gap - 6 - (draw.textbbox((0, 0), hi_text, font=FONT)[2] + 6)
+    bar_w = max(8, right - left)
+    bar = colorize(np.linspace(0.0, 1.0, bar_w, dtype=np.float32)[None, :].repeat(14, 0))  # (14, bar_w, 3)
+    canvas.paste(Image.fromarray(bar), (left, y + 4))
+    _label(draw, (left + bar_w + 9, y), hi_text)
     return canvas
 
 

@@ -13,8 +13,10 @@ def ask(page, question: str) -> None:
 
     page.locator("#question textarea").fill(question)
     page.locator("#send").click()
-    sync_api.expect(page.locator("#send")).to_be_visible(timeout=60_000)  # Stop is Send again: answered
-    sync_api.expect(page.locator("#chat [data-testid=bot]").last).not_to_be_empty()
+    # in this order: the answer's first text comes with Send turned into Stop, so Send shown after it
+    # means answered (Send shown before it is only "not started yet", and the session has no turn yet)
+    sync_api.expect(page.locator("#chat [data-testid=bot]").last).not_to_be_empty(timeout=60_000)
+    sync_api.expect(page.locator("#send")).to_be_visible(timeout=120_000)
 
 
 def test_download_chat_gives_markdown_and_json_with_the_settings(page, tmp_path):

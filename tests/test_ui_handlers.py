@@ -37,7 +37,7 @@ def test_video_info_gallery_and_view(studio):
     assert items[1][1] == f"{info['timestamps'][1]:.1f} s"
     assert "144 visual tokens" in V.view_markdown(studio)
     img = V.token_heatmap(studio)
-    assert img.width > 4 * 6 and img.mode == "RGB"
+    assert img.width > 4 * 6 and img.mode == "RGBA"
 
 
 def test_sliders_repool_without_reencoding_but_frames_reencode(studio):
@@ -132,11 +132,15 @@ def test_registry_frees_closed_tabs(engine, clip_path):
 def test_heatmap_and_colours():
     norms = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
     img = np.asarray(V.heatmap_image(norms))
-    assert img.ndim == 3 and img.shape[2] == 3
+    assert img.ndim == 3 and img.shape[2] == 4
+    # a transparent canvas (no white sheet on a dark page); its labels bring their own light chip
+    assert img[0, 0, 3] == 0 and img[-1, -1, 3] == 0
+    ink = (img[..., 3] == 255) & (img[..., :3].max(-1) < 60)  # darker than any colour of the map
+    assert ink.any() and (img == V.CHIP).all(-1).any()
     c = V.colorize(np.array([0.0, 1.0]))
     assert tuple(c[0]) == (68, 1, 84) and tuple(c[1]) == (253, 231, 37)
     V.heatmap_image(np.ones((1, 1, 1)))  # flat input: no division by zero
-    strip = img[-22:]  # the colour scale under the tiles: both ends of the map are in it
+    strip = img[-22:, :, :3]  # the colour scale under the tiles: both ends of the map are in it
     for end in c:
         assert (strip == end).all(-1).any()
 
@@ -205,3 +209,16 @@ def test_one_answer_at_a_time_and_clear_mid_answer(studio):
     studio.session.keep_answer(turn, 0, studio.session.epoch)
     studio.session.keep_answer(H.Turn("Old?", "x"), 1, studio.session.epoch - 1)
     assert studio.session.turns == [turn]
+
+
+def test_gallery_times_tell_neighbours_apart(engine, tmp_path):
+    """32 frames of a 3-second video are 0.1 s apart: one decimal would show two of them at the same time."""
+    s = H.Studio(engine)
+    try:
+        H.load_video(s, write_video(tmp_path / "short.mp4", n_frames=72, width=96, height=64), 32)
+        captions = [c for _, c in V.gallery_items(s)]
+        assert len(set(captions)) == 32 and captions[1] == f"{s.video.clip.timestamps[1]:.2f} s"
+        H.load_video(s, write_video(tmp_path / "long.mp4", n_frames=240, width=96, height=64), 8)
+        assert [c for _, c in V.gallery_items(s)][1] == f"{s.video.clip.timestamps[1]:.1f} s"  # one decimal is enough
+    finally:
+        s.close()

@@ -23,7 +23,7 @@ from .. import chat_export as X
 from .. import ui_handlers as H
 from .. import ui_view as V
 from .. import gpu_calls as gpu
-from .layout import Page
+from .layout import NARROW_PX, Page
 from .messages import message
 
 GPU = "gpu"  # one concurrency group for everything that runs the model or CLIP
@@ -48,6 +48,12 @@ class Ctx:
 def say(page: Page, text: str | None) -> dict:
     """The notice box showing `text`, or hidden when there is nothing to say."""
     return {page.notice: gr.update(value=text or "", visible=bool(text))}
+
+
+def unchanged(page: Page) -> dict:
+    """Nothing to change: a no-op update of the notice box (in every event's outputs). Not `{}`:
+    gradio takes an empty dict as one output value and fails an event with several outputs."""
+    return {page.notice: gr.update()}
 
 
 def noticed(fn):
@@ -133,6 +139,13 @@ def on_page_load(ctx: Ctx, progress=gr.Progress()):
             page.max_new: gr.update(value=opts.max_new_tokens)}
 
 
+def on_viewport(ctx: Ctx, data: dict):
+    """The settings start folded on a narrow window (a phone), so the chat is the first screen."""
+    width = data.get(ctx.page.viewport)
+    narrow = isinstance(width, (int, float)) and 0 < width < NARROW_PX
+    return {ctx.page.settings: gr.update(open=not narrow)}
+
+
 # -- video ------------------------------------------------------------------------------------------
 def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progress=gr.Progress()):
     page = ctx.page
@@ -172,13 +185,30 @@ def on_range(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Progr
     a range not inside the video is one line in the notice box, and the frames stay as they were."""
     page = ctx.page
     if ctx.idle(data):
-        return {}
+        return unchanged(page)
     studio = ctx.studio(data, request)
     span = {"start_s": _seconds(data[page.start]), "end_s": _seconds(data[page.end])}
     if (span["start_s"], span["end_s"]) == studio.options.time_range:
-        return {}
+        return unchanged(page)
     gpu.set_options(studio, progress, **span)
     return {page.state: studio, **view(page, studio), **say(page, None)}
+
+
+def on_frame_range(ctx: Ctx, which: typing.Literal["start", "end", "whole"], data: dict, request: gr.Request = None, progress=gr.Progress()):
+    """Focus on a part chosen by two frames: the last frame clicked in the gallery becomes the range's
+    start (`which` "start") or end ("end"); "whole" empties both boxes (the whole video again)."""
+    page = ctx.page
+    boxes = {page.start: data[page.start], page.end: data[page.end]}
+    if which == "whole":
+        boxes = {page.start: "", page.end: ""}
+    else:
+        t = data.get(page.seek)
+        if not isinstance(t, (int, float)):
+            return say(page, "Click a frame in the gallery first, then make it the start or the end.")
+        boxes[page.start if which == "start" else page.end] = f"{t:.2f}".rstrip("0").rstrip(".")
+    out = on_range(ctx, {**data, **boxes}, request, progress)
+    # the boxes show the range asked for, and the clicked frame is used up (the gallery is sampled anew)
+    return {**boxes, page.seek: None, **out}
 
 
 # -- sliders: the frames slider re-encodes, the others only re-pool or change settings --------------
@@ -198,7 +228,7 @@ def on_frames(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Prog
 def on_pooling(ctx: Ctx, data: dict, request: gr.Request = None):
     page = ctx.page
     if ctx.idle(data):
-        return {}
+        return unchanged(page)
     studio = ctx.studio(data, request)
     H.set_options(studio, **_settings_only(studio, changes_from(page, data)))
     return {page.state: studio, **view(page, studio, gallery=False)}  # new token grid: a new heat map
@@ -207,7 +237,7 @@ def on_pooling(ctx: Ctx, data: dict, request: gr.Request = None):
 def on_settings(ctx: Ctx, data: dict, request: gr.Request = None):
     page = ctx.page
     if ctx.idle(data):
-        return {}
+        return unchanged(page)
     studio = ctx.studio(data, request)
     H.set_options(studio, **_settings_only(studio, changes_from(page, data)))
     return {page.state: studio, page.view_md: V.view_markdown(studio)}  # the token grid stays as it is
@@ -340,6 +370,10 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
                p.compare_btn, p.video, p.upload] + ([p.examples.dataset] if p.examples is not None else []),
               concurrency_limit=None, **private)
 
+    # the window's width comes from the browser (the js), then the server folds the settings on a phone
+    demo.load(_bind(ctx, on_viewport), {p.viewport}, [p.settings], js="() => window.innerWidth", queue=False,
+              **private)
+
     for component in (p.video, p.upload):
         component.change(_bind(ctx, on_video, component), {component, *settings}, view_out,
                          concurrency_id=GPU, trigger_mode="always_last", **private)
@@ -347,9 +381,12 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
     p.frames.change(_bind(ctx, on_frames), settings, [p.frames, p.state, p.pool_t, p.gallery, p.view_md, p.heatmap,
                                                       p.notice],
                     concurrency_id=GPU, trigger_mode="always_last", preprocess=False, **private)
+    range_out = [p.state, p.gallery, p.view_md, p.heatmap, p.notice]
     gr.on([p.start.submit, p.start.blur, p.end.submit, p.end.blur], _bind(ctx, on_range), {p.start, p.end, p.state},
-          [p.state, p.gallery, p.view_md, p.heatmap, p.notice], concurrency_id=GPU, trigger_mode="always_last",
-          **private)
+          range_out, concurrency_id=GPU, trigger_mode="always_last", **private)
+    for button, which in ((p.from_frame, "start"), (p.to_frame, "end"), (p.whole, "whole")):
+        button.click(_bind(ctx, on_frame_range, which), {p.start, p.end, p.seek, p.state},
+                     [p.start, p.end, p.seek, *range_out], concurrency_id=GPU, trigger_mode="always_last", **private)
     view_kw = dict(concurrency_limit=4, concurrency_id="view", trigger_mode="always_last", show_progress="hidden",
                    preprocess=False, **private)
     for component in (p.pool_t, p.pool_h, p.pool_w):

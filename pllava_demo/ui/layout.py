@@ -1,8 +1,10 @@
 """The page's components and where they sit, and nothing else: no handlers here.
 
 Order is for a person: the video, the chat and the question box come first (on a phone that is
-all of the first screen); the knobs sit beside the picture of what the model sees, so moving a
-slider shows its effect in view. Each component a handler touches is a named field of `Page`.
+all of the first screen, the settings folded: events.on_viewport); the knobs sit beside the picture
+of what the model sees, so moving a slider shows its effect in view (at 1440x900 the sliders, the
+panel text and all the sampled frames fit on one screen). Each section is one small function, and
+each component a handler touches is a named field of `Page`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ EXAMPLES = {
     "colour_change.mp4": ("Colour change", "Which colours does the picture show, in order?"),
     "moving_car.mp4": ("Moving car", "Which way is the car moving?"),
 }
+HEATMAP_ALT = ("Heat map of the visual tokens' feature norms: one tile per pooled time step, one square per "
+               "token, purple for low norms and yellow for high, with the colour scale underneath.")
 
 
 @dataclass
@@ -27,6 +31,7 @@ class Page:
     """Every component a handler reads or writes, by name."""
 
     state: gr.State
+    viewport: gr.Number
     status: gr.Markdown
     notice: gr.Markdown
     video: gr.Video
@@ -41,9 +46,13 @@ class Page:
     new_video: gr.Button
     download: gr.Button
     chat_files: gr.File
+    settings: gr.Accordion
     frames: gr.Slider
-    start: gr.Number
-    end: gr.Number
+    start: gr.Textbox
+    end: gr.Textbox
+    from_frame: gr.Button
+    to_frame: gr.Button
+    whole: gr.Button
     pool_t: gr.Slider
     pool_h: gr.Slider
     pool_w: gr.Slider
@@ -74,98 +83,141 @@ class Page:
                     system=self.system)
 
 
+NARROW_PX = 768  # below this width (a phone) the settings start folded, so the chat comes first
+
+
 def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_expire) -> Page:
-    """The components, inside an open gr.Blocks."""
-    limits = holder.limits
+    """The components, inside an open gr.Blocks. Each section is one small function writing into `c`,
+    so a new control joins the section it belongs to (e.g. a strategy selector beside Frames)."""
     c: dict = {}
     c["state"] = gr.State(None, time_to_live=idle_timeout_s, delete_callback=on_expire)
+    c["viewport"] = gr.Number(None, visible=False)  # the window's width, read once at load (events.on_viewport)
+    _header(c, holder)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=6, min_width=320):
+            _conversation(c, assets)
+        with gr.Column(scale=5, min_width=320):
+            with gr.Accordion("Settings: what the model sees", open=True, elem_id="settings") as c["settings"]:
+                _view_settings(c, holder.limits)
+                _model_view(c)
+            with gr.Accordion("Generation", open=False, elem_id="generation"):
+                _generation(c, holder.limits)
+            with gr.Accordion("Compare: re-ask the last question with other settings", open=False, elem_id="compare-box"):
+                _compare(c)
+    return Page(**c)
+
+
+def _header(c: dict, holder: H.ModelHolder) -> None:
+    # the first stop of the Tab key: straight to the question, past the player's seven controls
+    gr.HTML('<a class="skip-link" href="#question">Skip to the question</a>', elem_id="skip", padding=False)
     gr.Markdown("# PLLaVA Studio\nTalk with a video, and watch what frames, pooling and LoRA alpha "
-                "change in what the model sees and says.")
+                "change in what the model sees and says.", elem_id="intro")
     c["status"] = gr.Markdown(holder.status_markdown(), elem_id="model-status")
     # the one place for messages: problems and notices appear here, once, and stay readable
     c["notice"] = gr.Markdown("", elem_id="notice", visible=False)
 
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=6, min_width=320):
-            with gr.Tabs():
-                with gr.Tab("Video"):
-                    c["video"] = gr.Video(sources=["upload", "webcam"], label="Video (mp4, webm, mov, mkv)",
-                                          elem_id="video-input", height=220)
-                with gr.Tab("Image or GIF"):
-                    c["upload"] = gr.File(label="A still image, a GIF or any video file", elem_id="file-input",
-                                          file_types=list(H.VIDEO_TYPES + H.IMAGE_TYPES))
-            c["chatbot"] = gr.Chatbot(label="Chat", elem_id="chat", height=300, buttons=["copy"])
-            with gr.Row(equal_height=True):
-                c["msg"] = gr.Textbox(placeholder="Ask about the video…", label="Your question", scale=5,
-                                      elem_id="question", submit_btn=False, lines=1, max_lines=6)
-                # While an answer streams, Send becomes Stop (one place, one button to press)
-                c["send"] = gr.Button("Send", variant="primary", scale=1, elem_id="send", min_width=80)
-                c["stop"] = gr.Button("Stop", variant="stop", scale=1, elem_id="stop", visible=False, min_width=80)
-            with gr.Row():
-                c["regen"] = gr.Button("Regenerate", size="sm", elem_id="regenerate")
-                c["clear"] = gr.Button("Clear chat", size="sm", elem_id="clear")
-                c["new_video"] = gr.Button("New video", size="sm", elem_id="new-video")
-                c["download"] = gr.Button("Download chat", size="sm", elem_id="download-chat")
-            # the chat as Markdown and JSON, with each answer's settings: shown once asked for
-            c["chat_files"] = gr.File(label="Your chat (Markdown and JSON)", file_count="multiple",
-                                      interactive=False, visible=False, elem_id="chat-files")
-            c["examples"] = None
-            found = [(assets / name, label, question) for name, (label, question) in EXAMPLES.items()
-                     if (assets / name).is_file()]
-            if found:
-                c["examples"] = gr.Examples(examples=[[str(p), q] for p, _, q in found],
-                                            inputs=[c["video"], c["msg"]], example_labels=[n for _, n, _ in found],
-                                            label="Examples: one click loads a video and a question to ask")
 
-        with gr.Column(scale=5, min_width=320):
-            with gr.Accordion("Settings: what the model sees", open=True, elem_id="settings"):
-                c["frames"] = gr.Slider(4, limits.max_frames, value=16, step=1, label="Frames",
-                                        info="How many frames are sampled (one per equal segment of the video).",
-                                        elem_id="frames-slider")
-                with gr.Row(equal_height=True):  # focus on a part: blank is the video's own start / end
-                    # text boxes, not gr.Number: a Number shows blank as 0, and "0 to 0" is no range
-                    c["start"] = gr.Textbox("", label="Only from (s)", placeholder="start", elem_id="range-start",
-                                            min_width=100, max_lines=1)
-                    c["end"] = gr.Textbox("", label="to (s), Enter to apply", placeholder="end", elem_id="range-end",
-                                          min_width=100, max_lines=1)
-                with gr.Row():
-                    c["pool_t"] = gr.Slider(1, 16, value=16, step=1, label="Pooling T' (time)", elem_id="pool-t")
-                    c["pool_h"] = gr.Slider(1, 24, value=12, step=1, label="h' (rows)", elem_id="pool-h")
-                    c["pool_w"] = gr.Slider(1, 24, value=12, step=1, label="w' (columns)", elem_id="pool-w")
-                gr.Markdown("Each frame's 24×24 tokens are averaged down to T' time steps of h'×w' tokens: "
-                            "fewer tokens, less detail.", elem_classes=["slider-note"])
-                c["alpha"] = gr.Slider(0, 32, value=4, step=0.5, label="LoRA alpha", elem_id="alpha",
-                                       info="Strength of the video LoRA: 4 is official, 0 is the image model alone.")
-                c["view_md"] = gr.Markdown("Upload a video to see the frames and visual tokens the model gets.",
-                                           elem_id="view-info")
-                c["seek"] = gr.Number(None, visible=False)  # a clicked frame's time, for the player (serving.SEEK_JS)
-                c["gallery"] = gr.Gallery(label="Sampled frames (time in seconds; click one to see it in the video)", columns=4, height="auto",
-                                          elem_id="frames", object_fit="contain", allow_preview=False)
-                gr.Markdown("**Token norms per pooled time step**: one tile per T' step, colour scale underneath "
-                            "(purple low, yellow high: the paper's high-norm tokens)",
-                            elem_classes=["slider-note"])
-                c["heatmap"] = gr.Image(show_label=False, type="pil", elem_id="heatmap", height=200,
-                                        interactive=False, buttons=[])
-            with gr.Accordion("Generation", open=False):
-                c["do_sample"] = gr.Checkbox(False, label="Sampling", info="Off: greedy, the same answer every time.")
-                c["temperature"] = gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature",
-                                             info="Higher is more varied (only with sampling).")
-                c["top_p"] = gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p",
-                                       info="Sample from the smallest set of tokens with this much probability.")
-                c["max_new"] = gr.Slider(1, limits.max_new_tokens, value=min(512, limits.max_new_tokens), step=1,
-                                         label="Max new tokens", info="Longest answer, in tokens.", elem_id="max-new")
-                c["rep"] = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Repetition penalty",
-                                     info="Above 1 discourages repeating words.")
-                c["system"] = gr.Textbox(H.DEFAULT_SYSTEM, lines=4, label="System prompt",
-                                         info="Instructions given before the video.")
-            with gr.Accordion("Compare: re-ask the last question with other settings", open=False):
-                gr.Markdown("A is the current settings; B changes only what you set here (same video, same earlier turns).")
-                with gr.Row():
-                    c["alpha_b"] = gr.Slider(0, 32, value=20, step=0.5, label="B: LoRA alpha")
-                    c["pool_h_b"] = gr.Slider(1, 24, value=6, step=1, label="B: pooling h'")
-                    c["pool_w_b"] = gr.Slider(1, 24, value=6, step=1, label="B: pooling w'")
-                c["compare_btn"] = gr.Button("Compare", variant="secondary", elem_id="compare")
-                with gr.Row():
-                    c["answer_a"] = gr.Markdown(elem_id="compare-a")
-                    c["answer_b"] = gr.Markdown(elem_id="compare-b")
-    return Page(**c)
+def _conversation(c: dict, assets: Path) -> None:
+    """The video, the chat and the question box: on a phone, all of the first screen."""
+    with gr.Tabs():
+        with gr.Tab("Video"):
+            c["video"] = gr.Video(sources=["upload", "webcam"], label="Video (mp4, webm, mov, mkv)",
+                                  elem_id="video-input", height=220)
+        with gr.Tab("Image or GIF"):
+            c["upload"] = gr.File(label="A still image, a GIF or any video file", elem_id="file-input",
+                                  file_types=list(H.VIDEO_TYPES + H.IMAGE_TYPES))
+    c["chatbot"] = gr.Chatbot(label="Chat", elem_id="chat", height=300, buttons=["copy"])
+    with gr.Row(equal_height=True):
+        c["msg"] = gr.Textbox(placeholder="Ask about the video…", label="Your question", scale=5,
+                              elem_id="question", submit_btn=False, lines=1, max_lines=6)
+        # While an answer streams, Send becomes Stop (one place, one button to press)
+        c["send"] = gr.Button("Send", variant="primary", scale=1, elem_id="send", min_width=80)
+        c["stop"] = gr.Button("Stop", variant="stop", scale=1, elem_id="stop", visible=False, min_width=80)
+    with gr.Row():
+        c["regen"] = gr.Button("Regenerate", size="sm", elem_id="regenerate", min_width=120)  # two a row on a phone
+        c["clear"] = gr.Button("Clear chat", size="sm", elem_id="clear", min_width=120)
+        c["new_video"] = gr.Button("New video", size="sm", elem_id="new-video", min_width=120)
+        c["download"] = gr.Button("Download chat", size="sm", elem_id="download-chat", min_width=120)
+    # the chat as Markdown and JSON, with each answer's settings: shown once asked for
+    c["chat_files"] = gr.File(label="Your chat (Markdown and JSON)", file_count="multiple",
+                              interactive=False, visible=False, elem_id="chat-files")
+    c["examples"] = None
+    found = [(assets / name, label, question) for name, (label, question) in EXAMPLES.items()
+             if (assets / name).is_file()]
+    if found:
+        c["examples"] = gr.Examples(examples=[[str(p), q] for p, _, q in found],
+                                    inputs=[c["video"], c["msg"]], example_labels=[n for _, n, _ in found],
+                                    label="Examples: one click loads a video and a question to ask")
+
+
+def _view_settings(c: dict, limits) -> None:
+    """The knobs of what the model sees, kept short (no info lines) so that at 1440x900 they, the
+    panel text and the whole gallery fit on one screen: moving a slider shows its effect in view."""
+    with gr.Row(equal_height=True, elem_id="frames-row"):
+        c["frames"] = gr.Slider(4, limits.max_frames, value=16, step=1, label="Frames",
+                                elem_id="frames-slider", min_width=200)
+        c["alpha"] = gr.Slider(0, 32, value=4, step=0.5, label="LoRA alpha",
+                               elem_id="alpha", min_width=200)
+    with gr.Row(equal_height=True):
+        c["pool_t"] = gr.Slider(1, 16, value=16, step=1, label="Pooling T' (time)", elem_id="pool-t", min_width=120)
+        c["pool_h"] = gr.Slider(1, 24, value=12, step=1, label="h' (rows)", elem_id="pool-h", min_width=120)
+        c["pool_w"] = gr.Slider(1, 24, value=12, step=1, label="w' (columns)", elem_id="pool-w", min_width=120)
+    gr.Markdown("Each frame's 24×24 tokens are averaged down to T' time steps of h'×w' tokens: "
+                "fewer tokens, less detail.", elem_classes=["slider-note"])
+
+
+def _model_view(c: dict) -> None:
+    """What the model sees: the numbers, the sampled frames, the token-norm heat map."""
+    c["view_md"] = gr.Markdown("Upload a video to see the frames and visual tokens the model gets.",
+                               elem_id="view-info")
+    c["seek"] = gr.Number(None, visible=False)  # a clicked frame's time, for the player (serving.SEEK_JS)
+    # 8 columns: 32 frames are 4 short rows, all on the first screen at 1440x900 (style.css: 4 on a phone)
+    c["gallery"] = gr.Gallery(label="Sampled frames: click one to see it in the video", columns=8, height="auto",
+                              elem_id="frames", object_fit="contain", allow_preview=False)
+    _range(c)
+    gr.Markdown("**Token norms per pooled time step**: one tile per T' step, colour scale underneath "
+                "(purple low, yellow high: the paper's high-norm tokens)",
+                elem_classes=["slider-note"], elem_id="heatmap-label")
+    c["heatmap"] = gr.Image(show_label=False, type="pil", elem_id="heatmap", height=200, interactive=False,
+                            buttons=[], alt_text=HEATMAP_ALT)
+
+
+def _range(c: dict) -> None:
+    """Focus on a part: typed seconds, or two frames chosen in the gallery (under it, where they are picked)."""
+    with gr.Row(equal_height=True, elem_id="range-row"):  # blank is the video's own start / end
+        # text boxes, not gr.Number: a Number shows blank as 0, and "0 to 0" is no range
+        c["start"] = gr.Textbox("", label="Only from (s)", placeholder="start", elem_id="range-start",
+                                min_width=90, max_lines=1)
+        c["end"] = gr.Textbox("", label="to (s), Enter to apply", placeholder="end", elem_id="range-end",
+                              min_width=90, max_lines=1)
+    with gr.Row(elem_id="range-buttons"):  # or two frames chosen in the gallery: click one, then one of these
+        c["from_frame"] = gr.Button("From the clicked frame", size="sm", elem_id="range-from-frame")
+        c["to_frame"] = gr.Button("To the clicked frame", size="sm", elem_id="range-to-frame")
+        c["whole"] = gr.Button("Whole video", size="sm", elem_id="range-whole")
+
+
+
+def _generation(c: dict, limits) -> None:
+    c["do_sample"] = gr.Checkbox(False, label="Sampling", info="Off: greedy, the same answer every time.")
+    c["temperature"] = gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature",
+                                 info="Higher is more varied (only with sampling).")
+    c["top_p"] = gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p",
+                           info="Sample from the smallest set of tokens with this much probability.")
+    c["max_new"] = gr.Slider(1, limits.max_new_tokens, value=min(512, limits.max_new_tokens), step=1,
+                             label="Max new tokens", info="Longest answer, in tokens.", elem_id="max-new")
+    c["rep"] = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Repetition penalty",
+                         info="Above 1 discourages repeating words.")
+    c["system"] = gr.Textbox(H.DEFAULT_SYSTEM, lines=4, label="System prompt",
+                             info="Instructions given before the video.")
+
+
+def _compare(c: dict) -> None:
+    gr.Markdown("A is the current settings; B changes only what you set here (same video, same earlier turns).")
+    with gr.Row():
+        c["alpha_b"] = gr.Slider(0, 32, value=20, step=0.5, label="B: LoRA alpha")
+        c["pool_h_b"] = gr.Slider(1, 24, value=6, step=1, label="B: pooling h'")
+        c["pool_w_b"] = gr.Slider(1, 24, value=6, step=1, label="B: pooling w'")
+    c["compare_btn"] = gr.Button("Compare", variant="secondary", elem_id="compare")
+    with gr.Row():
+        c["answer_a"] = gr.Markdown(elem_id="compare-a")
+        c["answer_b"] = gr.Markdown(elem_id="compare-b")

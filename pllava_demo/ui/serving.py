@@ -79,6 +79,33 @@ SEEK_JS = """() => {
         e.stopPropagation();
         window.pllavaSeek(parseFloat(a.getAttribute('href').slice(3)));
     }, true);
+    // The skip link (the first Tab stop) puts the focus in the question box itself, not only the view there
+    document.addEventListener('click', (e) => {
+        if (!(e.target.closest && e.target.closest('a.skip-link'))) return;
+        e.preventDefault();
+        document.querySelector('#question textarea')?.focus();
+    }, true);
+    // After Send (or Enter), the answer is brought into view once it starts: on a phone the chat may
+    // be above the screen by then (the keyboard, a scroll)
+    const answerIntoView = () => {
+        const chat = document.querySelector('#chat');
+        if (!chat) return;
+        const before = chat.querySelectorAll('[data-testid=bot]').length;
+        const watch = new MutationObserver(() => {
+            const bots = chat.querySelectorAll('[data-testid=bot]');
+            if (bots.length <= before) return;
+            watch.disconnect();
+            bots[bots.length - 1].scrollIntoView({block: 'nearest'});
+        });
+        watch.observe(chat, {subtree: true, childList: true});
+        setTimeout(() => watch.disconnect(), 120000);
+    };
+    document.addEventListener('click', (e) => {
+        if (e.target.closest && e.target.closest('#send')) answerIntoView();
+    }, true);
+    document.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter' && !e.shiftKey && e.target.closest && e.target.closest('#question')) answerIntoView();
+    }, true);
     // Enter in a slider's number box commits it as leaving the box does: gradio then shows the
     // number clamped to the slider's range (the server clamps it too: events.quiet)
     document.addEventListener('keydown', (e) => {
