@@ -254,7 +254,7 @@ class Engine:
         if tokens is None:
             extra = self._strategy_features(vf, s) if s.changes_frames else None
             with torch.inference_mode():
-                tokens = s.tokens(vf.features, self.spec.frame_grid, extra)  # (N, D)
+                tokens = self.model.pool(vf.features, s, extra)  # (N, D)
             self.pooled.put(key, tokens)
         return tokens
 

@@ -25,6 +25,7 @@ from .api_types import Bounds, parse_changes, time_range, upload_frames
 from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape
 from .errors import InputError, PllavaError, VideoError
 from .prompt import DEFAULT_SYSTEM, Turn  # noqa: F401 (Turn: part of this module's surface)
+from .strategies import PllavaPooling, Strategy
 from .time_links import link_times
 from .ui_files import Uploads
 from .video import check_file
@@ -143,10 +144,12 @@ def one_line(e: BaseException) -> str:
 @dataclass(frozen=True)
 class Options:
     """Everything the sliders set, already typed and in range (api_types parses them). `consistent`
-    keeps pooling[0] (T') <= num_frames and min_new_tokens <= max_new_tokens."""
+    keeps pooling[0] (T') <= num_frames and min_new_tokens <= max_new_tokens. The visual tokens are
+    `visual`: PLLaVA pooling at `pooling` while `strategy` is None, else that other strategy."""
 
     num_frames: int = 16
     pooling: PoolingShape = (16, 12, 12)
+    strategy: Strategy | None = None
     lora_alpha: float | None = 4.0
     do_sample: bool = False
     temperature: float = 0.7
@@ -163,6 +166,10 @@ class Options:
     def time_range(self) -> tuple[float | None, float | None]:
         return self.start_s, self.end_s
 
+    @property
+    def visual(self) -> Strategy:
+        return self.strategy if self.strategy is not None else PllavaPooling(self.pooling)
+
     def consistent(self) -> "Options":
         t, h, w = self.pooling
         return dataclasses.replace(self, pooling=(max(1, min(t, self.num_frames)), h, w),
@@ -176,7 +183,8 @@ class Options:
     def label(self, has_lora: bool = True) -> str:
         t, h, w = self.pooling
         alpha = f", alpha {self.lora_alpha:g}" if has_lora and self.lora_alpha is not None else ""
-        return f"{self.num_frames} frames{range_label(self.time_range)}, pooling {t}x{h}x{w}{alpha}"
+        visual = f"pooling {t}x{h}x{w}" if self.strategy is None else self.strategy.describe(self.num_frames)
+        return f"{self.num_frames} frames{range_label(self.time_range)}, {visual}{alpha}"
 
 
 def range_label(time_range) -> str:
@@ -409,7 +417,7 @@ def shown_answer(studio: Studio, text: str) -> str:
 
 
 def _ask(session, question: str, options: Options, regenerate: bool = False) -> Iterator[str]:
-    kwargs = dict(pooling_shape=options.pooling, lora_alpha=options.lora_alpha, settings=options.settings())
+    kwargs = dict(strategy=options.visual, lora_alpha=options.lora_alpha, settings=options.settings())
     return session.regenerate(**kwargs) if regenerate else session.ask(question, **kwargs)
 
 
@@ -484,7 +492,8 @@ def answer_settings(studio: Studio) -> dict:
     return {"video": Path(clip.source).name if clip else None, "frames": studio.video.num_frames if clip else o.num_frames,
             "range_s": list(clip.time_range) if clip and clip.time_range else None,
             "timestamps_s": [round(float(t), 3) for t in clip.timestamps] if clip else [],
-            "pooling": list(o.pooling), "lora_alpha": o.lora_alpha,
+            "pooling": list(o.pooling) if o.strategy is None else None, "strategy": o.visual.as_dict(),
+            "lora_alpha": o.lora_alpha,
             "generation": dataclasses.asdict(o.settings()), "system": o.system}
 
 
@@ -535,7 +544,7 @@ def compare(studio: Studio, **changes) -> Iterator[tuple[str, str, str, str]]:
     finally:
         b_studio.close()
     if b.num_frames != a.num_frames:
-        raise InputError("Compare keeps the frame count; change pooling or alpha instead.")
+        raise InputError("Compare keeps the frame count; change the strategy, pooling or alpha instead.")
     question = studio.session.turns[-1].question
     has_lora = studio.engine.spec.has_lora
     labels = (f"A: {a.label(has_lora)}", f"B: {b.label(has_lora)}")
