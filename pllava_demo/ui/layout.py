@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from .. import strategies as S
 from .. import ui_handlers as H
 
 # Each example teaches: a name, and a question worth asking of it (one click loads both).
@@ -64,12 +65,17 @@ class Page:
     compare_btn: gr.Button
     answer_a: gr.Markdown
     answer_b: gr.Markdown
+    strategy: gr.Dropdown  # the visual-token strategy (strategies.py), beside the frames
+    pool_row: gr.Row  # PLLaVA's own knobs, shown while it is chosen
+    knobs: dict  # every other strategy's knobs, by field name: gr.Slider each (shown with their strategy)
+    strategy_image: gr.Image  # the image a strategy makes (IG-VLM's grid, TS-LLaVA's thumbnail)
+    strategy_b: gr.Dropdown  # Compare's B strategy ("" = the same as A)
 
     @property
     def options(self) -> dict:
         """The components whose values are the session's Options, by Options field."""
-        return dict(num_frames=self.frames, pool_t=self.pool_t, pool_h=self.pool_h, pool_w=self.pool_w,
-                    lora_alpha=self.alpha, do_sample=self.do_sample, temperature=self.temperature,
+        return dict(num_frames=self.frames, strategy=self.strategy, pool_t=self.pool_t, pool_h=self.pool_h,
+                    pool_w=self.pool_w, **self.knobs, lora_alpha=self.alpha, do_sample=self.do_sample, temperature=self.temperature,
                     top_p=self.top_p, max_new_tokens=self.max_new, repetition_penalty=self.rep,
                     system=self.system)
 
@@ -119,21 +125,34 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
 
         with gr.Column(scale=5, min_width=320):
             with gr.Accordion("Settings: what the model sees", open=True, elem_id="settings"):
-                c["frames"] = gr.Slider(4, limits.max_frames, value=16, step=1, label="Frames",
-                                        info="How many frames are sampled (one per equal segment of the video).",
-                                        elem_id="frames-slider")
+                with gr.Row(equal_height=True):
+                    c["frames"] = gr.Slider(4, limits.max_frames, value=16, step=1, label="Frames",
+                                            info="How many frames are sampled (one per equal segment of the video).",
+                                            elem_id="frames-slider", scale=3)
+                    c["strategy"] = gr.Dropdown([(cls.title, name) for name, cls in S.STRATEGIES.items()],
+                                                value="pllava", label="Visual tokens", elem_id="strategy", scale=2,
+                                                info="How frames become tokens; all but PLLaVA are training-free "
+                                                     "(meant for LoRA alpha 0).")
                 with gr.Row(equal_height=True):  # focus on a part: blank is the video's own start / end
                     # text boxes, not gr.Number: a Number shows blank as 0, and "0 to 0" is no range
                     c["start"] = gr.Textbox("", label="Only from (s)", placeholder="start", elem_id="range-start",
                                             min_width=100, max_lines=1)
                     c["end"] = gr.Textbox("", label="to (s), Enter to apply", placeholder="end", elem_id="range-end",
                                           min_width=100, max_lines=1)
+                with gr.Column(elem_id="pool-row") as c["pool_row"]:
+                    with gr.Row():
+                        c["pool_t"] = gr.Slider(1, 16, value=16, step=1, label="Pooling T' (time)", elem_id="pool-t")
+                        c["pool_h"] = gr.Slider(1, 24, value=12, step=1, label="h' (rows)", elem_id="pool-h")
+                        c["pool_w"] = gr.Slider(1, 24, value=12, step=1, label="w' (columns)", elem_id="pool-w")
+                    gr.Markdown("Each frame's 24×24 tokens are averaged down to T' time steps of h'×w' tokens: "
+                                "fewer tokens, less detail.", elem_classes=["slider-note"])
+                c["knobs"] = {}
                 with gr.Row():
-                    c["pool_t"] = gr.Slider(1, 16, value=16, step=1, label="Pooling T' (time)", elem_id="pool-t")
-                    c["pool_h"] = gr.Slider(1, 24, value=12, step=1, label="h' (rows)", elem_id="pool-h")
-                    c["pool_w"] = gr.Slider(1, 24, value=12, step=1, label="w' (columns)", elem_id="pool-w")
-                gr.Markdown("Each frame's 24×24 tokens are averaged down to T' time steps of h'×w' tokens: "
-                            "fewer tokens, less detail.", elem_classes=["slider-note"])
+                    for cls in S.STRATEGIES.values():
+                        for knob, (lo, hi, what) in cls.KNOBS.items():
+                            c["knobs"][knob] = gr.Slider(lo, hi, value=cls.__dataclass_fields__[knob].default, step=1,
+                                                         label=f"{cls.title}: {what}", visible=False,
+                                                         elem_id="knob-" + knob.replace("_", "-"))
                 c["alpha"] = gr.Slider(0, 32, value=4, step=0.5, label="LoRA alpha", elem_id="alpha",
                                        info="Strength of the video LoRA: 4 is official, 0 is the image model alone.")
                 c["view_md"] = gr.Markdown("Upload a video to see the frames and visual tokens the model gets.",
@@ -146,6 +165,9 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
                             elem_classes=["slider-note"])
                 c["heatmap"] = gr.Image(show_label=False, type="pil", elem_id="heatmap", height=200,
                                         interactive=False, buttons=[])
+                c["strategy_image"] = gr.Image(label="The image the strategy builds (one CLIP pass)", type="pil",
+                                               elem_id="strategy-image", height=200, interactive=False,
+                                               visible=False, buttons=[])
             with gr.Accordion("Generation", open=False):
                 c["do_sample"] = gr.Checkbox(False, label="Sampling", info="Off: greedy, the same answer every time.")
                 c["temperature"] = gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature",
@@ -164,6 +186,9 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
                     c["alpha_b"] = gr.Slider(0, 32, value=20, step=0.5, label="B: LoRA alpha")
                     c["pool_h_b"] = gr.Slider(1, 24, value=6, step=1, label="B: pooling h'")
                     c["pool_w_b"] = gr.Slider(1, 24, value=6, step=1, label="B: pooling w'")
+                c["strategy_b"] = gr.Dropdown([("Same as A", "")] + [(cls.title, name) for name, cls in S.STRATEGIES.items()],
+                                              value="", label="B: visual tokens (its own default settings)",
+                                              elem_id="strategy-b")
                 c["compare_btn"] = gr.Button("Compare", variant="secondary", elem_id="compare")
                 with gr.Row():
                     c["answer_a"] = gr.Markdown(elem_id="compare-a")
