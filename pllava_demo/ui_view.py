@@ -36,6 +36,7 @@ def video_info(studio: Studio) -> dict:
 
 def options_dict(options: Options) -> dict:
     d = dataclasses.asdict(options)
+    d.update(d.pop("generation"))  # the generation settings as before: flat, beside the others
     d["pooling"] = list(options.pooling)
     d["strategy"] = options.visual.as_dict()
     d.pop("system")

@@ -1,6 +1,6 @@
 """A real browser picks a visual-token strategy beside the frames: its own knobs appear, the "what the
 model sees" panel shows its token count and the grid image it builds, and Compare answers with another
-strategy for B."""
+strategy for B. The same through the named API (/set_options, /compare) of the same real server."""
 
 import re
 from pathlib import Path
@@ -22,11 +22,39 @@ def choose(page, dropdown: str, option: str) -> None:
     page.get_by_role("option", name=option).click()
 
 
-def test_strategy_selector_view_and_compare_across_strategies(tiny_official, tmp_path):
+@pytest.fixture(scope="module")
+def server(tiny_official, tmp_path_factory):
+    with running_app(tiny_official, tmp_path_factory.mktemp("app") / "app.log") as url:
+        yield url
+
+
+def test_strategy_through_the_named_api(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    video = write_video(tmp_path / "clip.mp4", n_frames=24, width=160, height=120, pattern="colour")
+    c = Client(server, verbose=False)
+    c.predict(handle_file(str(video)), 8, api_name="/upload")
+    info = c.predict({"strategy": {"name": "ts-llava", "thumb_frames": 4.0, "sampled_tokens": 100},
+                      "lora_alpha": 0, "max_new_tokens": 4, "min_new_tokens": 4}, api_name="/set_options")
+    assert info["strategy"] == {"name": "ts-llava", "thumb_frames": 4, "sampled_tokens": 100}
+    assert info["visual_tokens"] == 100 + 576 and "pooling_shape" not in info
+    assert list(c.submit("What moves?", api_name="/chat"))[-1]
+    with pytest.raises(Exception, match=r"Unknown strategy 'grid'; the strategies are pllava, n-frame"):
+        c.predict({"strategy": "grid"}, api_name="/set_options")
+    out = list(c.submit({"strategy": "video-chatgpt"}, api_name="/compare"))[-1]
+    assert out["labels"] == ["A: 8 frames, 100 sampled tokens + a 4-frame thumbnail (2×2), alpha 0",
+                             "B: 8 frames, 8 frame means + 576 patch means, alpha 0"]
+    assert out["a"] and out["b"]
+    back = c.predict({"strategy": {"name": "pllava", "pooling": [4, 6, 6]}}, api_name="/set_options")
+    assert back["pooling_shape"] == [4, 6, 6] and back["visual_tokens"] == 144
+
+
+def test_strategy_selector_view_and_compare_across_strategies(server, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     expect = sync_api.expect
     video = write_video(tmp_path / "clip.mp4", n_frames=24, width=160, height=120, pattern="colour")
-    with running_app(tiny_official, tmp_path / "app.log") as url, sync_api.sync_playwright() as p:
+    url = server
+    with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1250})
