@@ -100,10 +100,10 @@ def write_random_checkpoint(directory, size: Size, *, dtype=torch.bfloat16, shar
     tensors shard by shard so a 7B-shaped model never sits whole in host memory.
     `device` is where the random numbers are drawn (cuda is much faster for 7B)."""
     from accelerate import init_empty_weights
-    from safetensors.torch import save_file
     from transformers import CLIPVisionModel, LlamaForCausalLM
 
-    from pllava_demo.tiny import build_tokenizer
+    from pllava_demo.families import PLLAVA_RELEASE, clip_keys, llm_keys
+    from pllava_demo.tiny import build_tokenizer, write_processor_files
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -111,49 +111,20 @@ def write_random_checkpoint(directory, size: Size, *, dtype=torch.bfloat16, shar
     image_token = tokenizer.convert_tokens_to_ids("<image>")
     vision, text = _llm_and_clip_configs(size, len(tokenizer) + 8)
     with init_empty_weights():
-        clip = CLIPVisionModel(vision)
-        llm = LlamaForCausalLM(text)
-    shapes: list[tuple[str, tuple]] = [(f"vision_tower.vision_model.{k}", tuple(v.shape)) for k, v in clip.state_dict().items()]
+        clip = CLIPVisionModel(vision).state_dict()
+        llm = LlamaForCausalLM(text).state_dict()
     d_v, d_t = size.clip_hidden, text.hidden_size
-    shapes += [("multi_modal_projector.linear_1.weight", (d_t, d_v)), ("multi_modal_projector.linear_1.bias", (d_t,)),
-               ("multi_modal_projector.linear_2.weight", (d_t, d_t)), ("multi_modal_projector.linear_2.bias", (d_t,))]
-    for k, v in llm.state_dict().items():
-        name = f"language_model.base_model.model.{k}"
-        if re.search(r"\.(q_proj|v_proj)\.weight$", k):
-            stem = name[: -len(".weight")]
-            out_f, in_f = v.shape
-            shapes += [(f"{stem}.base_layer.weight", (out_f, in_f)), (f"{stem}.lora_A.default.weight", (size.lora_rank, in_f)),
-                       (f"{stem}.lora_B.default.weight", (out_f, size.lora_rank))]
-        else:
-            shapes.append((name, tuple(v.shape)))
-    del clip, llm
+    projector = {"multi_modal_projector.linear_1.weight": (d_t, d_v), "multi_modal_projector.linear_1.bias": (d_t,),
+                 "multi_modal_projector.linear_2.weight": (d_t, d_t), "multi_modal_projector.linear_2.bias": (d_t,)}
     gen = torch.Generator(device=device).manual_seed(seed)
-    weight_map, shard, shard_size, n_shard, total = {}, {}, 0, 0, 0
-    names = []
 
-    def flush():
-        nonlocal shard, shard_size, n_shard
-        if shard:
-            n_shard += 1
-            fname = f"model-{n_shard:05d}.safetensors"
-            save_file(shard, str(out / fname), metadata={"format": "pt"})
-            names.append((fname, list(shard)))
-            shard, shard_size = {}, 0
+    def lora(stem, shape):  # meta tensors: shapes only, drawn below as each is written
+        out_f, in_f = shape
+        return torch.empty(size.lora_rank, in_f, device="meta"), torch.empty(out_f, size.lora_rank, device="meta")
 
-    for name, shape in shapes:
-        t = _random_like(name, shape, gen, device, dtype)
-        shard[name] = t.contiguous()
-        nbytes = t.numel() * t.element_size()
-        shard_size += nbytes
-        total += nbytes
-        if shard_size >= shard_bytes:
-            flush()
-    flush()
-    for i, (fname, keys) in enumerate(names, 1):  # the release's "-0000i-of-0000n" names
-        final = f"model-{i:05d}-of-{len(names):05d}.safetensors"
-        (out / fname).rename(out / final)
-        weight_map.update({k: final for k in keys})
-    (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}))
+    shapes = [*clip_keys(clip), *((k, torch.empty(s, device="meta")) for k, s in projector.items()), *llm_keys(llm, lora)]
+    PLLAVA_RELEASE.write_weights(out, ((k, _random_like(k, tuple(t.shape), gen, device, dtype)) for k, t in shapes),
+                                 shard_bytes=shard_bytes)
     v = {k: vision.to_dict()[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                                           "image_size", "patch_size", "projection_dim", "layer_norm_eps", "hidden_act")}
     v["model_type"] = "clip_vision_model"
@@ -162,14 +133,14 @@ def write_random_checkpoint(directory, size: Size, *, dtype=torch.bfloat16, shar
                                         "bos_token_id", "eos_token_id", "rms_norm_eps")}
     t["model_type"] = "llama"
     cfg = {
-        "model_type": "llava", "architectures": ["PlavaForConditionalGeneration"], "image_token_index": image_token,
+        "model_type": "llava", "image_token_index": image_token,
         "projector_hidden_act": "gelu", "vision_feature_layer": -2, "vision_feature_select_strategy": "default",
         "vision_config": v, "text_config": t, "pad_token_id": 0, "torch_dtype": "bfloat16",
-        "num_frames": 16, "pooling_method": "avg", "pooling_shape": [16, 12, 12], "frame_shape": [24, 24],
-        "use_pooling": True, "use_image_newline_parameter": True, "slide_pooling_shape": [1, 24, 24],
+        **PLLAVA_RELEASE.config_fields(pooling_shape=(16, 12, 12), num_frames=16),
     }
     (out / "config.json").write_text(json.dumps(cfg, indent=2))
     (out / "generation_config.json").write_text(json.dumps({"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}))
+    write_processor_files(out, PLLAVA_RELEASE)
     tokenizer.save_pretrained(str(out))
     return out
 

@@ -153,6 +153,7 @@ def bench_alpha(kinds) -> str:
     from accelerate import init_empty_weights
 
     from pllava_demo.checkpoint import load_pllava
+    from pllava_demo.families import PLLAVA_RELEASE
     from pllava_demo.lora import LoRALinear, attach_lora, set_lora_alpha
     from pllava_demo.model import PllavaModel
 
@@ -178,7 +179,7 @@ def bench_alpha(kinds) -> str:
     vision, text = _llm_and_clip_configs(PLLAVA_7B, PLLAVA_7B.vocab)
     with init_empty_weights():
         model = PllavaModel(VideoModelSpec(image_token_index=32000, has_lora=True, lora_rank=128), vision, text)
-        attach_lora(model.language_model, 128, 4.0)
+        attach_lora(model.language_model, 128, 4.0, PLLAVA_RELEASE.lora_targets)
     layers = [m for m in model.modules() if isinstance(m, LoRALinear)]
     shim = SimpleNamespace(_lora_layers=layers)
     rows.append(["7B shapes (meta device)", len(layers), f"{clock(lambda a: set_lora_alpha(model, a)) * 1e3:.3f}",

@@ -31,6 +31,7 @@ from .caption_io import CaptionJob
 from .config import GenerationSettings, PoolingShape, check_pooling_shape, clean_text
 from .errors import InputError, PllavaError
 from .prompt import RECAPTION_PROMPT, RECAPTION_SYSTEM, TextStream, chat_format_for, fit_prompt, stop_token_ids
+from .preprocess import CLIP_PIXELS, PixelSpec
 
 log = logging.getLogger(__name__)
 
@@ -68,25 +69,25 @@ class CaptionOptions:
             raise InputError(f"The number of frames must be at least 1, got {self.num_frames}.")
 
 
-def prepare_video(job: CaptionJob, num_frames: int, strategy: strategies.Strategy | None = None) -> Prepared:
-    """Decode + CLIP-preprocess one video (and make the strategy's own images, if it has any); needs
-    no model, so it runs in threads or on Ray CPU workers. Never raises for a bad video: the error is
-    returned for the record."""
-    from .preprocess import clip_preprocess, official_resize
+def prepare_video(job: CaptionJob, num_frames: int, pixels: PixelSpec = CLIP_PIXELS,
+                  strategy: strategies.Strategy | None = None) -> Prepared:
+    """Decode + CLIP-preprocess one video (with the checkpoint's pixel spec, and the strategy's own
+    images, if it makes any); needs no model, so it runs in threads or on Ray CPU workers. Never raises
+    for a bad video: the error is returned for the record."""
     from .video import read_video
 
     t0 = time.perf_counter()
     try:
         # Same pixels as the chat engine: the official resize of each frame as it is decoded.
-        clip = read_video(job.path, num_frames, resize=official_resize)
-        pixels = clip_preprocess(clip.frames)  # (T, 3, 336, 336)
-        images = strategy.frame_images(clip.frames) if strategy is not None else None  # (K, 3, 336, 336)
+        clip = read_video(job.path, num_frames, resize=pixels.resize)
+        values = pixels.normalise(clip.frames)  # (T, 3, 336, 336)
+        images = strategy.frame_images(clip.frames, pixels) if strategy is not None else None  # (K, 3, 336, 336)
         if images is not None:
-            pixels = torch.cat([pixels, images])  # (T + K, 3, 336, 336)
+            values = torch.cat([values, images])  # (T + K, 3, 336, 336)
     except Exception as e:  # noqa: BLE001 - one bad file of a million must not stop the run
         return Prepared(job, error=str(e) or type(e).__name__, error_type=type(e).__name__,
                         decode_seconds=time.perf_counter() - t0)
-    return Prepared(job, pixels, tuple(round(float(s), 3) for s in clip.timestamps), float(clip.duration),
+    return Prepared(job, values, tuple(round(float(s), 3) for s in clip.timestamps), float(clip.duration),
                     time.perf_counter() - t0, extra=0 if images is None else images.shape[0])
 
 
@@ -101,7 +102,7 @@ class Captioner:
         if isinstance(self.strategy, strategies.PllavaPooling):
             check_pooling_shape(self.strategy.shape, grid)
         self.strategy.check_fits(options.num_frames, grid, loaded.context_length)
-        self.format = chat_format_for(self.tokenizer)
+        self.format = chat_format_for(self.tokenizer, loaded.family)
         self.stop_ids = stop_token_ids(self.tokenizer, self.format)
         self.n_video_tokens = self.strategy.n_tokens(options.num_frames, grid)
 
@@ -117,7 +118,8 @@ class Captioner:
         }
 
     def prepare(self, job: CaptionJob) -> Prepared:
-        return prepare_video(job, self.options.num_frames, self.strategy if self.strategy.changes_frames else None)
+        return prepare_video(job, self.options.num_frames, self.loaded.pixels,
+                             self.strategy if self.strategy.changes_frames else None)
 
     def _prompt_ids(self, prompt: str) -> tuple[list[int], int]:
         """Token ids of the rendered prompt (one <image>) and the answer budget that fits the context."""

@@ -25,6 +25,7 @@ import numpy as np
 from .caption import CaptionOptions, Captioner, Prepared, prepare_video
 from .caption_io import CaptionJob, CaptionWriter
 from .errors import InputError
+from .preprocess import CLIP_PIXELS, PixelSpec
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,10 @@ def init_ray(address: str | None = None, **kwargs) -> None:
 
 
 # -- the stages (plain functions and a class, run by Ray) ----------------------------------------
-def decode_row(row: dict, num_frames: int, strategy=None) -> dict:
+def decode_row(row: dict, num_frames: int, pixels: PixelSpec = CLIP_PIXELS, strategy=None) -> dict:
     """CPU stage: one path -> preprocessed pixels (T + K, 3, 336, 336) float32 (K: the strategy's own
     images), or the error."""
-    item = prepare_video(CaptionJob(row["path"], row["prompt"] or None), num_frames, strategy)
+    item = prepare_video(CaptionJob(row["path"], row["prompt"] or None), num_frames, pixels, strategy)
     pixels = item.pixels.numpy() if item.pixels is not None else np.zeros((0, 3, 336, 336), np.float32)
     return {"path": row["path"], "prompt": row["prompt"], "pixels": pixels,
             "timestamps": json.dumps(list(item.timestamps)), "duration": item.duration,
@@ -112,8 +113,11 @@ def build_dataset(jobs: list[CaptionJob], *, model: str, device: str, quantizati
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 1000)))
     # A remote-args function stops Ray from fusing decoding into the caption actors (its fusion rule
     # skips ops that have one), so decoding runs in separate CPU tasks, ahead of and beside the model.
+    from .checkpoint import pixel_spec_for
+
+    pixels = pixel_spec_for(model)  # the checkpoint's own, read before any weight is loaded
     images = options.strategy if options.strategy is not None and options.strategy.changes_frames else None
-    ds = ds.map(decode_row, fn_kwargs={"num_frames": options.num_frames, "strategy": images},
+    ds = ds.map(decode_row, fn_kwargs={"num_frames": options.num_frames, "pixels": pixels, "strategy": images},
                 ray_remote_args_fn=_decode_resources)
     return ds.map_batches(
         CaptionActor,

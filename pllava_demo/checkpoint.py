@@ -23,8 +23,10 @@ from torch import nn
 
 from .config import VideoModelSpec, check_lora_alpha
 from .errors import CheckpointError
+from .families import LLAVA_HF, Family, family_of
 from .lora import LoRALinear, attach_lora, lora_alpha_of, set_lora_alpha
 from .model import PllavaModel, kept_vision_layers
+from .preprocess import CLIP_PIXELS, PixelSpec
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,6 @@ Quantization = Literal["auto", "none", "4bit"]
 OFFICIAL_LORA_ALPHA = 4.0  # every official inference script uses 4 (trained with 32, r=128)
 WEIGHT_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.txt"]
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-QUANTIZED_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass
@@ -51,6 +52,8 @@ class LoadedPllava:
     context_length: int
     is_tiny: bool = False
     notes: list[str] = field(default_factory=list)
+    family: Family = LLAVA_HF
+    pixels: PixelSpec = CLIP_PIXELS  # from preprocessor_config.json
 
     @property
     def has_lora(self) -> bool:
@@ -129,35 +132,53 @@ def read_config(path: Path) -> dict:
         raise CheckpointError(f"{path}/config.json is not valid JSON: {e}") from None
 
 
+def read_pixel_spec(path: Path, image_size: int, notes: list[str]) -> PixelSpec:
+    """The CLIP crop and normalisation from preprocessor_config.json (CLIP's own, with a note, when the
+    folder has none). A crop that is not the tower's image size would change the patch grid: refused."""
+    file = path / "preprocessor_config.json"
+    if not file.exists():
+        notes.append(f"{path} has no preprocessor_config.json: using CLIP's {image_size} px crop and normalisation.")
+        return PixelSpec(size=image_size)
+    try:
+        cfg = json.loads(file.read_text(encoding="utf-8"))
+        crop = cfg.get("crop_size", image_size)
+        size = int(crop["height"] if isinstance(crop, dict) else crop)
+        mean = tuple(float(x) for x in cfg.get("image_mean", CLIP_PIXELS.mean))
+        std = tuple(float(x) for x in cfg.get("image_std", CLIP_PIXELS.std))
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise CheckpointError(f"{file} could not be read: {type(e).__name__}: {e}") from None
+    if size != image_size:
+        raise CheckpointError(f"{file} crops to {size} px but the vision tower takes {image_size} px images.")
+    if len(mean) != 3 or len(std) != 3 or not all(x > 0 for x in std):
+        raise CheckpointError(f"{file} needs three image_mean and three positive image_std values.")
+    return PixelSpec(size=size, mean=mean, std=std)
+
+
+def pixel_spec_for(source: str | os.PathLike) -> PixelSpec:
+    """A checkpoint's pixel spec without loading its weights (for decoding workers)."""
+    path = resolve_source(source)
+    size = int((read_config(path).get("vision_config") or {}).get("image_size", 336))
+    return read_pixel_spec(path, size, [])
+
+
+def _stored_keys(path: Path, files: list[Path]) -> list[str]:
+    from safetensors import safe_open
+
+    index = path / "model.safetensors.index.json"
+    if index.exists():
+        return list(json.loads(index.read_text())["weight_map"])
+    keys = []
+    for file in files:
+        with safe_open(str(file), framework="pt", device="cpu") as f:
+            keys += list(f.keys())
+    return keys
+
+
 # -- key names ----------------------------------------------------------------------------------
-_RENAMES = [
-    (r"^language_model\.base_model\.model\.", "language_model."),  # PEFT wrapping (official release)
-    (r"^model\.language_model\.", "language_model.model."),  # transformers 5 llava layout
-    (r"^lm_head\.", "language_model.lm_head."),
-    (r"^model\.vision_tower\.", "vision_tower."),
-    (r"^model\.multi_modal_projector\.", "multi_modal_projector."),
-    (r"^model\.image_newline$", "image_newline"),
-    (r"^vision_tower\.vision_model\.", "vision_tower."),  # old CLIP layout
-    (r"\.base_layer\.", ".base."),
-    (r"\.lora_([AB])\.default\.", r".lora_\1."),
-]
-
-
-def canonical_key(key: str) -> str:
-    """Map any supported checkpoint key to this project's module path."""
-    for pattern, repl in _RENAMES:
-        key = re.sub(pattern, repl, key)
-    return key
-
-
-def _unused_by_design(key: str, kept_layers: int) -> bool:
-    """Weights that exist in checkpoints but never influence PLLaVA's output."""
-    if key == "image_newline" or key.startswith("vision_tower.post_layernorm.") or key.endswith(".position_ids"):
-        return True
-    if key.endswith("rotary_emb.inv_freq"):
-        return True
-    m = re.match(r"vision_tower\.encoder\.layers\.(\d+)\.", key)
-    return bool(m and int(m.group(1)) >= kept_layers)
+def canonical_key(key: str, family: Family | None = None) -> str:
+    """A stored key as this project's module path, read with its family's names (by default the family
+    the key's own prefix points to: PEFT-wrapped keys are the release's, anything else llava-hf's)."""
+    return (family or family_of({}, [key])).canonical(key)
 
 
 # -- the spec -----------------------------------------------------------------------------------
@@ -219,7 +240,8 @@ def _quantize_linear(linear: nn.Module, weight: torch.Tensor, device, dtype) -> 
     return q.to(device)  # .to() quantizes (CUDA, and CPU with bitsandbytes >= 0.48)
 
 
-def _load_weights(model: PllavaModel, files: list[Path], device, dtype, quantize: bool, kept_layers: int):
+def _load_weights(model: PllavaModel, family: Family, files: list[Path], device, dtype, quantize: bool,
+                  kept_layers: int):
     from safetensors import safe_open
 
     expected = set(model.state_dict().keys())
@@ -227,9 +249,9 @@ def _load_weights(model: PllavaModel, files: list[Path], device, dtype, quantize
     for file in files:
         with safe_open(str(file), framework="pt", device="cpu") as f:
             for raw_key in f.keys():
-                key = canonical_key(raw_key)
+                key = family.canonical(raw_key)
                 if key not in expected:
-                    if not _unused_by_design(key, kept_layers):
+                    if not family.unused(key, kept_layers):
                         unexpected.append(raw_key)
                     continue
                 tensor = f.get_tensor(raw_key)
@@ -238,11 +260,7 @@ def _load_weights(model: PllavaModel, files: list[Path], device, dtype, quantize
                 if tuple(current.shape) != tuple(tensor.shape) and not getattr(current, "bnb_quantized", False):
                     mismatched.append(f"{raw_key} {tuple(tensor.shape)} != {tuple(current.shape)}")
                     continue
-                leaf = path.rsplit(".", 1)[-1]
-                is_llm_linear = path.startswith("language_model.model.layers.") and (
-                    leaf in QUANTIZED_LINEARS or (leaf == "base" and path.rsplit(".", 2)[-2] in QUANTIZED_LINEARS)
-                )
-                if quantize and is_llm_linear and name == "weight":
+                if quantize and name == "weight" and family.is_quantized(path):
                     parent, _, child = path.rpartition(".")
                     setattr(model.get_submodule(parent), child, _quantize_linear(module, tensor, device, dtype))
                 else:
@@ -350,8 +368,9 @@ def load_pllava(
     path = resolve_source(source)
     cfg = read_config(path)
     files = weight_files(path)
+    family = family_of(cfg, _stored_keys(path, files))
     lora_rank = 0
-    for file in files:
+    for file in files if family.lora_targets else ():
         with safe_open(str(file), framework="pt", device="cpu") as f:
             lora_key = next((k for k in f.keys() if ".lora_A." in k), None)
             if lora_key:
@@ -376,9 +395,9 @@ def load_pllava(
     with init_empty_weights(include_buffers=False):
         model = PllavaModel(spec, vision_config, text_config)
     if lora_rank:
-        attach_lora(model.language_model, lora_rank, spec.default_lora_alpha)
+        attach_lora(model.language_model, lora_rank, spec.default_lora_alpha, family.lora_targets)
     kept = kept_vision_layers(vision_config.num_hidden_layers, spec.vision_feature_layer)
-    n = _load_weights(model, files, dev, dtype, quant == "4bit", kept)
+    n = _load_weights(model, family, files, dev, dtype, quant == "4bit", kept)
     for module in model.modules():  # non-persistent buffers (rotary, position ids) were built on CPU
         for name, buf in list(module._buffers.items()):
             if buf is not None and buf.device != dev:
@@ -386,6 +405,7 @@ def load_pllava(
     model.eval().requires_grad_(False)
     log.info("loaded %d tensors from %s", n, path)
 
+    pixels = read_pixel_spec(path, int(vision_config.image_size), notes)
     tokenizer = _load_tokenizer(path, spec, notes)
     context = int(getattr(text_config, "max_position_embeddings", 4096) or 4096)
     is_tiny = bool(cfg.get("pllava_demo_tiny", False))
@@ -395,6 +415,7 @@ def load_pllava(
     return LoadedPllava(
         model=model, tokenizer=tokenizer, spec=spec, path=path, name=str(source),
         device=dev, dtype=dtype, quantization=quant, context_length=context, is_tiny=is_tiny, notes=notes,
+        family=family, pixels=pixels,
     )
 
 

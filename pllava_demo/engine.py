@@ -163,7 +163,7 @@ class Engine:
         self.tokenizer = loaded.tokenizer
         self.spec = loaded.spec
         self.limits = limits
-        self.format = chat_format_for(self.tokenizer)
+        self.format = chat_format_for(self.tokenizer, loaded.family)
         self.stop_ids = stop_token_ids(self.tokenizer, self.format)
         self.lock = threading.RLock()
         self.features = ByteLRU(limits.feature_cache_mb * 2**20, lambda v: v.nbytes)
@@ -214,7 +214,6 @@ class Engine:
     def prepare_video(self, path, num_frames: int, progress: Progress | None = None, *,
                       start_s: float | None = None, end_s: float | None = None) -> VideoFeatures:
         """Decode + preprocess + CLIP + projector, once per (file content, num_frames, time range)."""
-        from .preprocess import clip_preprocess, official_resize
         from .video import check_file, content_key, read_video
 
         num_frames = self.limits.check_frames(num_frames)
@@ -229,12 +228,12 @@ class Engine:
             progress(0.05, "Decoding frames")
         # each frame gets PllavaProcessor's resize as it is decoded (never held at full size), then CLIP's
         clip = read_video(path, num_frames, max_duration=self.limits.max_duration_s,
-                          time_budget=self.limits.decode_time_budget_s, resize=official_resize, key=file_key,
+                          time_budget=self.limits.decode_time_budget_s, resize=self.loaded.pixels.resize, key=file_key,
                           start_s=start_s, end_s=end_s)
         self.stats["videos_decoded"] += 1
         if progress:
             progress(0.4, "Encoding frames with CLIP")
-        pixels = clip_preprocess(clip.frames)  # (T, 3, 336, 336)
+        pixels = self.loaded.pixels.normalise(clip.frames)  # (T, 3, 336, 336)
         feats = self._guarded("encoding the video", self._encode, pixels)  # (T, H*W, D)
         self.stats["vision_calls"] += 1
         self.stats["vision_frames"] += pixels.shape[0]
@@ -264,7 +263,7 @@ class Engine:
         key = vf.key + ("images", s.key)
         feats = self.pooled.get(key)
         if feats is None:
-            pixels = s.frame_images(vf.clip.frames)  # (K, 3, 336, 336)
+            pixels = s.frame_images(vf.clip.frames, self.loaded.pixels)  # (K, 3, 336, 336)
             feats = self._guarded("encoding the video", self._encode, pixels)  # (K, H*W, D)
             self.stats["vision_calls"] += 1
             self.stats["strategy_vision_calls"] += 1

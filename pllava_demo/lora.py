@@ -14,7 +14,6 @@ from torch import nn
 
 from .config import check_lora_alpha
 
-TARGETS = ("q_proj", "v_proj")
 
 
 class LoRALinear(nn.Module):
@@ -40,8 +39,9 @@ class LoRALinear(nn.Module):
         return y + (self.lora_B(self.lora_A(x.to(a.dtype))) * self.scale).to(y.dtype)
 
 
-def attach_lora(language_model: nn.Module, rank: int, alpha: float, targets=TARGETS) -> int:
-    """Wrap every targeted Linear of the LLM (and nothing outside it) in place; returns how many."""
+def attach_lora(language_model: nn.Module, rank: int, alpha: float, targets: tuple[str, ...]) -> int:
+    """Wrap every targeted Linear of the LLM (and nothing outside it) in place; returns how many.
+    The targets are the checkpoint family's (the release: q_proj and v_proj)."""
     count = 0
     for name, module in list(language_model.named_modules()):
         for child_name, child in list(module.named_children()):

@@ -23,6 +23,7 @@ phase; the crop shows the same region.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -32,6 +33,27 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 MAX_LONG_FACTOR = 4  # intermediate long side is capped at MAX_LONG_FACTOR * size
 PLLAVA_LONG_SIDE = 640  # PllavaProcessor: min(640, longest side); processor_config's 762 is never used
+
+
+@dataclass(frozen=True)
+class PixelSpec:
+    """The CLIP input a checkpoint expects, from its preprocessor_config.json: crop size and the
+    normalisation constants (CLIP's own when the file is absent)."""
+
+    size: int = 336
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+
+    def resize(self, im: Image.Image) -> Image.Image:
+        """The official per-frame resize (step 1), for read_video(resize=...)."""
+        return official_resize(im, self.size)
+
+    def normalise(self, frames: np.ndarray) -> torch.Tensor:
+        """(T, H, W, 3) uint8 -> (T, 3, size, size) float32 (step 2)."""
+        return clip_preprocess(frames, self.size, self.mean, self.std)
+
+
+CLIP_PIXELS = PixelSpec()
 
 
 def official_size(width: int, height: int, size: int = 336) -> tuple[int, int, int]:

@@ -113,10 +113,13 @@ CHATML = ChatFormat(
 )
 
 
-def chat_format_for(tokenizer) -> ChatFormat:
-    """ChatML when the tokenizer knows its markers (the 34B release), else the vicuna format."""
-    vocab = tokenizer.get_vocab()
-    return CHATML if "<|im_start|>" in vocab and "<|im_end|>" in vocab else VICUNA
+def chat_format_for(tokenizer, family=None) -> ChatFormat:
+    """The prompt format the checkpoint family reads from its tokenizer (ChatML for the 34B release's
+    markers, else vicuna); `family` is the loaded checkpoint's (families/), llava-hf's rule by default."""
+    from .families import LLAVA_HF
+
+    name = (family or LLAVA_HF).chat_format_name(tokenizer.get_vocab())
+    return {"vicuna": VICUNA, "chatml": CHATML}[name]
 
 
 def stop_token_ids(tokenizer, fmt: ChatFormat) -> set[int]:

@@ -33,9 +33,9 @@ from PIL import Image
 from .config import PoolingShape, check_pooling_shape
 from .errors import InputError
 from .pooling import frames_seen, pool_video
+from .preprocess import CLIP_PIXELS, PixelSpec
 
 Grid = tuple[int, int]  # (H, W) patches per frame side, 24x24 for CLIP ViT-L/14-336
-CLIP_SIZE = 336  # the pixel side every CLIP input has (a grid or thumbnail is made at this size)
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,9 @@ class Strategy:
     def as_dict(self) -> dict:
         return {"name": self.name, **self.knobs()}
 
-    def frame_images(self, frames: np.ndarray) -> torch.Tensor | None:
-        """(T, H, W, 3) uint8 frames -> (K, 3, 336, 336) CLIP-normalised extra images, or None."""
+    def frame_images(self, frames: np.ndarray, pixels: PixelSpec = CLIP_PIXELS) -> torch.Tensor | None:
+        """(T, H, W, 3) uint8 frames -> (K, 3, S, S) extra images normalised by the checkpoint's pixel
+        spec (S = its CLIP input size, 336), or None."""
         return None
 
     def picture(self, frames: np.ndarray) -> np.ndarray | None:
@@ -203,13 +204,6 @@ def _tile(images: list[np.ndarray], per_row: int, fill: int) -> np.ndarray:
     return canvas
 
 
-def _to_pixels(image: np.ndarray) -> torch.Tensor:
-    """(336, 336, 3) uint8 -> (1, 3, 336, 336) CLIP-normalised (no resize left to do)."""
-    from .preprocess import clip_preprocess
-
-    return clip_preprocess(image[None], CLIP_SIZE)
-
-
 @dataclass(frozen=True)
 class ImageGrid(Strategy):
     """IG-VLM (Kim et al. 2024): `grid_frames` frames taken at a fixed interval (floor(T/n), from the
@@ -243,9 +237,9 @@ class ImageGrid(Strategy):
         _, per_row = self.layout(len(frames))
         return _tile([frames[k] for k in self.chosen(len(frames))], per_row, fill=255)
 
-    def frame_images(self, frames: np.ndarray) -> torch.Tensor:
-        grid = Image.fromarray(self.picture(frames)).resize((CLIP_SIZE, CLIP_SIZE), Image.BICUBIC)
-        return _to_pixels(np.asarray(grid))  # (1, 3, 336, 336)
+    def frame_images(self, frames: np.ndarray, pixels: PixelSpec = CLIP_PIXELS) -> torch.Tensor:
+        grid = Image.fromarray(self.picture(frames)).resize((pixels.size, pixels.size), Image.BICUBIC)
+        return pixels.normalise(np.asarray(grid)[None])  # (1, 3, S, S): already S x S, nothing cropped
 
     def n_tokens(self, t: int, grid: Grid) -> int:
         return grid[0] * grid[1]
@@ -308,16 +302,12 @@ class ThumbnailSampling(Strategy):
         out[0, :, : rows * (s // rows), : cols * (s // cols)] = grid.reshape(c, rows * (s // rows), cols * (s // cols))
         return out  # (1, 3, S, S)
 
-    def frame_images(self, frames: np.ndarray) -> torch.Tensor:
-        from .preprocess import clip_preprocess
+    def frame_images(self, frames: np.ndarray, pixels: PixelSpec = CLIP_PIXELS) -> torch.Tensor:
+        return self.thumbnail(pixels.normalise(np.asarray(frames)))  # (1, 3, S, S)
 
-        return self.thumbnail(clip_preprocess(np.asarray(frames), CLIP_SIZE))
-
-    def picture(self, frames: np.ndarray) -> np.ndarray:
-        from .preprocess import CLIP_MEAN, CLIP_STD
-
-        x = self.frame_images(frames)[0]  # (3, S, S) normalised
-        x = x * torch.tensor(CLIP_STD)[:, None, None] + torch.tensor(CLIP_MEAN)[:, None, None]
+    def picture(self, frames: np.ndarray, pixels: PixelSpec = CLIP_PIXELS) -> np.ndarray:
+        x = self.frame_images(frames, pixels)[0]  # (3, S, S) normalised
+        x = x * torch.tensor(pixels.std)[:, None, None] + torch.tensor(pixels.mean)[:, None, None]
         return (x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()  # (S, S, 3)
 
     def n_sampled(self, t: int, grid: Grid) -> int:

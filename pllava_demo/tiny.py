@@ -11,7 +11,6 @@ carries a flag so the loader says so.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Literal
 
@@ -49,7 +48,7 @@ def build_tokenizer(chat_format: str):
     return fast
 
 
-def _configs(vocab: int, image_token: int, chat_format: str, layout: str, pooling_shape, num_frames: int):
+def _configs(vocab: int, image_token: int, family, pooling_shape, num_frames: int):
     from transformers import CLIPVisionConfig, LlamaConfig
 
     vision = CLIPVisionConfig(
@@ -71,7 +70,6 @@ def _configs(vocab: int, image_token: int, chat_format: str, layout: str, poolin
     t["model_type"] = "llama"
     cfg = {
         "model_type": "llava",
-        "architectures": ["PlavaForConditionalGeneration" if layout == "official" else "LlavaForConditionalGeneration"],
         "image_token_index": image_token,
         "projector_hidden_act": "gelu",
         "vision_feature_layer": -2,
@@ -82,46 +80,48 @@ def _configs(vocab: int, image_token: int, chat_format: str, layout: str, poolin
         "pllava_demo_tiny": True,
         "torch_dtype": "bfloat16",
     }
-    if layout == "official":
-        cfg.update({
-            "num_frames": num_frames, "pooling_method": "avg", "pooling_shape": list(pooling_shape),
-            "frame_shape": [24, 24], "use_pooling": True,
-            # leftovers the real release carries and a loader must tolerate
-            "use_image_newline_parameter": True, "slide_pooling_shape": [1, 24, 24],
-            "image_grid_pinpoints": [[336, 672], [672, 336]], "gradient_checkpointing": False,
-        })
+    cfg.update(family.config_fields(pooling_shape=pooling_shape, num_frames=num_frames))
     return vision, text, cfg
 
 
-def _state_dict(vision_config, text_config, hidden: int, layout: str, lora_rank: int, seed: int) -> dict:
+def _weights(vision_config, text_config, family, lora_rank: int, seed: int, dtype):
+    """Random weights as (our module path, tensor): real module inits for CLIP and the LLM, small
+    random projector and LoRA matrices (the draw order is fixed, so a seed gives the same model)."""
     from transformers import CLIPVisionModel, LlamaForCausalLM
 
-    torch.manual_seed(seed)
-    sd = {}
-    clip = CLIPVisionModel(vision_config)
-    for k, v in clip.state_dict().items():
-        sd[f"vision_tower.vision_model.{k}"] = v
-    d_v, d_t = vision_config.hidden_size, text_config.hidden_size
-    sd["multi_modal_projector.linear_1.weight"] = torch.randn(d_t, d_v) * 0.2
-    sd["multi_modal_projector.linear_1.bias"] = torch.randn(d_t) * 0.02
-    sd["multi_modal_projector.linear_2.weight"] = torch.randn(d_t, d_t) * 0.2
-    sd["multi_modal_projector.linear_2.bias"] = torch.randn(d_t) * 0.02
-    llm = LlamaForCausalLM(text_config)
-    for k, v in llm.state_dict().items():
-        if layout == "official":
-            name = f"language_model.base_model.model.{k}"
-            if re.search(r"\.(q_proj|v_proj)\.weight$", k):
-                stem = name[: -len(".weight")]
-                sd[f"{stem}.base_layer.weight"] = v
-                out_f, in_f = v.shape
-                sd[f"{stem}.lora_A.default.weight"] = torch.randn(lora_rank, in_f) * 0.1
-                sd[f"{stem}.lora_B.default.weight"] = torch.randn(out_f, lora_rank) * 0.1
-                continue
-        else:
-            name = f"language_model.{k}"
-        sd[name] = v
-    return {k: v.contiguous() for k, v in sd.items()}
+    from .families import clip_keys, llm_keys
 
+    torch.manual_seed(seed)
+    clip = CLIPVisionModel(vision_config).state_dict()
+    d_v, d_t = vision_config.hidden_size, text_config.hidden_size
+    projector = {
+        "multi_modal_projector.linear_1.weight": torch.randn(d_t, d_v) * 0.2,
+        "multi_modal_projector.linear_1.bias": torch.randn(d_t) * 0.02,
+        "multi_modal_projector.linear_2.weight": torch.randn(d_t, d_t) * 0.2,
+        "multi_modal_projector.linear_2.bias": torch.randn(d_t) * 0.02,
+    }
+    llm = LlamaForCausalLM(text_config).state_dict()
+
+    def lora(stem, shape):
+        out_f, in_f = shape
+        return torch.randn(lora_rank, in_f) * 0.1, torch.randn(out_f, lora_rank) * 0.1
+
+    pairs = [*clip_keys(clip), *projector.items(), *llm_keys(llm, lora if family.lora_targets else None)]
+    return [(k, v.to(dtype)) for k, v in pairs]
+
+
+def write_processor_files(out: Path, family) -> None:
+    """preprocessor_config.json (CLIP 336, the loader reads its crop and normalisation) and the files
+    the family's releases carry besides (the release's processor_config.json)."""
+    from .preprocess import CLIP_PIXELS
+
+    (out / "preprocessor_config.json").write_text(json.dumps({
+        "crop_size": {"height": CLIP_PIXELS.size, "width": CLIP_PIXELS.size}, "do_center_crop": True,
+        "do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": list(CLIP_PIXELS.mean),
+        "image_std": list(CLIP_PIXELS.std), "resample": 3, "rescale_factor": 1 / 255,
+        "size": {"shortest_edge": CLIP_PIXELS.size}, "image_processor_type": "CLIPImageProcessor"}, indent=2))
+    for name, text in family.extra_files:
+        (out / name).write_text(text)
 
 
 def make_tiny(
@@ -138,7 +138,7 @@ def make_tiny(
 ) -> Path:
     """Write a tiny random checkpoint to `directory` and return its path. `tokenizer`: a transformers fast
     tokenizer with "<image>" to save instead of the built-in one (tests use the legacy LLaMA layout)."""
-    from safetensors.torch import save_file
+    from .families import LLAVA_HF, PLLAVA_RELEASE
 
     if layout not in ("official", "llava-hf"):
         raise ValueError(f"layout must be 'official' or 'llava-hf', got {layout!r}")
@@ -148,35 +148,18 @@ def make_tiny(
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = tokenizer or build_tokenizer(chat_format)
     image_token = tokenizer.convert_tokens_to_ids("<image>")
-    vision, text, cfg = _configs(len(tokenizer), image_token, chat_format, layout, pooling_shape, num_frames)
+    family = PLLAVA_RELEASE if layout == "official" else LLAVA_HF
+    vision, text, cfg = _configs(len(tokenizer), image_token, family, pooling_shape, num_frames)
     if chat_format == "chatml":
         eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
         cfg["text_config"]["eos_token_id"] = eos
-    sd = _state_dict(vision, text, text.hidden_size, layout, lora_rank, seed)
-    sd = {k: v.to(dtype) for k, v in sd.items()}
     tokenizer.save_pretrained(str(out))
     (out / "config.json").write_text(json.dumps(cfg, indent=2))
     gen = {"bos_token_id": 1, "eos_token_id": cfg["text_config"]["eos_token_id"], "pad_token_id": 0}
     (out / "generation_config.json").write_text(json.dumps(gen, indent=2))
-    (out / "preprocessor_config.json").write_text(json.dumps({
-        "crop_size": {"height": 336, "width": 336}, "do_center_crop": True, "do_normalize": True,
-        "do_rescale": True, "do_resize": True, "image_mean": [0.48145466, 0.4578275, 0.40821073],
-        "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3, "rescale_factor": 1 / 255,
-        "size": {"shortest_edge": 336}, "image_processor_type": "CLIPImageProcessor"}, indent=2))
-    if layout == "official":
-        (out / "processor_config.json").write_text(json.dumps(
-            {"center_pad": False, "longest_edge": 762, "processor_class": "PlavaProcessor", "shortest_edge": 336}))
-        # Two shards and an index, like the release.
-        keys = sorted(sd)
-        half = len(keys) // 2
-        shards = {"model-00001-of-00002.safetensors": keys[:half], "model-00002-of-00002.safetensors": keys[half:]}
-        weight_map = {}
-        for fname, ks in shards.items():
-            save_file({k: sd[k] for k in ks}, str(out / fname), metadata={"format": "pt"})
-            weight_map.update({k: fname for k in ks})
-        total = sum(v.numel() * v.element_size() for v in sd.values())
-        (out / "model.safetensors.index.json").write_text(
-            json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
-    else:
-        save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
+    write_processor_files(out, family)
+    weights = _weights(vision, text, family, lora_rank, seed, dtype)
+    total = sum(v.numel() * v.element_size() for _, v in weights)
+    # the release comes in two shards (and an index); a llava-hf folder in one file
+    family.write_weights(out, weights, shard_bytes=total // 2 + 1 if family.sharded else total + 1)
     return out

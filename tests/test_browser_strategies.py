@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from ui_server import running_app
+from ui_server import running_app, wait_until_ready
 from videos import write_video
 
 CHROMIUM = "/usr/bin/chromium"
@@ -25,6 +25,7 @@ def choose(page, dropdown: str, option: str) -> None:
 @pytest.fixture(scope="module")
 def server(tiny_official, tmp_path_factory):
     with running_app(tiny_official, tmp_path_factory.mktemp("app") / "app.log") as url:
+        wait_until_ready(url)  # the model loads in the background: the API says "still loading" until then
         yield url
 
 
