@@ -75,6 +75,13 @@ def test_strategy_selector_view_and_compare_across_strategies(server, tmp_path):
             expect(page.locator("#knob-grid-frames")).to_be_visible()  # its own knob, PLLaVA's sliders gone
             expect(page.locator("#pool-t")).to_be_hidden()
             expect(page.locator("#strategy-image img")).to_be_visible()  # the grid it builds
+            knob = page.locator("#knob-grid-frames input[type=number]")
+            knob.fill("4")
+            knob.press("Enter")
+            expect(view).to_contain_text("image grid of 4 frames (2×2) = one image = 576 visual tokens", timeout=60_000)
+            knob.fill("6")
+            knob.press("Enter")
+            expect(view).to_contain_text("image grid of 6 frames (3×2)", timeout=60_000)
 
             page.locator("#question textarea").fill("What moves?")
             page.locator("#send").click()
