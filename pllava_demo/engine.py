@@ -199,9 +199,6 @@ class Engine:
             return None
         return self.default_alpha if alpha is None else check_lora_alpha(alpha)
 
-    def pooling_shape(self, shape: PoolingShape | None) -> PoolingShape:
-        return check_pooling_shape(shape or self.spec.pooling_shape, self.spec.frame_grid)
-
     def strategy(self, strategy=None) -> Strategy:
         """Any form strategies.parse takes (None: the checkpoint's own PLLaVA pooling), checked
         against this model's patch grid."""
