@@ -206,8 +206,8 @@ def _tile(images: list[np.ndarray], per_row: int, fill: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ImageGrid(Strategy):
-    """IG-VLM (Kim et al. 2024): `grid_frames` frames taken at a fixed interval (floor(T/n), from the
-    first frame) tiled in reading order, round(sqrt(n)) per row (6 frames: 3 rows of 2), white cells
+    """IG-VLM (Kim et al. 2024): `grid_frames` frames taken at a fixed interval from the first (see
+    `chosen`) tiled in reading order, round(sqrt(n)) per row (6 frames: 3 rows of 2), white cells
     filling the last row; the grid is resized to the model's one input size and goes through CLIP
     once: 576 tokens."""
 
@@ -222,9 +222,12 @@ class ImageGrid(Strategy):
         return True
 
     def chosen(self, t: int) -> list[int]:
+        """Which of the T sampled frames fill the grid. IG-VLM takes frame k * floor(N / n) of a video's N
+        frames, i.e. frame k sits k/n of the way in; of T sampled frames that is frame floor(k * T / n)
+        (every frame when T <= n). A plain floor(T / n) step would leave out the last third of a
+        16-frame clip."""
         n = min(self.grid_frames, t)
-        step = t // n
-        return [k * step for k in range(n)]
+        return [k * t // n for k in range(n)]
 
     def layout(self, t: int) -> tuple[int, int]:
         """(rows, per_row) of the grid for T frames."""

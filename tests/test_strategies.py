@@ -68,11 +68,12 @@ def solid_frames(t: int, h: int = 48, w: int = 64) -> np.ndarray:
 
 
 def test_ig_vlm_tiles_six_frames_three_rows_of_two_at_a_fixed_interval():
-    """IG-VLM: frame_fixed_number 6 taken every floor(N/6) frames from the first; round(sqrt(6)) = 2 per row,
+    """IG-VLM: frame_fixed_number 6, frame k * floor(N/6) (k/6 of the way in); round(sqrt(6)) = 2 per row,
     so 3 rows; white fills a short last row; the grid is one image -> one CLIP pass, 576 tokens."""
     s = ImageGrid()
     frames = solid_frames(12)
     assert s.chosen(12) == [0, 2, 4, 6, 8, 10] and s.layout(12) == (3, 2)
+    assert s.chosen(16) == [0, 2, 5, 8, 10, 13] and s.chosen(4) == [0, 1, 2, 3]  # k/6 of the way in; all of 4
     pic = s.picture(frames)
     assert pic.shape == (3 * 48, 2 * 64, 3)
     for k, (r, c) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]):
