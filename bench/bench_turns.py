@@ -2,7 +2,10 @@
 
   ours      Engine + ChatSession: the first question pays decode + CLIP + full prefill; a follow-up
             re-uses the session's KV cache (only its new tokens are prefilled); moving the pooling
-            or LoRA-alpha slider re-pools cached CLIP features and re-prefills (never re-runs CLIP).
+            or LoRA-alpha slider re-pools cached CLIP features and re-prefills (never re-runs CLIP);
+            switching the visual-token strategy (strategies.py) never re-decodes, and runs CLIP once
+            more only for a strategy that builds an image of its own (IG-VLM's grid, TS-LLaVA's
+            thumbnail); the training-free strategies are asked at alpha 0, as they are meant.
   official  every turn from scratch, as the official demo does: decode (one frame per second of the
             whole video, thrown away, then the N sampled frames), CLIP preprocessing, CLIP +
             projector, pooling, the whole prompt with history prefilled with no cache. Built from
@@ -36,17 +39,24 @@ from pllava_demo.config import GenerationSettings  # noqa: E402
 from pllava_demo.engine import Engine  # noqa: E402
 from pllava_demo.preprocess import clip_preprocess  # noqa: E402
 from pllava_demo.prompt import fit_prompt  # noqa: E402
+from pllava_demo.strategies import ImageGrid, PllavaPooling, SpatioTemporal, ThumbnailSampling, parse  # noqa: E402
 
 NUM_FRAMES = 16
 ANSWER_TOKENS = 32
 STATS = ("vision_calls", "videos_decoded", "prefill_tokens", "reused_tokens")
-# (label, question, pooling shape, LoRA alpha); the first one uploads the video.
+# (label, question, strategy (a pooling shape is PLLaVA's), LoRA alpha); the first one uploads the video.
+# (No pooling, n-frame, is left out: 16 frames are 9,216 tokens, past the 4,096-token context.)
 STEPS = [
     ("first question (upload + ask)", "What is happening in this video? Describe the background, characters and actions.", (16, 12, 12), 4.0),
     ("follow-up", "What does the man hold and what does he do with it?", (16, 12, 12), 4.0),
     ("follow-up, alpha slider 4 -> 20", "Is the person walking on the street first or finally?", (16, 12, 12), 20.0),
     ("follow-up, pooling slider 16x12x12 -> 16x8x8", "Describe the kitchen and what someone cooks.", (16, 8, 8), 20.0),
     ("follow-up (sliders unchanged)", "Yes or no: do cars drive past buildings at night?", (16, 8, 8), 20.0),
+    ("strategy -> Video-ChatGPT means", "What happens at the end?", SpatioTemporal(), 0.0),
+    ("strategy -> IG-VLM grid (new image)", "What happens at the end?", ImageGrid(), 0.0),
+    ("follow-up (IG-VLM unchanged)", "What colour is the car?", ImageGrid(), 0.0),
+    ("strategy -> TS-LLaVA (new image)", "What happens at the end?", ThumbnailSampling(), 0.0),
+    ("strategy back -> PLLaVA 16x8x8", "What happens at the end?", (16, 8, 8), 20.0),
 ]
 SETTINGS = GenerationSettings(max_new_tokens=ANSWER_TOKENS, min_new_tokens=ANSWER_TOKENS)
 
@@ -64,7 +74,7 @@ def run_ours(loaded, video) -> list[dict]:
             if i == 0:
                 session.set_video(video, NUM_FRAMES)
             first_piece = None
-            for piece in session.ask(question, pooling_shape=shape, lora_alpha=alpha, settings=SETTINGS):
+            for piece in session.ask(question, strategy=engine.strategy(shape), lora_alpha=alpha, settings=SETTINGS):
                 if first_piece is None and piece.strip():
                     first_piece = time.perf_counter() - t0
             times = marks[-1]
@@ -86,7 +96,9 @@ def official_turn(loaded, video, history, question, shape, alpha) -> float:
     pixels = clip_preprocess(clip.frames)  # (T, 3, 336, 336)
     loaded.set_lora_alpha(alpha)  # (the official demo needs a restart for this)
     feats = model.encode_frames(pixels)  # (T, 576, D)
-    tokens = model.pool(feats, shape)  # (N, D)
+    strategy = parse(shape)
+    extra = model.encode_frames(strategy.frame_images(clip.frames)) if strategy.changes_frames else None  # (K, 576, D)
+    tokens = model.pool(feats, strategy, extra)  # (N, D)
     fitted = fit_prompt(tok, fmt, engine_module.DEFAULT_SYSTEM, history, question, n_video_tokens=tokens.shape[0],
                         context=loaded.context_length, max_new_tokens=ANSWER_TOKENS)
     ids = tok(fitted.text, add_special_tokens=True, return_tensors="pt").input_ids
@@ -119,7 +131,9 @@ def bench_model(kind: str, repeats: int) -> str:
         piece = f"{median(pieces):.3f}" if pieces else "n/a"
         off = median(official[i])
         st = ours_runs[-1][i]["stats"]
-        rows.append([label, "x".join(map(str, shape)), f"{alpha:g}", f"{ttft:.3f}", f"{ttft / first:.3f}x",
+        s = parse(shape)
+        shown = "x".join(map(str, s.shape)) if isinstance(s, PllavaPooling) else s.name
+        rows.append([label, shown, f"{alpha:g}", f"{ttft:.3f}", f"{ttft / first:.3f}x",
                      f"{off:.3f}", f"{ttft / off:.3f}x", piece, st["vision_calls"], st["videos_decoded"],
                      st["prefill_tokens"], st["reused_tokens"]])
     decode = median(r[1]["decode_tok_s"] for r in ours_runs)
@@ -129,7 +143,7 @@ def bench_model(kind: str, repeats: int) -> str:
         head += ("(the small model's vocab is the real 32064 but its test tokenizer has about 410 ids: most sampled ids "
                  "decode to no text, so 'first text' is n/a where no visible piece came)\n")
     return head + "\n" + table(
-        ["step", "pooling", "alpha", "ours TTFT (s)", "ours / ours first", "official TTFT (s)", "ours / official",
+        ["step", "strategy", "alpha", "ours TTFT (s)", "ours / ours first", "official TTFT (s)", "ours / official",
          "ours first text (s)", "vision calls", "videos decoded", "prefill tokens", "reused tokens"], rows)
 
 

@@ -13,11 +13,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from . import strategies
 from .config import MAX_LORA_ALPHA, Limits
 from .errors import InputError
 
 MAX_SEED = 2**32 - 1  # what every sampler backend accepts as a seed
-FIELDS = ("num_frames", "pooling", "lora_alpha", "do_sample", "temperature", "top_p", "max_new_tokens",
+FIELDS = ("num_frames", "pooling", "strategy", "lora_alpha", "do_sample", "temperature", "top_p", "max_new_tokens",
           "repetition_penalty", "min_new_tokens", "seed", "system", "start_s", "end_s")
 MAX_TIME_S = 24 * 3600.0  # a time in a video: far beyond any video the server accepts
 
@@ -105,6 +106,27 @@ def pooling(value, bounds: Bounds) -> tuple[int, int, int]:
             whole("pooling width (w')", w, 1, bounds.grid[1]))
 
 
+def strategy(value, bounds: Bounds) -> strategies.Strategy:
+    """A visual-token strategy: a name ("n-frame") or {"name": ..., its settings} ({"name": "pllava",
+    "pooling": [16, 12, 12]}, {"name": "ig-vlm", "grid_frames": 6}); whole-number settings may come as
+    8.0 (JSON), like every other whole number here."""
+    if isinstance(value, str):
+        return strategies.make(value)
+    if not isinstance(value, Mapping):
+        raise InputError(f"strategy must be a name ({', '.join(strategies.NAMES)}) or an object like "
+                         f"{{\"name\": \"ig-vlm\", \"grid_frames\": 6}}, got {_show(value)}.")
+    knobs = dict(value)
+    cls = strategies.strategy_class(knobs.pop("name", None))
+    if cls is strategies.PllavaPooling:
+        shape = knobs.pop("pooling", knobs.pop("shape", None))
+        if shape is not None:
+            knobs["shape"] = pooling(shape, bounds)
+    for name, (lo, hi, _) in cls.KNOBS.items():
+        if name in knobs:
+            knobs[name] = whole(f"strategy {cls.name} {name}", knobs[name], lo, hi)
+    return strategies.make(cls.name, **knobs)
+
+
 def num_frames(value, bounds: Bounds) -> int:
     return whole("num_frames", value, 1, bounds.max_frames)
 
@@ -143,8 +165,14 @@ def parse_changes(raw, bounds: Bounds) -> dict:
     for name, value in changes.items():
         if name == "num_frames":
             out[name] = num_frames(value, bounds)
-        elif name == "pooling":
+        elif name == "pooling":  # PLLaVA's knob: giving it chooses PLLaVA pooling
             out[name] = pooling(value, bounds)
+            out.setdefault("strategy", None)
+        elif name == "strategy":
+            s = strategy(value, bounds)
+            out[name] = None if isinstance(s, strategies.PllavaPooling) else s  # None: PLLaVA at Options.pooling
+            if isinstance(value, Mapping) and s.name == "pllava" and ({"pooling", "shape"} & set(value)):
+                out["pooling"] = s.shape
         elif name == "lora_alpha":
             # without LoRA weights alpha means nothing: any value is dropped, never stored
             out[name] = real("lora_alpha", value, 0.0, MAX_LORA_ALPHA) if bounds.has_lora else None

@@ -11,15 +11,13 @@ attention mask hides the pads, positions count real tokens only, and the mask gr
 per decode step. Greedy captions are therefore the same batched or one by one (a test pins it).
 Sampling gives each row its own generator seeded with `seed`, so it too does not depend on batching.
 
-This module knows no Ray (caption_ray.py reuses `Captioner` on Ray actors) and reads argv only in
-`cmd_caption`, the entry point that cli.py registers through `add_caption_parser`.
+This module knows no Ray (caption_ray.py reuses `Captioner` on Ray actors) and no command line (the
+`caption` command lives in cli.py with the others).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -28,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .caption_io import CaptionJob, CaptionWriter, discover, write_parquet
+from . import strategies
+from .caption_io import CaptionJob
 from .config import GenerationSettings, PoolingShape, check_pooling_shape, clean_text
 from .errors import InputError, PllavaError
 from .prompt import RECAPTION_PROMPT, RECAPTION_SYSTEM, TextStream, chat_format_for, fit_prompt, stop_token_ids
@@ -43,12 +42,13 @@ class Prepared:
     """One decoded, preprocessed video (or the error that stopped it), ready for the model."""
 
     job: CaptionJob
-    pixels: torch.Tensor | None = None  # (T, 3, 336, 336) float32
+    pixels: torch.Tensor | None = None  # (T + extra, 3, 336, 336) float32: the frames, then the strategy's images
     timestamps: tuple[float, ...] = ()
     duration: float = 0.0
     decode_seconds: float = 0.0
     error: str | None = None
     error_type: str | None = None
+    extra: int = 0  # how many of the last pixel rows are the strategy's own images (a grid, a thumbnail)
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,9 @@ class CaptionOptions:
     prompt: str = RECAPTION_PROMPT
     system: str = RECAPTION_SYSTEM
     num_frames: int = 16
-    pooling_shape: PoolingShape | None = None
+    pooling_shape: PoolingShape | None = None  # PLLaVA pooling at this shape (None: the checkpoint's)
     settings: GenerationSettings = field(default_factory=GenerationSettings)
+    strategy: strategies.Strategy | None = None  # another visual-token strategy than PLLaVA pooling
 
     def __post_init__(self):
         for name in ("prompt", "system"):  # argv may carry lone surrogates (undecodable bytes)
@@ -68,9 +69,11 @@ class CaptionOptions:
             raise InputError(f"The number of frames must be at least 1, got {self.num_frames}.")
 
 
-def prepare_video(job: CaptionJob, num_frames: int, pixels: PixelSpec = CLIP_PIXELS) -> Prepared:
-    """Decode + CLIP-preprocess one video (with the checkpoint's pixel spec); needs no model, so it runs
-    in threads or on Ray CPU workers. Never raises for a bad video: the error is returned for the record."""
+def prepare_video(job: CaptionJob, num_frames: int, pixels: PixelSpec = CLIP_PIXELS,
+                  strategy: strategies.Strategy | None = None) -> Prepared:
+    """Decode + CLIP-preprocess one video (with the checkpoint's pixel spec, and the strategy's own
+    images, if it makes any); needs no model, so it runs in threads or on Ray CPU workers. Never raises
+    for a bad video: the error is returned for the record."""
     from .video import read_video
 
     t0 = time.perf_counter()
@@ -78,11 +81,14 @@ def prepare_video(job: CaptionJob, num_frames: int, pixels: PixelSpec = CLIP_PIX
         # Same pixels as the chat engine: the official resize of each frame as it is decoded.
         clip = read_video(job.path, num_frames, resize=pixels.resize)
         values = pixels.normalise(clip.frames)  # (T, 3, 336, 336)
+        images = strategy.frame_images(clip.frames, pixels) if strategy is not None else None  # (K, 3, 336, 336)
+        if images is not None:
+            values = torch.cat([values, images])  # (T + K, 3, 336, 336)
     except Exception as e:  # noqa: BLE001 - one bad file of a million must not stop the run
         return Prepared(job, error=str(e) or type(e).__name__, error_type=type(e).__name__,
                         decode_seconds=time.perf_counter() - t0)
     return Prepared(job, values, tuple(round(float(s), 3) for s in clip.timestamps), float(clip.duration),
-                    time.perf_counter() - t0)
+                    time.perf_counter() - t0, extra=0 if images is None else images.shape[0])
 
 
 class Captioner:
@@ -91,23 +97,29 @@ class Captioner:
     def __init__(self, loaded, options: CaptionOptions = CaptionOptions()):
         self.loaded, self.model, self.tokenizer = loaded, loaded.model, loaded.tokenizer
         self.options = options
-        self.pooling_shape = check_pooling_shape(options.pooling_shape or loaded.spec.pooling_shape, loaded.spec.frame_grid)
+        grid = loaded.spec.frame_grid
+        self.strategy = strategies.parse(options.strategy or options.pooling_shape, loaded.spec.pooling_shape)
+        if isinstance(self.strategy, strategies.PllavaPooling):
+            check_pooling_shape(self.strategy.shape, grid)
+        self.strategy.check_fits(options.num_frames, grid, loaded.context_length)
         self.format = chat_format_for(self.tokenizer, loaded.family)
         self.stop_ids = stop_token_ids(self.tokenizer, self.format)
-        t, h, w = self.pooling_shape
-        self.n_video_tokens = t * h * w  # pooling repeats frames when T < T', so N never depends on the video
+        self.n_video_tokens = self.strategy.n_tokens(options.num_frames, grid)
 
     def settings_record(self) -> dict:
         o = self.options
         return {
             "prompt": "official-recaption" if o.prompt == RECAPTION_PROMPT else o.prompt,
             "system": "official-recaption" if o.system == RECAPTION_SYSTEM else o.system,
-            "frames": o.num_frames, "pooling_shape": list(self.pooling_shape), "lora_alpha": self.loaded.lora_alpha,
+            "frames": o.num_frames, "strategy": self.strategy.as_dict(),
+            "pooling_shape": list(self.strategy.shape) if isinstance(self.strategy, strategies.PllavaPooling) else None,
+            "lora_alpha": self.loaded.lora_alpha,
             **asdict(o.settings),
         }
 
     def prepare(self, job: CaptionJob) -> Prepared:
-        return prepare_video(job, self.options.num_frames, self.loaded.pixels)
+        return prepare_video(job, self.options.num_frames, self.loaded.pixels,
+                             self.strategy if self.strategy.changes_frames else None)
 
     def _prompt_ids(self, prompt: str) -> tuple[list[int], int]:
         """Token ids of the rendered prompt (one <image>) and the answer budget that fits the context."""
@@ -172,10 +184,12 @@ class Captioner:
     def _generate(self, items: list[Prepared], on_logits=None) -> list[str]:
         model, spec = self.model, self.loaded.spec
         device = model.device
-        # vision: every frame of the batch through CLIP at once, then pool per video
+        # vision: every frame (and strategy image) of the batch through CLIP at once, then tokens per video
         lengths = [it.pixels.shape[0] for it in items]
-        feats = model.encode_frames(torch.cat([it.pixels for it in items]))  # (sum T, H*W, D)
-        video_tokens = torch.stack([model.pool(f, self.pooling_shape) for f in feats.split(lengths)])  # (B, N, D)
+        feats = model.encode_frames(torch.cat([it.pixels for it in items]))  # (sum T + K, H*W, D)
+        video_tokens = torch.stack([
+            model.pool(f[: len(f) - it.extra], self.strategy, f[len(f) - it.extra:] if it.extra else None)
+            for f, it in zip(feats.split(lengths), items)])  # (B, N, D)
 
         # text: left-pad the prompts so every row's answer starts in the same column
         prompted = [self._prompt_ids(it.job.prompt or self.options.prompt) for it in items]
@@ -185,7 +199,7 @@ class Captioner:
         for b, (row, _) in enumerate(prompted):
             ids[b, width - len(row):] = torch.tensor(row)
             mask[b, width - len(row):] = 1
-        expanded, mask = model.expand_image_token(ids, self.n_video_tokens, mask)  # (B, S)
+        expanded, mask = model.expand_image_token(ids, video_tokens.shape[1], mask)  # (B, S)
         embeds = model.embed(expanded.to(device), video_tokens)  # (B, S, D)
         # repetition penalty: the prompt's text ids count as seen, as in the chat engine
         seen_rows = [torch.tensor([t for t in row if t != spec.image_token_index], dtype=torch.long)
@@ -333,102 +347,3 @@ def _take(it: Iterator, n: int) -> list:
         except StopIteration:
             break
     return out
-
-
-# -- command line ---------------------------------------------------------------------------------
-def add_caption_parser(sub, model_args: Callable, gen_args: Callable) -> None:
-    p = sub.add_parser("caption", help="caption every video of a folder or list into a JSONL file (resumable)")
-    p.add_argument("input", help="a folder (searched recursively) or a list file: .txt, .csv or .jsonl")
-    p.add_argument("--out", default="captions.jsonl", help="JSONL output; videos already in it are skipped (default: %(default)s)")
-    p.add_argument("--prompt", default=None, help="instruction for every video (default: the official recaption prompt)")
-    p.add_argument("--batch-size", type=int, default=1, help="videos per forward pass (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
-                   help="decoding threads running ahead of the model; 0 = decode in the main loop (default: %(default)s)")
-    p.add_argument("--limit", type=int, default=None, help="caption at most this many new videos")
-    p.add_argument("--min-new-tokens", type=int, default=0, help="forbid stopping before this many tokens")
-    p.add_argument("--retry-errors", action="store_true", help="try again the videos recorded with an error")
-    p.add_argument("--ray", action="store_true", help="run on a Ray cluster with Ray Data (pip install -r requirements-ray.txt)")
-    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start Ray locally)")
-    p.add_argument("--actors", type=int, default=None, help="with --ray: captioning actors (default: one per GPU, else 1)")
-    p.add_argument("--parquet", default=None, help="also write all records of --out to this Parquet file at the end")
-    model_args(p)
-    gen_args(p)
-    p.set_defaults(func=cmd_caption)
-
-
-def options_from_args(args) -> CaptionOptions:
-    from .cli import parse_pooling
-
-    settings = GenerationSettings(do_sample=args.sample, temperature=args.temperature, top_p=args.top_p,
-                                  max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
-                                  min_new_tokens=args.min_new_tokens, seed=args.seed)
-    return CaptionOptions(prompt=args.prompt or RECAPTION_PROMPT,
-                          system=RECAPTION_SYSTEM if args.system is None else args.system,
-                          num_frames=args.frames, pooling_shape=parse_pooling(args.pooling), settings=settings)
-
-
-def pending_jobs(args, writer: CaptionWriter) -> tuple[list[CaptionJob], int]:
-    """The jobs of args.input not yet in the output (at most --limit), and how many were skipped."""
-    jobs = discover(args.input)
-    todo = [j for j in jobs if not writer.is_done(j.path)]
-    skipped = len(jobs) - len(todo)
-    if args.limit is not None:
-        todo = todo[: max(0, args.limit)]
-    return todo, skipped
-
-
-def cmd_caption(args) -> int:
-    from tqdm import tqdm
-
-    options = options_from_args(args)
-    with CaptionWriter(args.out, retry_errors=args.retry_errors) as writer:
-        todo, skipped = pending_jobs(args, writer)
-        print(f"{len(todo)} video(s) to caption, {skipped} already in {args.out}", file=sys.stderr)
-        if args.ray:
-            from .caption_ray import run_ray
-
-            interrupted = False
-            bar = tqdm(total=len(todo), unit="video", file=sys.stderr, dynamic_ncols=True)
-            try:
-                run_ray(args, options, todo, writer, on_record=lambda r: _tick(bar, r))
-            except KeyboardInterrupt:
-                interrupted = True
-            finally:
-                bar.close()
-        else:
-            interrupted = _run_local(args, options, todo, writer)
-    if args.parquet:
-        n = write_parquet(args.out, args.parquet)
-        print(f"Wrote {n} record(s) to {args.parquet}", file=sys.stderr)
-    if interrupted:
-        print(f"Interrupted: every finished caption is in {args.out}; run the same command again to resume.",
-              file=sys.stderr)
-        return 130
-    return 0
-
-
-def _run_local(args, options: CaptionOptions, todo: list[CaptionJob], writer: CaptionWriter) -> bool:
-    from tqdm import tqdm
-
-    from .checkpoint import load_pllava
-
-    if not todo:
-        return False
-    loaded = load_pllava(args.model, device=args.device, quantization=args.quantization, lora_alpha=args.lora_alpha)
-    print(f"Loaded {loaded.describe()}", file=sys.stderr)
-    captioner = Captioner(loaded, options)
-    bar = tqdm(total=len(todo), unit="video", file=sys.stderr, dynamic_ncols=True)
-    try:
-        run_captions(captioner, todo, writer.write, batch_size=args.batch_size, workers=args.workers,
-                     on_record=lambda r: _tick(bar, r))
-    except KeyboardInterrupt:
-        return True
-    finally:
-        bar.close()
-    return False
-
-
-def _tick(bar, record: dict) -> None:
-    if "error" in record:
-        bar.write(f"skipped {record['path']}: {record['error']}", file=sys.stderr)
-    bar.update(1)

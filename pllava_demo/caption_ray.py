@@ -59,13 +59,15 @@ def init_ray(address: str | None = None, **kwargs) -> None:
 
 
 # -- the stages (plain functions and a class, run by Ray) ----------------------------------------
-def decode_row(row: dict, num_frames: int, pixels: PixelSpec = CLIP_PIXELS) -> dict:
-    """CPU stage: one path -> preprocessed pixels (T, 3, 336, 336) float32, or the error."""
-    item = prepare_video(CaptionJob(row["path"], row["prompt"] or None), num_frames, pixels)
+def decode_row(row: dict, num_frames: int, pixels: PixelSpec = CLIP_PIXELS, strategy=None) -> dict:
+    """CPU stage: one path -> preprocessed pixels (T + K, 3, 336, 336) float32 (K: the strategy's own
+    images), or the error."""
+    item = prepare_video(CaptionJob(row["path"], row["prompt"] or None), num_frames, pixels, strategy)
     pixels = item.pixels.numpy() if item.pixels is not None else np.zeros((0, 3, 336, 336), np.float32)
     return {"path": row["path"], "prompt": row["prompt"], "pixels": pixels,
             "timestamps": json.dumps(list(item.timestamps)), "duration": item.duration,
-            "decode_seconds": item.decode_seconds, "error": item.error or "", "error_type": item.error_type or ""}
+            "decode_seconds": item.decode_seconds, "error": item.error or "", "error_type": item.error_type or "",
+            "extra": item.extra}
 
 
 def _decode_resources() -> dict:
@@ -97,7 +99,8 @@ class CaptionActor:
                 continue
             pixels = torch.from_numpy(np.ascontiguousarray(batch["pixels"][i]))  # (T, 3, 336, 336)
             items.append(Prepared(job, pixels, tuple(json.loads(batch["timestamps"][i])),
-                                  float(batch["duration"][i]), float(batch["decode_seconds"][i])))
+                                  float(batch["duration"][i]), float(batch["decode_seconds"][i]),
+                                  extra=int(batch["extra"][i])))
         records = self.captioner.caption_batch(items)
         return {"record": np.array([json.dumps(r, ensure_ascii=False) for r in records], dtype=object)}
 
@@ -113,7 +116,8 @@ def build_dataset(jobs: list[CaptionJob], *, model: str, device: str, quantizati
     from .checkpoint import pixel_spec_for
 
     pixels = pixel_spec_for(model)  # the checkpoint's own, read before any weight is loaded
-    ds = ds.map(decode_row, fn_kwargs={"num_frames": options.num_frames, "pixels": pixels},
+    images = options.strategy if options.strategy is not None and options.strategy.changes_frames else None
+    ds = ds.map(decode_row, fn_kwargs={"num_frames": options.num_frames, "pixels": pixels, "strategy": images},
                 ray_remote_args_fn=_decode_resources)
     return ds.map_batches(
         CaptionActor,

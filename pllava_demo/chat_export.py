@@ -34,12 +34,13 @@ def _settings_line(s: dict | None) -> str:
     if s is None:
         return "_settings not recorded_"
     g = s["generation"]
-    t, h, w = s["pooling"]
+    visual = ("pooling {}×{}×{}".format(*s["pooling"]) if s.get("pooling") else
+              "strategy " + ", ".join(f"{k} {v}" for k, v in s["strategy"].items()))
     part = f"{s['range_s'][0]:g}-{s['range_s'][1]:g} s" if s["range_s"] else "whole video"
     decoding = (f"sampling (temperature {g['temperature']:g}, top-p {g['top_p']:g}, seed {g['seed']})"
                 if g["do_sample"] else "greedy")
     alpha = f", LoRA alpha {s['lora_alpha']:g}" if s["lora_alpha"] is not None else ""
-    return (f"{s['frames']} frames of {s['video']} ({part}), pooling {t}×{h}×{w}{alpha}; {decoding}, "
+    return (f"{s['frames']} frames of {s['video']} ({part}), {visual}{alpha}; {decoding}, "
             f"max {g['max_new_tokens']} new tokens, repetition penalty {g['repetition_penalty']:g}  \n"
             f"Frame times (s): {_seconds(s['timestamps_s'])}")
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m pllava_demo {ask, chat, make-tiny, caption}`.
+"""Command line: `python -m pllava_demo {ask, chat, make-tiny, caption}`; every command is here.
 
 The only place (with app.py) that reads argv and the environment. Answers stream to stdout;
 progress and notices go to stderr so stdout can be piped.
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from .errors import PllavaError
+from .strategies import NAMES, STRATEGIES, PllavaPooling, make
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -33,7 +35,7 @@ def _range_args(p: argparse.ArgumentParser) -> None:
 
 def _gen_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=16, help="frames sampled from the video (default 16)")
-    p.add_argument("--pooling", default=None, help="pooling shape T,h,w (default: the checkpoint's, e.g. 16,12,12)")
+    _strategy_args(p)
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--top-p", type=float, default=0.9)
@@ -41,6 +43,37 @@ def _gen_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repetition-penalty", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--system", default=None, help="system prompt (default: the official demo's)")
+
+
+def _strategy_args(p: argparse.ArgumentParser) -> None:
+    """--strategy NAME and each strategy's own knobs as their own flags (all read from strategies.py)."""
+    p.add_argument("--strategy", choices=NAMES, default="pllava",
+                   help="how frames become visual tokens (default: %(default)s; the others are training-free "
+                        "and meant for the image model: --lora-alpha 0)")
+    p.add_argument("--pooling", default=None, help="pllava: pooling shape T,h,w (default: the checkpoint's, e.g. 16,12,12)")
+    for cls in STRATEGIES.values():
+        for knob, (lo, hi, what) in cls.KNOBS.items():
+            default = cls.__dataclass_fields__[knob].default
+            p.add_argument("--" + knob.replace("_", "-"), type=int, default=None, metavar="N",
+                           help=f"{cls.name}: {what}, {lo}-{hi} (default {default})")
+
+
+def strategy_from_args(args):
+    """The strategy the flags name, or None for PLLaVA at the checkpoint's own pooling shape. A knob of
+    another strategy than --strategy is an error, not silently ignored."""
+    cls = STRATEGIES[args.strategy]
+    given = {knob: getattr(args, knob) for c in STRATEGIES.values() for knob in c.KNOBS
+             if getattr(args, knob, None) is not None}
+    for knob in given:
+        if knob not in cls.KNOBS:
+            owner = next(c.name for c in STRATEGIES.values() if knob in c.KNOBS)
+            raise PllavaError(f"--{knob.replace('_', '-')} is a setting of the {owner} strategy, not of {cls.name}.")
+    pooling = parse_pooling(args.pooling)
+    if cls is PllavaPooling:
+        return None if pooling is None else PllavaPooling(pooling)
+    if pooling is not None:
+        raise PllavaError(f"--pooling is a setting of the pllava strategy, not of {cls.name}.")
+    return make(cls.name, **given)
 
 
 def parse_pooling(text: str | None):
@@ -74,17 +107,18 @@ def _session(args):
     session = engine.new_session(DEFAULT_SYSTEM if args.system is None else args.system)
     vf = session.set_video(args.video, args.frames, start_s=args.start, end_s=args.end,
                            progress=lambda f, what: print(f"[{f:4.0%}] {what}", file=sys.stderr))
-    info = engine.describe_view(vf, parse_pooling(args.pooling))
+    args.visual = engine.strategy(strategy_from_args(args))
+    info = engine.describe_view(vf, args.visual)
     print(f"Video: {vf.clip.width}x{vf.clip.height}, {vf.clip.duration:.1f} s; {info['frames']} frames at "
-          f"{', '.join(f'{t:.1f}' for t in info['timestamps'])} s -> {info['visual_tokens']} visual tokens "
-          f"({info['context_share']:.0%} of the context)", file=sys.stderr)
+          f"{', '.join(f'{t:.1f}' for t in info['timestamps'])} s -> {info['strategy_text']} = "
+          f"{info['visual_tokens']} visual tokens ({info['context_share']:.0%} of the context)", file=sys.stderr)
     if "note" in info:
         print(f"Note: {info['note']}", file=sys.stderr)
     return engine, session
 
 
 def _answer(session, question, args) -> None:
-    stream = session.ask(question, pooling_shape=parse_pooling(args.pooling), lora_alpha=args.lora_alpha,
+    stream = session.ask(question, strategy=args.visual, lora_alpha=args.lora_alpha,
                          settings=_settings(args))
     if session.notice:
         print(f"Note: {session.notice}", file=sys.stderr)
@@ -156,13 +190,117 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", choices=["official", "llava-hf"], default="official")
     p.add_argument("--chat-format", choices=["vicuna", "chatml"], default="vicuna")
     p.set_defaults(func=cmd_make_tiny)
-    try:
-        from .caption import add_caption_parser
-    except ImportError:
-        pass
-    else:
-        add_caption_parser(sub, _model_args, _gen_args)
+    add_caption_parser(sub)
     return parser
+
+
+# -- caption --------------------------------------------------------------------------------------
+def add_caption_parser(sub) -> None:
+    p = sub.add_parser("caption", help="caption every video of a folder or list into a JSONL file (resumable)")
+    p.add_argument("input", help="a folder (searched recursively) or a list file: .txt, .csv or .jsonl")
+    p.add_argument("--out", default="captions.jsonl", help="JSONL output; videos already in it are skipped (default: %(default)s)")
+    p.add_argument("--prompt", default=None, help="instruction for every video (default: the official recaption prompt)")
+    p.add_argument("--batch-size", type=int, default=1, help="videos per forward pass (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="decoding threads running ahead of the model; 0 = decode in the main loop (default: %(default)s)")
+    p.add_argument("--limit", type=int, default=None, help="caption at most this many new videos")
+    p.add_argument("--min-new-tokens", type=int, default=0, help="forbid stopping before this many tokens")
+    p.add_argument("--retry-errors", action="store_true", help="try again the videos recorded with an error")
+    p.add_argument("--ray", action="store_true", help="run on a Ray cluster with Ray Data (pip install -r requirements-ray.txt)")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start Ray locally)")
+    p.add_argument("--actors", type=int, default=None, help="with --ray: captioning actors (default: one per GPU, else 1)")
+    p.add_argument("--parquet", default=None, help="also write all records of --out to this Parquet file at the end")
+    _model_args(p)
+    _gen_args(p)
+    p.set_defaults(func=cmd_caption)
+
+
+def options_from_args(args):
+    from .caption import CaptionOptions
+    from .config import GenerationSettings
+    from .prompt import RECAPTION_PROMPT, RECAPTION_SYSTEM
+
+    visual = strategy_from_args(args)
+    settings = GenerationSettings(do_sample=args.sample, temperature=args.temperature, top_p=args.top_p,
+                                  max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
+                                  min_new_tokens=args.min_new_tokens, seed=args.seed)
+    return CaptionOptions(prompt=args.prompt or RECAPTION_PROMPT,
+                          system=RECAPTION_SYSTEM if args.system is None else args.system,
+                          num_frames=args.frames, settings=settings,
+                          pooling_shape=visual.shape if isinstance(visual, PllavaPooling) else None,
+                          strategy=None if visual is None or isinstance(visual, PllavaPooling) else visual)
+
+
+def pending_jobs(args, writer) -> tuple[list, int]:
+    """The jobs of args.input not yet in the output (at most --limit), and how many were skipped."""
+    from .caption_io import discover
+
+    jobs = discover(args.input)
+    todo = [j for j in jobs if not writer.is_done(j.path)]
+    skipped = len(jobs) - len(todo)
+    if args.limit is not None:
+        todo = todo[: max(0, args.limit)]
+    return todo, skipped
+
+
+def cmd_caption(args) -> int:
+    from tqdm import tqdm
+
+    from .caption_io import CaptionWriter, write_parquet
+
+    options = options_from_args(args)
+    with CaptionWriter(args.out, retry_errors=args.retry_errors) as writer:
+        todo, skipped = pending_jobs(args, writer)
+        print(f"{len(todo)} video(s) to caption, {skipped} already in {args.out}", file=sys.stderr)
+        if args.ray:
+            from .caption_ray import run_ray
+
+            interrupted = False
+            bar = tqdm(total=len(todo), unit="video", file=sys.stderr, dynamic_ncols=True)
+            try:
+                run_ray(args, options, todo, writer, on_record=lambda r: _tick(bar, r))
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                bar.close()
+        else:
+            interrupted = _run_local(args, options, todo, writer)
+    if args.parquet:
+        n = write_parquet(args.out, args.parquet)
+        print(f"Wrote {n} record(s) to {args.parquet}", file=sys.stderr)
+    if interrupted:
+        print(f"Interrupted: every finished caption is in {args.out}; run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def _run_local(args, options, todo: list, writer) -> bool:
+    from tqdm import tqdm
+
+    from .caption import Captioner, run_captions
+    from .checkpoint import load_pllava
+
+    if not todo:
+        return False
+    loaded = load_pllava(args.model, device=args.device, quantization=args.quantization, lora_alpha=args.lora_alpha)
+    print(f"Loaded {loaded.describe()}", file=sys.stderr)
+    captioner = Captioner(loaded, options)
+    bar = tqdm(total=len(todo), unit="video", file=sys.stderr, dynamic_ncols=True)
+    try:
+        run_captions(captioner, todo, writer.write, batch_size=args.batch_size, workers=args.workers,
+                     on_record=lambda r: _tick(bar, r))
+    except KeyboardInterrupt:
+        return True
+    finally:
+        bar.close()
+    return False
+
+
+def _tick(bar, record: dict) -> None:
+    if "error" in record:
+        bar.write(f"skipped {record['path']}: {record['error']}", file=sys.stderr)
+    bar.update(1)
 
 
 def main(argv=None) -> int:

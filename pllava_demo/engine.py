@@ -2,8 +2,9 @@
 
 Caches, from cheap to dear:
 - projected, un-pooled frame features per (file content, number of frames), in a byte-budgeted
-  LRU shared by all sessions: a new question, pooling shape or LoRA alpha never re-decodes the
-  video nor re-runs CLIP (pooling is recomputed: it is a few milliseconds);
+  LRU shared by all sessions: a new question, strategy (strategies.py) or LoRA alpha never re-decodes
+  the video; CLIP runs again only for a strategy that makes images of its own (a grid, a thumbnail),
+  once per (video, strategy); the visual tokens are remembered per (video, strategy);
 - each session's KV cache of the prompt it last ran, reused up to the longest common token prefix
   when the next prompt starts the same way and was made with the same visual tokens and alpha.
   KV caches are big (about 0.5 MiB per token for 7B in bf16), so they too live under a byte budget
@@ -21,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import math
 import threading
 import weakref
 from collections import Counter, OrderedDict
@@ -35,7 +35,8 @@ from .errors import CheckpointError, InputError, PllavaError, ResourceError
 from .generate import generate_tokens
 from .kvcache import cache_nbytes, new_kv_cache
 from .lora import LoRALinear
-from .pooling import frames_seen
+from . import strategies
+from .strategies import PllavaPooling, Strategy
 from .prompt import DEFAULT_SYSTEM, TextStream, Turn, chat_format_for, fit_prompt, stop_token_ids
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class _KV:
         return cache_nbytes(self.cache)
 
 
-KV_PER_SESSION = 3  # KV caches a session keeps, one per recent (video, frames, pooling, alpha)
+KV_PER_SESSION = 3  # KV caches a session keeps, one per recent (video, frames, strategy, alpha)
 
 
 def feature_key(content_key: str, num_frames: int, time_range: tuple | None = None) -> tuple:
@@ -198,8 +199,13 @@ class Engine:
             return None
         return self.default_alpha if alpha is None else check_lora_alpha(alpha)
 
-    def pooling_shape(self, shape: PoolingShape | None) -> PoolingShape:
-        return check_pooling_shape(shape or self.spec.pooling_shape, self.spec.frame_grid)
+    def strategy(self, strategy=None) -> Strategy:
+        """Any form strategies.parse takes (None: the checkpoint's own PLLaVA pooling), checked
+        against this model's patch grid."""
+        s = strategies.parse(strategy, self.spec.pooling_shape)
+        if isinstance(s, PllavaPooling):
+            check_pooling_shape(s.shape, self.spec.frame_grid)
+        return s
 
     # -- video ------------------------------------------------------------------------------------
     def prepare_video(self, path, num_frames: int, progress: Progress | None = None, *,
@@ -234,38 +240,63 @@ class Engine:
             progress(1.0, "Ready")
         return vf
 
-    def visual_tokens(self, vf: VideoFeatures, shape: PoolingShape | None = None) -> torch.Tensor:
-        """(T'*h'*w', D) pooled tokens, remembered per (video, frames, shape) in a small shared LRU: the
-        heat map and the next prefill at the same shape do not pool again."""
-        shape = self.pooling_shape(shape)
-        key = vf.key + (shape,)
+    def visual_tokens(self, vf: VideoFeatures, strategy=None) -> torch.Tensor:
+        """(N, D) visual tokens of this clip by this strategy (a pooling shape is PLLaVA's), remembered
+        per (video, frames, strategy) in a small shared LRU: the heat map and the next prefill with the
+        same strategy do not compute them again."""
+        s = self.strategy(strategy)
+        key = vf.key + (s.key,)
         tokens = self.pooled.get(key)
         if tokens is None:
+            extra = self._strategy_features(vf, s) if s.changes_frames else None
             with torch.inference_mode():
-                tokens = self.model.pool(vf.features, shape)  # (T'*h'*w', D)
+                tokens = self.model.pool(vf.features, s, extra)  # (N, D)
             self.pooled.put(key, tokens)
         return tokens
 
-    def token_norms(self, vf: VideoFeatures, shape: PoolingShape | None = None) -> torch.Tensor:
-        """(T', h', w') L2 norms of the visual tokens, for the UI's picture of the pooled grid."""
-        shape = self.pooling_shape(shape)
-        return self.visual_tokens(vf, shape).float().norm(dim=-1).reshape(shape).cpu()
+    def _strategy_features(self, vf: VideoFeatures, s: Strategy) -> torch.Tensor:
+        """(K, H*W, D) projected features of the images a strategy makes from the decoded frames (a
+        grid, a thumbnail): one CLIP pass per (video, strategy), never a new decode."""
+        key = vf.key + ("images", s.key)
+        feats = self.pooled.get(key)
+        if feats is None:
+            pixels = s.frame_images(vf.clip.frames, self.loaded.pixels)  # (K, 3, 336, 336)
+            feats = self._guarded("encoding the video", self._encode, pixels)  # (K, H*W, D)
+            self.stats["vision_calls"] += 1
+            self.stats["strategy_vision_calls"] += 1
+            self.stats["vision_frames"] += pixels.shape[0]
+            self.pooled.put(key, feats)
+        return feats
 
-    def describe_view(self, vf: VideoFeatures, shape: PoolingShape | None = None) -> dict:
-        """What the model sees for this clip and pooling shape, in numbers for the UI."""
-        tp, hp, wp = self.pooling_shape(shape)
-        n = tp * hp * wp
+    def token_norms(self, vf: VideoFeatures, strategy=None) -> torch.Tensor | list[tuple[str, torch.Tensor]]:
+        """L2 norms of the visual tokens, for the UI's heat map: (T', h', w') for PLLaVA pooling (its
+        grid), and for any strategy a list of (label, (h, w) norms) panels in token order."""
+        s = self.strategy(strategy)
+        norms = self.visual_tokens(vf, s).float().norm(dim=-1).cpu()  # (N,)
+        if isinstance(s, PllavaPooling):
+            return norms.reshape(s.shape)
+        out, at = [], 0
+        for label, (h, w) in s.panels(vf.features.shape[0], self.spec.frame_grid):
+            part = norms[at:at + h * w]
+            at += h * w
+            out.append((label, torch.cat([part, part.new_full((h * w - part.numel(),), float("nan"))]).reshape(h, w)))
+        return out
+
+    def describe_view(self, vf: VideoFeatures, strategy=None) -> dict:
+        """What the model sees for this clip and strategy, in numbers for the UI."""
+        s = self.strategy(strategy)
         t = vf.features.shape[0]
+        n = s.n_tokens(t, self.spec.frame_grid)
         info = {
-            "frames": t, "pooling_shape": (tp, hp, wp), "visual_tokens": n,
+            "frames": t, "strategy": s.as_dict(), "strategy_text": s.describe(t), "visual_tokens": n,
             "context": self.loaded.context_length, "context_share": n / self.loaded.context_length,
-            "timestamps": [round(float(s), 3) for s in vf.clip.timestamps],
+            "timestamps": [round(float(x), 3) for x in vf.clip.timestamps],
         }
-        if t < tp:
-            info["note"] = (f"{t} frame(s) repeated to fill {tp} pooled time steps "
-                            f"(frames used: {frames_seen(t, tp)}).")
-        elif t % tp:
-            info["note"] = f"{t} frames pooled unevenly into {tp} time steps (adaptive windows overlap)."
+        if isinstance(s, PllavaPooling):
+            info["pooling_shape"] = s.shape
+        note = s.note(t, self.spec.frame_grid)
+        if note:
+            info["note"] = note
         return info
 
     def _guarded(self, doing: str, fn: Callable, *args):
@@ -365,7 +396,7 @@ class ChatSession:
 
     # -- asking -----------------------------------------------------------------------------------
     def ask(self, question: str, *, pooling_shape: PoolingShape | None = None, lora_alpha: float | None = None,
-            settings: GenerationSettings = GenerationSettings()) -> Iterator[str]:
+            settings: GenerationSettings = GenerationSettings(), strategy: Strategy | None = None) -> Iterator[str]:
         """Validate now (errors raise before any work), then return a stream of text pieces.
         The answer joins the history when the stream ends, also when it is closed early."""
         eng = self.engine
@@ -375,11 +406,13 @@ class ChatSession:
             raise InputError("Upload a video (or pick an example) before asking.")
         if settings.max_new_tokens > eng.limits.max_new_tokens:
             raise InputError(f"Max new tokens is limited to {eng.limits.max_new_tokens} on this server.")
-        shape = eng.pooling_shape(pooling_shape)
+        visual = eng.strategy(strategy if strategy is not None else pooling_shape)
+        n_tokens = visual.n_tokens(self.video.features.shape[0], eng.spec.frame_grid)
+        visual.check_fits(self.video.features.shape[0], eng.spec.frame_grid, eng.loaded.context_length)
         alpha = eng.check_alpha(lora_alpha)
         try:
             fitted = fit_prompt(eng.tokenizer, eng.format, system, self.turns, question,
-                                n_video_tokens=math.prod(shape), context=eng.loaded.context_length,
+                                n_video_tokens=n_tokens, context=eng.loaded.context_length,
                                 max_new_tokens=settings.max_new_tokens, max_chars=eng.limits.max_prompt_chars)
         except ValueError as e:
             raise InputError(str(e)) from None
@@ -389,17 +422,17 @@ class ChatSession:
                            f"{eng.loaded.context_length}-token context window; the video is always kept.")
         if fitted.max_new_tokens < settings.max_new_tokens:
             self.notice = (self.notice or "") + f" The answer is limited to {fitted.max_new_tokens} tokens."
-        return self._stream(question, fitted, shape, alpha, settings)
+        return self._stream(question, fitted, visual, n_tokens, alpha, settings)
 
-    def _stream(self, question, fitted, shape, alpha, settings) -> Iterator[str]:
+    def _stream(self, question, fitted, visual, n_tokens, alpha, settings) -> Iterator[str]:
         eng, model = self.engine, self.engine.model
         video = self.video
         ids = torch.tensor([fitted.ids])  # (1, L)
-        expanded, _ = model.expand_image_token(ids, math.prod(shape))  # (1, S)
+        expanded, _ = model.expand_image_token(ids, n_tokens)  # (1, S)
         seq = expanded[0].tolist()
         last_image = len(seq) - 1 - seq[::-1].index(eng.spec.image_token_index)
         epoch = self.epoch
-        signature = video.key + (shape, alpha)
+        signature = video.key + (visual.key, alpha)
         text = TextStream(eng.tokenizer, eng.format.stop_strings, anchor_id=fitted.ids[-1])
         answered, failed, kv = False, False, None
 
@@ -411,7 +444,7 @@ class ChatSession:
                 if start > last_image:  # the cache holds the video: embed only the new text
                     embeds = model.embed(expanded[:, start:].to(model.device), None)  # (1, S - start, D)
                 else:
-                    tokens = eng.visual_tokens(video, shape)  # (N, D)
+                    tokens = eng.visual_tokens(video, visual)  # (N, D)
                     embeds = model.embed(expanded.to(model.device), tokens)[:, start:]  # (1, S - start, D)
                 out = model.language_model(inputs_embeds=embeds, past_key_values=kv.cache, use_cache=True,
                                            logits_to_keep=1)

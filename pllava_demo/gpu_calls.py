@@ -170,7 +170,7 @@ def _answer(ask: Ask) -> Iterator[str | Done]:
     session = _mirror(eng, ask)
     o = ask.options
     try:
-        pieces = session.ask(ask.question, pooling_shape=o.pooling, lora_alpha=o.lora_alpha, settings=o.settings())
+        pieces = session.ask(ask.question, strategy=o.visual, lora_alpha=o.lora_alpha, settings=o.settings())
         yield from pieces
     except PllavaError as e:
         yield Done(error=e, stats=_delta(eng, before), notice=session.notice)

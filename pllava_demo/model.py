@@ -4,7 +4,8 @@ single <image> token -> LLM (with LoRA on q_proj / v_proj).
 
 This file knows tensors and modules. It does not know files (checkpoint.py builds and fills it),
 text (prompt.py), decoding strategy (generate.py) or caching across turns (engine.py).
-The pooling shape is an argument of every call, never baked into the weights.
+The visual-token strategy (strategies.py; PLLaVA's pooling shape by default) is an argument of every
+call, never baked into the weights.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from transformers.activations import ACT2FN
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .config import PoolingShape, VideoModelSpec
-from .pooling import pool_video
+from . import strategies
 
 
 def kept_vision_layers(num_layers: int, feature_layer: int) -> int:
@@ -67,9 +68,10 @@ class PllavaModel(nn.Module):
             feats = feats[:, 1:]  # (T, H*W, C) drop CLS
         return self.multi_modal_projector(feats)  # (T, H*W, D)
 
-    def pool(self, features: torch.Tensor, pooling_shape: PoolingShape | None = None) -> torch.Tensor:
-        """(T, H*W, D) -> (T'*h'*w', D) visual tokens."""
-        return pool_video(features, self.spec.frame_grid, pooling_shape or self.spec.pooling_shape)
+    def pool(self, features: torch.Tensor, strategy=None, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """(T, H*W, D) -> (N, D) visual tokens by a strategy (strategies.py; a (T', h', w') pooling shape
+        is PLLaVA's, None the checkpoint's). extra: (K, H*W, D) features of the strategy's own images."""
+        return strategies.parse(strategy, self.spec.pooling_shape).tokens(features, self.spec.frame_grid, extra)
 
     # -- text + video ----------------------------------------------------------------------------
     def expand_image_token(self, input_ids: torch.Tensor, n_video_tokens: int, attention_mask=None):

@@ -25,6 +25,7 @@ from .api_types import Bounds, parse_changes, time_range, upload_frames
 from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape
 from .errors import InputError, PllavaError, VideoError
 from .prompt import DEFAULT_SYSTEM, Turn  # noqa: F401 (Turn: part of this module's surface)
+from .strategies import PllavaPooling, Strategy
 from .time_links import link_times
 from .ui_files import Uploads
 from .video import check_file
@@ -143,18 +144,16 @@ def one_line(e: BaseException) -> str:
 @dataclass(frozen=True)
 class Options:
     """Everything the sliders set, already typed and in range (api_types parses them). `consistent`
-    keeps pooling[0] (T') <= num_frames and min_new_tokens <= max_new_tokens."""
+    keeps pooling[0] (T') <= num_frames; `replace` changes any field of Options or of its
+    GenerationSettings (`generation`, whose fields read through: options.temperature), keeping
+    min_new_tokens <= max_new_tokens. The visual tokens are `visual`: PLLaVA pooling at `pooling`
+    while `strategy` is None, else that other strategy."""
 
     num_frames: int = 16
     pooling: PoolingShape = (16, 12, 12)
+    strategy: Strategy | None = None
     lora_alpha: float | None = 4.0
-    do_sample: bool = False
-    temperature: float = 0.7
-    top_p: float = 0.9
-    max_new_tokens: int = 512
-    repetition_penalty: float = 1.0
-    min_new_tokens: int = 0
-    seed: int | None = None
+    generation: GenerationSettings = GenerationSettings()
     system: str = DEFAULT_SYSTEM
     start_s: float | None = None  # the part of the video the frames are sampled from (None: its start / end)
     end_s: float | None = None
@@ -163,20 +162,37 @@ class Options:
     def time_range(self) -> tuple[float | None, float | None]:
         return self.start_s, self.end_s
 
+    @property
+    def visual(self) -> Strategy:
+        return self.strategy if self.strategy is not None else PllavaPooling(self.pooling)
+
     def consistent(self) -> "Options":
         t, h, w = self.pooling
-        return dataclasses.replace(self, pooling=(max(1, min(t, self.num_frames)), h, w),
-                                   min_new_tokens=min(self.min_new_tokens, self.max_new_tokens))
+        return dataclasses.replace(self, pooling=(max(1, min(t, self.num_frames)), h, w))
+
+    def replace(self, **changes) -> "Options":
+        """A copy with Options and GenerationSettings fields changed; GenerationSettings checks its own."""
+        gen = {k: changes.pop(k) for k in GENERATION_FIELDS if k in changes}
+        generation = self.generation
+        if gen:
+            merged = {**dataclasses.asdict(generation), **gen}
+            merged["min_new_tokens"] = min(merged["min_new_tokens"], merged["max_new_tokens"])
+            generation = GenerationSettings(**merged)
+        return dataclasses.replace(self, generation=generation, **changes)
 
     def settings(self) -> GenerationSettings:
-        return GenerationSettings(do_sample=self.do_sample, temperature=self.temperature, top_p=self.top_p,
-                                  max_new_tokens=self.max_new_tokens, repetition_penalty=self.repetition_penalty,
-                                  min_new_tokens=self.min_new_tokens, seed=self.seed)
+        return self.generation
 
     def label(self, has_lora: bool = True) -> str:
         t, h, w = self.pooling
         alpha = f", alpha {self.lora_alpha:g}" if has_lora and self.lora_alpha is not None else ""
-        return f"{self.num_frames} frames{range_label(self.time_range)}, pooling {t}x{h}x{w}{alpha}"
+        visual = f"pooling {t}x{h}x{w}" if self.strategy is None else self.strategy.describe(self.num_frames)
+        return f"{self.num_frames} frames{range_label(self.time_range)}, {visual}{alpha}"
+
+
+GENERATION_FIELDS = tuple(f.name for f in dataclasses.fields(GenerationSettings))
+for _name in GENERATION_FIELDS:  # read-only views of the one GenerationSettings: options.temperature
+    setattr(Options, _name, property(lambda self, _n=_name: getattr(self.generation, _n)))
 
 
 def range_label(time_range) -> str:
@@ -190,9 +206,10 @@ def range_label(time_range) -> str:
 def default_options(engine, max_new_tokens: int = 512) -> Options:
     spec = engine.spec
     opts = Options(num_frames=min(spec.num_frames, engine.limits.max_frames), pooling=tuple(spec.pooling_shape),
-                   lora_alpha=engine.default_alpha, max_new_tokens=min(max_new_tokens, engine.limits.max_new_tokens))
+                   lora_alpha=engine.default_alpha,
+                   generation=GenerationSettings(max_new_tokens=min(max_new_tokens, engine.limits.max_new_tokens)))
     if engine.loaded.is_tiny:  # random weights may stop at once: show some text, keep it short
-        opts = dataclasses.replace(opts, min_new_tokens=8, max_new_tokens=min(48, opts.max_new_tokens))
+        opts = opts.replace(min_new_tokens=8, max_new_tokens=min(48, opts.max_new_tokens))
     return opts.consistent()
 
 
@@ -377,8 +394,7 @@ def set_options(studio: Studio, progress: Progress | None = None, **changes) -> 
     typed = parse_changes(changes, Bounds.of(engine))
     if "system" in typed:  # text, length limit, no lone surrogates
         typed["system"] = engine.limits.check_system(typed["system"])
-    new = dataclasses.replace(studio.options, **typed).consistent()
-    new.settings()  # the last word on the generation settings' ranges
+    new = studio.options.replace(**typed).consistent()  # GenerationSettings has the last word on its ranges
     time_range(*new.time_range)
     if studio.video_path and (new.num_frames != studio.video.num_frames or new.time_range != video_range(studio)):
         with range_request(new.time_range != video_range(studio)):
@@ -409,7 +425,7 @@ def shown_answer(studio: Studio, text: str) -> str:
 
 
 def _ask(session, question: str, options: Options, regenerate: bool = False) -> Iterator[str]:
-    kwargs = dict(pooling_shape=options.pooling, lora_alpha=options.lora_alpha, settings=options.settings())
+    kwargs = dict(strategy=options.visual, lora_alpha=options.lora_alpha, settings=options.settings())
     return session.regenerate(**kwargs) if regenerate else session.ask(question, **kwargs)
 
 
@@ -484,7 +500,8 @@ def answer_settings(studio: Studio) -> dict:
     return {"video": Path(clip.source).name if clip else None, "frames": studio.video.num_frames if clip else o.num_frames,
             "range_s": list(clip.time_range) if clip and clip.time_range else None,
             "timestamps_s": [round(float(t), 3) for t in clip.timestamps] if clip else [],
-            "pooling": list(o.pooling), "lora_alpha": o.lora_alpha,
+            "pooling": list(o.pooling) if o.strategy is None else None, "strategy": o.visual.as_dict(),
+            "lora_alpha": o.lora_alpha,
             "generation": dataclasses.asdict(o.settings()), "system": o.system}
 
 
@@ -528,14 +545,14 @@ def compare(studio: Studio, **changes) -> Iterator[tuple[str, str, str, str]]:
         raise InputError("Ask a question first: Compare re-asks the last one with other settings.")
     a = studio.options
     if a.do_sample and a.seed is None:
-        a = dataclasses.replace(a, seed=int(time.time()) % 2**31)
+        a = a.replace(seed=int(time.time()) % 2**31)
     b_studio = Studio(studio.engine, a)
     try:
         b = set_options(b_studio, **changes).options  # validates B before any work
     finally:
         b_studio.close()
     if b.num_frames != a.num_frames:
-        raise InputError("Compare keeps the frame count; change pooling or alpha instead.")
+        raise InputError("Compare keeps the frame count; change the strategy, pooling or alpha instead.")
     question = studio.session.turns[-1].question
     has_lora = studio.engine.spec.has_lora
     labels = (f"A: {a.label(has_lora)}", f"B: {b.label(has_lora)}")

@@ -23,10 +23,12 @@ def video_info(studio: Studio) -> dict:
     if studio.video is None:
         return {"loaded": False}
     clip = studio.video.clip
-    info = studio.engine.describe_view(studio.video, studio.options.pooling)
+    info = studio.engine.describe_view(studio.video, studio.options.visual)
+    if "pooling_shape" in info:
+        info["pooling_shape"] = list(info["pooling_shape"])
     info.update(loaded=True, name=Path(clip.source).name, width=clip.width, height=clip.height,
                 duration=round(float(clip.duration), 3), fps=round(float(clip.fps), 3),
-                indices=list(clip.indices), pooling_shape=list(info["pooling_shape"]),
+                indices=list(clip.indices),
                 time_range=list(clip.time_range) if clip.time_range else None,
                 lora_alpha=studio.options.lora_alpha, options=options_dict(studio.options))
     return info
@@ -34,7 +36,9 @@ def video_info(studio: Studio) -> dict:
 
 def options_dict(options: Options) -> dict:
     d = dataclasses.asdict(options)
+    d.update(d.pop("generation"))  # the generation settings as before: flat, beside the others
     d["pooling"] = list(options.pooling)
+    d["strategy"] = options.visual.as_dict()
     d.pop("system")
     return d
 
@@ -58,15 +62,17 @@ def gallery_items(studio: Studio) -> list[tuple[np.ndarray, str]]:
 def view_markdown(studio: Studio) -> str:
     if studio.video is None:
         return "Upload a video to see the frames and visual tokens the model gets."
-    info = studio.engine.describe_view(studio.video, studio.options.pooling)
-    t, h, w = info["pooling_shape"]
+    visual = studio.options.visual
+    info = studio.engine.describe_view(studio.video, visual)
     part = range_label(studio.video.clip.time_range)
     part = f" (sampled{part} of {studio.video.clip.duration:.1f} s)" if part else ""
     frames = "1 frame (a still image)" if info["frames"] == 1 else f"{info['frames']} frames"
-    text = (f"**{frames}{part} → pooling {t}×{h}×{w} = {info['visual_tokens']:,} visual tokens**, "
+    text = (f"**{frames}{part} → {info['strategy_text']} = {info['visual_tokens']:,} visual tokens**, "
             f"{info['context_share']:.0%} of the {info['context']:,}-token context window.")
     if studio.engine.spec.has_lora:
         text += f" LoRA alpha {studio.options.lora_alpha:g} (official 4; 0 = the image model alone)."
+        if visual.training_free and studio.options.lora_alpha:
+            text += f"  \n_{visual.title} is training-free: it is meant for the image model (LoRA alpha 0)._"
     if "note" in info:
         text += f"  \n_{info['note']}_"
     return text
@@ -99,26 +105,38 @@ def _label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str) -> int:
 
 
 def heatmap_image(norms, per_row: int = 8, tile: int = 96) -> Image.Image:
-    """(T', h', w') token norms -> one RGBA picture on a transparent background (light and dark pages
-    alike): a tile per pooled time step, one colour scale for all, so the high-norm tokens stand out
-    across frames as in the paper's analysis."""
-    n = np.asarray(norms, dtype=np.float32)  # (T', h', w')
-    tp, hp, wp = n.shape
-    lo, hi = float(n.min()), float(n.max())
-    rgb = colorize((n - lo) / (hi - lo) if hi > lo else np.zeros_like(n))  # (T', h', w', 3)
-    cell = max(2, tile // max(hp, wp))
-    th, tw, gap, label = hp * cell, wp * cell, 6, 28
+    """Token norms -> one RGBA picture on a transparent background (light and dark pages alike), one
+    colour scale for all tiles, so the high-norm tokens stand out across frames as in the paper's
+    analysis. norms: (T', h', w') (PLLaVA: a tile per pooled time step) or a strategy's panels
+    [(label, (h, w) norms), ...] (NaN: no token there, drawn grey)."""
+    if isinstance(norms, (list, tuple)):
+        panels = [(str(label), np.asarray(x, dtype=np.float32)) for label, x in norms]
+    else:
+        panels = [(f"t{k + 1}", x) for k, x in enumerate(np.asarray(norms, dtype=np.float32))]  # (h', w') each
+    allv = np.concatenate([x[np.isfinite(x)] for _, x in panels] or [np.zeros(1, np.float32)])
+    lo, hi = (float(allv.min()), float(allv.max())) if allv.size else (0.0, 0.0)
+    tp = len(panels)
+    gap, label = 6, 28
+    th = tw = tile
     cols = min(per_row, tp)
     rows = -(-tp // cols)
     scale_h = 36  # the colour scale under the tiles: what purple and yellow mean
     width = max(cols * (tw + gap) + gap, 240)  # room for the scale and its two numbers, even at T' = 1
     canvas = Image.new("RGBA", (width, rows * (th + gap + label) + gap + scale_h), (0, 0, 0, 0))
     draw = ImageDraw.Draw(canvas)
-    for k in range(tp):
+    for k, (name, x_norms) in enumerate(panels):
         x = gap + (k % cols) * (tw + gap)
         y = gap + (k // cols) * (th + gap + label)
-        _label(draw, (x + 3, y + 2), f"t{k + 1}")
-        canvas.paste(Image.fromarray(rgb[k]).resize((tw, th), Image.NEAREST), (x, y + label))
+        _label(draw, (x + 3, y + 2), name)
+        hp, wp = x_norms.shape
+        cell = max(1, min(tw // wp, th // hp)) if max(hp, wp) <= tile else 1
+        size = (max(1, min(tw, wp * cell)), max(1, min(th, hp * cell)))  # keeps the panel's aspect
+        if max(hp, wp) > tile:
+            size = (max(1, round(tw * wp / max(hp, wp))), max(1, round(th * hp / max(hp, wp))))
+        scaled = (x_norms - lo) / (hi - lo) if hi > lo else np.zeros_like(x_norms)
+        rgb = colorize(np.nan_to_num(scaled, nan=0.0))  # (h, w, 3)
+        rgb[~np.isfinite(x_norms)] = 128
+        canvas.paste(Image.fromarray(rgb).resize(size, Image.NEAREST), (x, y + label))
     y = canvas.height - scale_h + 6
     lo_text, hi_text = f"{lo:.2g}", f"{hi:.2g}"
     left = _label(draw, (gap + 3, y), lo_text) + 6
@@ -133,4 +151,13 @@ def heatmap_image(norms, per_row: int = 8, tile: int = 96) -> Image.Image:
 def token_heatmap(studio: Studio) -> Image.Image | None:
     if studio.video is None:
         return None
-    return heatmap_image(studio.engine.token_norms(studio.video, studio.options.pooling).numpy())
+    norms = studio.engine.token_norms(studio.video, studio.options.visual)
+    return heatmap_image(norms.numpy() if hasattr(norms, "numpy") else [(k, v.numpy()) for k, v in norms])
+
+
+def strategy_picture(studio: Studio) -> Image.Image | None:
+    """The image the strategy itself builds from the frames (IG-VLM's grid, TS-LLaVA's thumbnail)."""
+    if studio.video is None:
+        return None
+    picture = studio.options.visual.picture(studio.video.clip.frames)
+    return None if picture is None else Image.fromarray(picture)

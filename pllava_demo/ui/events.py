@@ -20,6 +20,7 @@ from pathlib import Path
 import gradio as gr
 
 from .. import chat_export as X
+from .. import strategies as S
 from .. import ui_handlers as H
 from .. import ui_view as V
 from .. import gpu_calls as gpu
@@ -84,10 +85,19 @@ def quiet(c, value):
     return value
 
 
+def chosen_strategy(page: Page, data: dict, name: str | None = None) -> dict:
+    """The strategy selector and its strategy's own knobs as api_types' {"name": ..., knob: value}."""
+    name = name or data.get(page.strategy) or "pllava"
+    cls = S.STRATEGIES.get(name, S.PllavaPooling)
+    return {"name": cls.name, **{k: int(quiet(page.knobs[k], data[page.knobs[k]])) for k in cls.KNOBS
+                                 if page.knobs[k] in data}}
+
+
 def changes_from(page: Page, data: dict) -> dict:
     """The sliders' values as Options changes (T' <= frames is kept by Options.consistent)."""
     v = {name: quiet(c, data[c]) for name, c in page.options.items() if c in data}
     return dict(num_frames=int(v["num_frames"]), pooling=(int(v["pool_t"]), int(v["pool_h"]), int(v["pool_w"])),
+                strategy=chosen_strategy(page, data),
                 lora_alpha=v["lora_alpha"], do_sample=bool(v["do_sample"]), temperature=v["temperature"],
                 top_p=v["top_p"], max_new_tokens=int(v["max_new_tokens"]), repetition_penalty=v["repetition_penalty"],
                 system=v["system"])
@@ -101,7 +111,9 @@ def _settings_only(studio: H.Studio, changes: dict) -> dict:
 
 
 def view(page: Page, studio: H.Studio, gallery: bool = True) -> dict:
-    out = {page.view_md: V.view_markdown(studio), page.heatmap: V.token_heatmap(studio)}
+    picture = V.strategy_picture(studio)
+    out = {page.view_md: V.view_markdown(studio), page.heatmap: V.token_heatmap(studio),
+           page.strategy_image: gr.update(value=picture, visible=picture is not None)}
     if gallery:
         out[page.gallery] = V.gallery_items(studio)
     return out
@@ -234,6 +246,20 @@ def on_pooling(ctx: Ctx, data: dict, request: gr.Request = None):
     return {page.state: studio, **view(page, studio, gallery=False)}  # new token grid: a new heat map
 
 
+def on_strategy(ctx: Ctx, data: dict, request: gr.Request = None):
+    """A new strategy or one of its knobs: its own knobs are shown, the view and heat map redrawn."""
+    page = ctx.page
+    name = chosen_strategy(page, data)["name"]
+    out = {page.pool_row: gr.update(visible=name == "pllava")}
+    for knob, slider in page.knobs.items():
+        out[slider] = gr.update(visible=knob in S.STRATEGIES[name].KNOBS)
+    if ctx.idle(data):
+        return out
+    studio = ctx.studio(data, request)
+    H.set_options(studio, **_settings_only(studio, changes_from(page, data)))
+    return {**out, page.state: studio, **view(page, studio, gallery=False)}
+
+
 def on_settings(ctx: Ctx, data: dict, request: gr.Request = None):
     page = ctx.page
     if ctx.idle(data):
@@ -335,6 +361,8 @@ def on_compare(ctx: Ctx, data: dict, request: gr.Request = None):
     changes.pop("num_frames")
     H.set_options(studio, **changes)
     b = dict(pooling=(studio.options.pooling[0], int(data[page.pool_h_b]), int(data[page.pool_w_b])))
+    if data.get(page.strategy_b):  # another strategy for B, at its own default knobs
+        b = {"strategy": {"name": data[page.strategy_b]}} if data[page.strategy_b] != "pllava" else b
     if studio.engine.spec.has_lora:
         b["lora_alpha"] = data[page.alpha_b]
     for la, a, lb, bb in gpu.compare(studio, **b):
@@ -363,7 +391,8 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
     p = ctx.page
     settings = {p.state, *p.options.values()}
     private = dict(api_visibility="private")
-    view_out = [p.state, p.chatbot, p.gallery, p.view_md, p.heatmap, p.notice, p.start, p.end, p.pool_t]
+    view_out = [p.state, p.chatbot, p.gallery, p.view_md, p.heatmap, p.notice, p.start, p.end, p.pool_t,
+                p.strategy_image]
 
     demo.load(functools.partial(on_page_load, ctx), None,
               [p.status, p.frames, p.pool_t, p.pool_h, p.pool_w, p.alpha, p.max_new, p.msg, p.send, p.regen,
@@ -379,9 +408,9 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
                          concurrency_id=GPU, trigger_mode="always_last", **private)
     # the sliders' own events take their values raw and clamp them (changes_from): no red "Error" for 99 frames
     p.frames.change(_bind(ctx, on_frames), settings, [p.frames, p.state, p.pool_t, p.gallery, p.view_md, p.heatmap,
-                                                      p.notice],
+                                                      p.notice, p.strategy_image],
                     concurrency_id=GPU, trigger_mode="always_last", preprocess=False, **private)
-    range_out = [p.state, p.gallery, p.view_md, p.heatmap, p.notice]
+    range_out = [p.state, p.gallery, p.view_md, p.heatmap, p.notice, p.strategy_image]
     gr.on([p.start.submit, p.start.blur, p.end.submit, p.end.blur], _bind(ctx, on_range), {p.start, p.end, p.state},
           range_out, concurrency_id=GPU, trigger_mode="always_last", **private)
     for button, which in ((p.from_frame, "start"), (p.to_frame, "end"), (p.whole, "whole")):
@@ -390,7 +419,16 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
     view_kw = dict(concurrency_limit=4, concurrency_id="view", trigger_mode="always_last", show_progress="hidden",
                    preprocess=False, **private)
     for component in (p.pool_t, p.pool_h, p.pool_w):
-        component.change(_bind(ctx, on_pooling), settings, [p.state, p.view_md, p.heatmap, p.notice], **view_kw)
+        component.change(_bind(ctx, on_pooling), settings, [p.state, p.view_md, p.heatmap, p.notice, p.strategy_image],
+                         **view_kw)
+    # a strategy that builds an image runs CLIP once for it: on the GPU queue, like a new frame count. The
+    # knobs listen to the person only (.input): wired with .change, these hidden sliders' events were seen to
+    # put back a tab state older than the chat's (tests/test_browser_time.py's download found no chat)
+    strategy_kw = {**{k: v for k, v in view_kw.items() if k != "concurrency_limit"}, "concurrency_id": GPU}
+    strategy_out = [p.state, p.view_md, p.heatmap, p.notice, p.pool_row, *p.knobs.values(), p.strategy_image]
+    p.strategy.change(_bind(ctx, on_strategy), settings, strategy_out, **strategy_kw)
+    for component in p.knobs.values():
+        component.input(_bind(ctx, on_strategy), settings, strategy_out, **strategy_kw)
     for component in (p.alpha, p.do_sample, p.temperature, p.top_p, p.max_new, p.rep, p.system):
         component.change(_bind(ctx, on_settings), settings, [p.state, p.view_md, p.notice], **view_kw)
 
@@ -409,10 +447,11 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
     # the chat's own trash icon: the model forgets too, not only the screen
     p.chatbot.clear(_bind(ctx, on_clear), {p.state}, clear_out, concurrency_limit=None, **private)
     p.new_video.click(_bind(ctx, on_new_video), {p.state},
-                      [p.video, p.upload, p.chatbot, p.gallery, p.view_md, p.heatmap, p.answer_a, p.answer_b, p.notice],
+                      [p.video, p.upload, p.chatbot, p.gallery, p.view_md, p.heatmap, p.answer_a, p.answer_b, p.notice,
+                       p.strategy_image],
                       concurrency_limit=None, **private)
     p.gallery.select(_bind(ctx, on_frame_select), {p.state}, [p.seek], queue=False,
                      **private).then(None, [p.seek], None, js="(t) => { if (t !== null) window.pllavaSeek(t); }")
     p.download.click(_bind(ctx, on_download), {p.state}, [p.chat_files, p.notice], concurrency_limit=None, **private)
-    p.compare_btn.click(_bind(ctx, on_compare), {p.alpha_b, p.pool_h_b, p.pool_w_b, *settings},
+    p.compare_btn.click(_bind(ctx, on_compare), {p.alpha_b, p.pool_h_b, p.pool_w_b, p.strategy_b, *settings},
                         [p.answer_a, p.answer_b, p.notice], concurrency_id=GPU, **private)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from .. import strategies as S
 from .. import ui_handlers as H
 
 # Each example teaches: a name, and a question worth asking of it (one click loads both).
@@ -73,12 +74,17 @@ class Page:
     compare_btn: gr.Button
     answer_a: gr.Markdown
     answer_b: gr.Markdown
+    strategy: gr.Dropdown  # the visual-token strategy (strategies.py), beside the frames
+    pool_row: gr.Row  # PLLaVA's own knobs, shown while it is chosen
+    knobs: dict  # every other strategy's knobs, by field name: gr.Slider each (shown with their strategy)
+    strategy_image: gr.Image  # the image a strategy makes (IG-VLM's grid, TS-LLaVA's thumbnail)
+    strategy_b: gr.Dropdown  # Compare's B strategy ("" = the same as A)
 
     @property
     def options(self) -> dict:
         """The components whose values are the session's Options, by Options field."""
-        return dict(num_frames=self.frames, pool_t=self.pool_t, pool_h=self.pool_h, pool_w=self.pool_w,
-                    lora_alpha=self.alpha, do_sample=self.do_sample, temperature=self.temperature,
+        return dict(num_frames=self.frames, strategy=self.strategy, pool_t=self.pool_t, pool_h=self.pool_h,
+                    pool_w=self.pool_w, **self.knobs, lora_alpha=self.alpha, do_sample=self.do_sample, temperature=self.temperature,
                     top_p=self.top_p, max_new_tokens=self.max_new, repetition_penalty=self.rep,
                     system=self.system)
 
@@ -155,15 +161,26 @@ def _view_settings(c: dict, limits) -> None:
     panel text and the whole gallery fit on one screen: moving a slider shows its effect in view."""
     with gr.Row(equal_height=True, elem_id="frames-row"):
         c["frames"] = gr.Slider(4, limits.max_frames, value=16, step=1, label="Frames",
-                                elem_id="frames-slider", min_width=200)
+                                elem_id="frames-slider", min_width=140)
+        # how frames become tokens: PLLaVA's pooling, or a training-free baseline (meant for alpha 0)
+        c["strategy"] = gr.Dropdown([(cls.title, name) for name, cls in S.STRATEGIES.items()],
+                                    value="pllava", label="Visual tokens", elem_id="strategy", min_width=140)
         c["alpha"] = gr.Slider(0, 32, value=4, step=0.5, label="LoRA alpha",
-                               elem_id="alpha", min_width=200)
-    with gr.Row(equal_height=True):
-        c["pool_t"] = gr.Slider(1, 16, value=16, step=1, label="Pooling T' (time)", elem_id="pool-t", min_width=120)
-        c["pool_h"] = gr.Slider(1, 24, value=12, step=1, label="h' (rows)", elem_id="pool-h", min_width=120)
-        c["pool_w"] = gr.Slider(1, 24, value=12, step=1, label="w' (columns)", elem_id="pool-w", min_width=120)
-    gr.Markdown("Each frame's 24×24 tokens are averaged down to T' time steps of h'×w' tokens: "
-                "fewer tokens, less detail.", elem_classes=["slider-note"])
+                               elem_id="alpha", min_width=140)
+    with gr.Column(elem_id="pool-row") as c["pool_row"]:  # PLLaVA's own knobs
+        with gr.Row(equal_height=True):
+            c["pool_t"] = gr.Slider(1, 16, value=16, step=1, label="Pooling T' (time)", elem_id="pool-t", min_width=120)
+            c["pool_h"] = gr.Slider(1, 24, value=12, step=1, label="h' (rows)", elem_id="pool-h", min_width=120)
+            c["pool_w"] = gr.Slider(1, 24, value=12, step=1, label="w' (columns)", elem_id="pool-w", min_width=120)
+        gr.Markdown("Each frame's 24×24 tokens are averaged down to T' time steps of h'×w' tokens: "
+                    "fewer tokens, less detail.", elem_classes=["slider-note"])
+    c["knobs"] = {}  # the other strategies' knobs, shown with their strategy
+    with gr.Row():
+        for cls in S.STRATEGIES.values():
+            for knob, (lo, hi, what) in cls.KNOBS.items():
+                c["knobs"][knob] = gr.Slider(lo, hi, value=cls.__dataclass_fields__[knob].default, step=1,
+                                             label=f"{cls.title}: {what}", visible=False,
+                                             elem_id="knob-" + knob.replace("_", "-"))
 
 
 def _model_view(c: dict) -> None:
@@ -180,6 +197,9 @@ def _model_view(c: dict) -> None:
                 elem_classes=["slider-note"], elem_id="heatmap-label")
     c["heatmap"] = gr.Image(show_label=False, type="pil", elem_id="heatmap", height=200, interactive=False,
                             buttons=[], alt_text=HEATMAP_ALT)
+    c["strategy_image"] = gr.Image(label="The image the strategy builds (one CLIP pass)", type="pil",
+                                   elem_id="strategy-image", height=200, interactive=False, visible=False,
+                                   buttons=[])
 
 
 def _range(c: dict) -> None:
@@ -217,6 +237,8 @@ def _compare(c: dict) -> None:
         c["alpha_b"] = gr.Slider(0, 32, value=20, step=0.5, label="B: LoRA alpha")
         c["pool_h_b"] = gr.Slider(1, 24, value=6, step=1, label="B: pooling h'")
         c["pool_w_b"] = gr.Slider(1, 24, value=6, step=1, label="B: pooling w'")
+    c["strategy_b"] = gr.Dropdown([("Same as A", "")] + [(cls.title, name) for name, cls in S.STRATEGIES.items()],
+                                  value="", label="B: visual tokens (its own default settings)", elem_id="strategy-b")
     c["compare_btn"] = gr.Button("Compare", variant="secondary", elem_id="compare")
     with gr.Row():
         c["answer_a"] = gr.Markdown(elem_id="compare-a")
