@@ -76,8 +76,10 @@ class SlotCache:
         n = -(-(n + max(BLOCK, n // 4)) // BLOCK) * BLOCK  # spare room: growing is amortised
         grow = bool(self.k)
         for i, (k, v) in enumerate(like):
-            new_k = k.new_empty(r, k.shape[1], n, k.shape[-1])
-            new_v = v.new_empty(r, v.shape[1], n, v.shape[-1])
+            # zeros, not new_empty: a row's masked columns still enter attention as 0 * value, and
+            # uninitialised memory may hold NaN (0 * NaN = NaN)
+            new_k = k.new_zeros(r, k.shape[1], n, k.shape[-1])
+            new_v = v.new_zeros(r, v.shape[1], n, v.shape[-1])
             if grow:
                 new_k[:have_r, :, :have_l] = self.k[i]
                 new_v[:have_r, :, :have_l] = self.v[i]
@@ -362,6 +364,7 @@ class Scheduler:
         try:
             if mixed:
                 set_row_alphas(self.lora_layers, alphas, positions.device)
+                self.stats["mixed_alpha_steps"] += 1
             else:
                 self.set_alpha(alphas[0])
             if hi - lo == 1 or alone:
