@@ -332,13 +332,15 @@ class Scheduler:
         jobs = list(self.running)
         logits = self._forward(0, len(jobs))
         if logits is None:  # the batch failed: each row alone, so only a row that fails alone fails
-            parts = []
+            parts, failed = [], []
             for b in range(len(jobs)):
                 try:
                     parts.append(self._forward(b, b + 1, alone=True))
                 except Exception as e:  # noqa: BLE001
-                    self._fail(jobs[b], e)
+                    failed.append((jobs[b], e))  # failed after the loop: freeing a slot renumbers the rows
                     parts.append(None)
+            for job, e in failed:
+                self._fail(job, e)
             ok = [b for b, p in enumerate(parts) if p is not None]
             jobs, logits = [jobs[b] for b in ok], (torch.cat([parts[b] for b in ok]) if ok else None)
         if not jobs:
