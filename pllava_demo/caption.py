@@ -353,7 +353,8 @@ def _run_local(args, options: CaptionOptions, todo: list[CaptionJob], writer: Ca
 
     if not todo:
         return False
-    loaded = load_pllava(args.model, device=args.device, quantization=args.quantization, lora_alpha=args.lora_alpha)
+    loaded = load_pllava(args.model, device=args.device, quantization=args.quantization, lora_alpha=args.lora_alpha,
+                         cpu_dtype=args.cpu_dtype)
     print(f"Loaded {loaded.describe()}", file=sys.stderr)
     captioner = Captioner(loaded, options)
     bar = tqdm(total=len(todo), unit="video", file=sys.stderr, dynamic_ncols=True)

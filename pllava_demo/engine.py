@@ -207,10 +207,11 @@ class Engine:
         return "batching is off (ZeroGPU runs each answer in its own GPU worker): answers take turns"
 
     @classmethod
-    def load(cls, source, *, limits: Limits = DEFAULT_LIMITS, **kwargs) -> "Engine":
+    def load(cls, source, *, limits: Limits = DEFAULT_LIMITS, batching: bool | None = None, max_rows: int = 8,
+             **kwargs) -> "Engine":
         from .checkpoint import load_pllava
 
-        return cls(load_pllava(source, **kwargs), limits)
+        return cls(load_pllava(source, **kwargs), limits, batching=batching, max_rows=max_rows)
 
     # -- settings ---------------------------------------------------------------------------------
     @property

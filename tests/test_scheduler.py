@@ -13,6 +13,7 @@ from pllava_demo.config import GenerationSettings
 from pllava_demo.engine import Engine
 from pllava_demo.errors import ResourceError
 from pllava_demo.lora import LoRALinear, set_row_alphas
+from pllava_demo.ui_handlers import ModelHolder, server_status
 from videos import write_video
 
 
@@ -189,6 +190,8 @@ def test_batching_is_off_under_zerogpu_and_the_engine_says_so(tiny_official, mon
     eng = _engine(tiny_official)
     assert not eng.batching and not eng.scheduler.threaded
     assert "off" in eng.batching_note and "ZeroGPU" in eng.batching_note
+    holder = ModelHolder.ready(eng)
+    assert server_status(holder)["batching"] is False and "batching is off" in holder.status_markdown()
     monkeypatch.setenv("SPACES_ZERO_GPU", "false")
     eng = _engine(tiny_official)
     assert eng.batching and "together" in eng.batching_note
