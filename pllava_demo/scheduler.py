@@ -44,6 +44,7 @@ from .lora import set_row_alphas
 
 log = logging.getLogger(__name__)
 BLOCK = 256  # tokens: slot buffers grow in whole blocks
+IDLE_EXIT_S = 5.0  # the stepping thread ends after this long with nothing to do
 _END = object()
 
 
@@ -228,7 +229,7 @@ class Scheduler:
         with self._cond:
             self.pending.append(job)
             self._cond.notify()
-            if self.threaded and (self._thread is None or not self._thread.is_alive()):
+            if self.threaded and self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="pllava-scheduler", daemon=True)
                 self._thread.start()
         return job
@@ -248,8 +249,11 @@ class Scheduler:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self.has_work():
-                    self._cond.wait()
+                if not self.has_work():
+                    self._cond.wait(IDLE_EXIT_S)
+                if not self.has_work():  # idle: the thread ends (submit starts another), so an engine
+                    self._thread = None  # nobody uses any more is not kept alive by its thread
+                    return
             try:
                 self.step()
             except BaseException as e:  # noqa: BLE001 - a bug here must end the jobs, not hang their readers
