@@ -145,7 +145,7 @@ def summary(paths, stages=None, junit=None) -> str:
         one = next((c["tok_s"] for c in conc if c["sessions"] == 1 and c.get("mode", "batched") == "batched"), None)
         for c in conc:
             rows.append([_label(r), c.get("mode", "turns"), c["sessions"], c["tokens"], _f(c["wall_s"], ".2f"), _f(c["tok_s"], ".1f"),
-                         _ratio(c["tok_s"], one), _f(c.get("mean_ttft_s"), ".3f"), _f(c.get("max_ttft_s"), ".3f"),
+                         _ratio(c["tok_s"], one), _f(c.get("mean_ttft_s"), ".3f", "n/a"), _f(c.get("max_ttft_s"), ".3f", "n/a"),
                          _f(c.get("peak_gib"), ".2f", "n/a"), "; ".join(c.get("errors") or []) or "-"])
         if not conc:
             rows.append([_label(r)] + ["missing"] * 10)

@@ -29,7 +29,9 @@ import time
 
 import torch
 
-from _common import bench_video, checkpoint, load_average, machine, median, table
+from _common import bench_video, checkpoint, first_token_clock, load_average, machine, median, table
+
+import pllava_demo.engine as engine_module  # noqa: E402
 
 from pllava_demo.config import GenerationSettings  # noqa: E402
 from pllava_demo.engine import Engine  # noqa: E402
@@ -82,8 +84,10 @@ def run_engine(loaded, video, n, batching, follow_up) -> tuple[float, float]:
         for s, q in zip(sessions, questions):
             "".join(s.ask(q, settings=SETTINGS))
         questions = [FOLLOW_UP] * n
-    wall, each = _at_once(sessions, questions)
-    return n * ANSWER_TOKENS / wall, median(each)
+    with first_token_clock(engine_module) as marks:
+        wall, each = _at_once(sessions, questions)
+    tokens = sum(len(m) for m in marks)  # the ids the readers got (a stop string would end one early)
+    return tokens / wall, median(each)
 
 
 @torch.inference_mode()
@@ -125,39 +129,28 @@ def engine_fit(engine, session, question) -> list[int]:
 
 
 def streaming_gap(loaded, video, chunk_tokens) -> tuple[float, float]:
-    """(A's longest gap between pieces while B's first question is read, B's time to first piece)."""
+    """(A's longest gap between token ids while B's first question is read, B's time to its first id)."""
     engine = Engine(loaded, batching=True, chunk_tokens=chunk_tokens)
     a, b = _sessions(engine, video, 2)
-    long = GenerationSettings(max_new_tokens=400, min_new_tokens=400)
-    times: list[float] = []
-    b_window: list[float] = []
-
-    def ask_b():
+    long = GenerationSettings(max_new_tokens=300, min_new_tokens=300)
+    with first_token_clock(engine_module) as marks:
+        ta = threading.Thread(target=lambda: "".join(a.ask(QUESTIONS[0], settings=long)))
+        ta.start()
+        while not marks or len(marks[0]) < 10:  # A is streaming
+            time.sleep(0.01)
         t0 = time.perf_counter()
-        stream = b.ask(QUESTIONS[1], settings=SETTINGS)
-        next(stream)
-        b_window.extend([t0, time.perf_counter()])
-        for _ in stream:
-            pass
-
-    tb = None
-    for i, _ in enumerate(a.ask(QUESTIONS[0], settings=long)):
-        times.append(time.perf_counter())
-        if i == 20:
-            tb = threading.Thread(target=ask_b)
-            tb.start()
-        if b_window and times[-1] > b_window[1] + 0.5:
-            break
-    tb.join()
-    t0, t1 = b_window
+        "".join(b.ask(QUESTIONS[1], settings=SETTINGS))
+        ta.join()
+    times, t1 = marks[0], marks[1][0]
     gaps = [y - x for x, y in zip(times, times[1:]) if y >= t0 and x <= t1]
-    return max(gaps), t1 - t0
+    return max(gaps, default=float("nan")), t1 - t0
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="small", choices=["tiny", "small"])
     p.add_argument("--sessions", nargs="+", type=int, default=[1, 2, 4, 8])
+    p.add_argument("--gap-only", action="store_true", help="only the streaming-gap table")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: on a shared, oversubscribed CPU more threads ran slower)")
     args = p.parse_args()
@@ -170,7 +163,7 @@ def main() -> None:
           f"({loaded.dtype}); load average at start {load_average()}\n")
     run_engine(loaded, video, 2, True, False)  # warm-up
     rows = []
-    for follow_up in (False, True):
+    for follow_up in (() if args.gap_only else (False, True)):
         kind = "follow-up" if follow_up else "first question"
         base = None
         for n in args.sessions:
@@ -181,9 +174,10 @@ def main() -> None:
             rows.append([kind, n, f"{tps:.1f}", f"{tps / base:.2f}x", f"{lat:.2f}", f"{turns_tps:.1f}",
                          f"{turns_lat:.2f}", f"{hf_tps:.1f}", f"{hf_lat:.2f}", f"{tps / hf_tps:.2f}x"])
             print(" | ".join(map(str, rows[-1])), flush=True)
-    print()
-    print(table(["prompt", "sessions", "batched tok/s", "vs 1 session", "batched latency s", "turns tok/s",
-                 "turns latency s", "HF generate tok/s", "HF latency s", "batched / HF"], rows))
+    if rows:
+        print()
+        print(table(["prompt", "sessions", "batched tok/s", "vs 1 session", "batched latency s", "turns tok/s",
+                     "turns latency s", "HF generate tok/s", "HF latency s", "batched / HF"], rows))
     gap_rows = []
     for chunk in (256, 10**9):
         gap, ttft = streaming_gap(loaded, video, chunk)
