@@ -18,7 +18,8 @@ runs the decode steps of all its jobs as one batch, and prefills newcomers betwe
   a row that fails alone gets the error.
 
 Why our own and not a library's: transformers' continuous batching (`generate_batch` /
-`ContinuousBatchingManager`, a paged cache) takes token ids per request, not embeddings with the
+`ContinuousBatchingManager` with a paged cache, attn_implementation "sdpa_paged"; its docs:
+huggingface.co/docs/transformers/continuous_batching) takes lists of token ids per request, not embeddings with the
 video tokens scattered in, has no per-request LoRA scale and no way to start a request from a KV
 prefix we kept for this session; vLLM and TGI have all three ideas (paged KV with prefix caching,
 chunked prefill mixed with decode, multi-LoRA per request) but are whole servers with their own
