@@ -203,23 +203,25 @@ def median(xs):
 
 @contextmanager
 def first_token_clock(engine_module):
-    """Patch engine.generate_tokens so every ask() records the perf_counter of its first token id
-    (the moment the token is known, before TextStream may hold text back) and of every later one."""
-    original = engine_module.generate_tokens
+    """Patch the scheduler's Job.tokens (what every ask() reads its ids from) so each answer records
+    the perf_counter of its first token id (the moment the reader gets it, before TextStream may hold
+    text back) and of every later one."""
+    job_class = engine_module.Job
+    original = job_class.tokens
     marks: list[list[float]] = []
 
-    def timed(*args, **kwargs):
+    def timed(self):
         times: list[float] = []
         marks.append(times)
-        for token in original(*args, **kwargs):
+        for token in original(self):
             times.append(time.perf_counter())
             yield token
 
-    engine_module.generate_tokens = timed
+    job_class.tokens = timed
     try:
         yield marks
     finally:
-        engine_module.generate_tokens = original
+        job_class.tokens = original
 
 
 def load_average() -> str:

@@ -137,19 +137,19 @@ def summary(paths, stages=None, junit=None) -> str:
     out.append(table(["pipeline", "first TTFT (s)", "follow-up TTFT (s)", "follow-up / first", "decode tok/s",
                       "first TTFT / official", "follow-up / official", "decode / official"], rows))
 
-    out.append("\n## concurrent sessions (PRE-BATCHING: the engine serialises forward passes under one lock; "
-               "16 frames, 16x12x12, one question each)\n")
+    out.append("\n## concurrent sessions (batched: one decode batch; turns: batching off, as on ZeroGPU; "
+               "HF generate: transformers' batched generate on the same prompts; 16 frames, 16x12x12)\n")
     rows = []
     for r in runs:
         conc = r.get("concurrency") or []
-        one = next((c["tok_s"] for c in conc if c["sessions"] == 1), None)
+        one = next((c["tok_s"] for c in conc if c["sessions"] == 1 and c.get("mode", "batched") == "batched"), None)
         for c in conc:
-            rows.append([_label(r), c["sessions"], c["tokens"], _f(c["wall_s"], ".2f"), _f(c["tok_s"], ".1f"),
-                         _ratio(c["tok_s"], one), _f(c.get("mean_ttft_s"), ".3f"), _f(c.get("max_ttft_s"), ".3f"),
+            rows.append([_label(r), c.get("mode", "turns"), c["sessions"], c["tokens"], _f(c["wall_s"], ".2f"), _f(c["tok_s"], ".1f"),
+                         _ratio(c["tok_s"], one), _f(c.get("mean_ttft_s"), ".3f", "n/a"), _f(c.get("max_ttft_s"), ".3f", "n/a"),
                          _f(c.get("peak_gib"), ".2f", "n/a"), "; ".join(c.get("errors") or []) or "-"])
         if not conc:
-            rows.append([_label(r)] + ["missing"] * 9)
-    out.append(table(["weights", "sessions", "tokens", "wall (s)", "total tok/s", "vs 1 session", "mean TTFT (s)",
+            rows.append([_label(r)] + ["missing"] * 10)
+    out.append(table(["weights", "mode", "sessions", "tokens", "wall (s)", "total tok/s", "vs 1 session", "mean TTFT (s)",
                       "max TTFT (s)", "peak GPU alloc (GiB)", "errors"], rows))
 
     out.append("\n## targets\n")

@@ -16,8 +16,9 @@ cover decoding. Measured, per weights kind:
                forced tokens; the bytes one decode step reads (LLM weights as stored + LoRA + lm_head
                + the KV cache at the answer's mean length), the floor tokens/s that the measured copy
                bandwidth allows for them, the achieved share; peak GPU memory (allocated and reserved)
-  concurrency  total tokens/s with N sessions asking at once (the engine serialises forward passes
-               today: this measures that, before any batching across sessions)
+  concurrency  total tokens/s with N sessions asking at once: "batched" (the scheduler decodes them
+               as one batch), "turns" (Engine(batching=False): one row per step, as on ZeroGPU) and
+               "HF generate" (transformers' batched generate on the same N prompts, left-padded)
   official     (--official, bf16) the same prompts through language_model.generate(): CLIP and a full
                prefill every turn, transformers' DynamicCache (see _gpu_official.py)
 
@@ -189,6 +190,28 @@ def measure_config(engine, frames, shape, tokens, repeats, dev, bandwidth) -> di
     return out
 
 
+@torch.inference_mode()
+def measure_hf_batched(engine, sessions: int, tokens: int, dev, frames=16, shape=(16, 12, 12)) -> dict:
+    """transformers' generate on `sessions` copies of the prompt at once (same length: no padding)."""
+    from pllava_demo.prompt import fit_prompt
+
+    feats = encode(engine, frames, dev, seed=7)[0].features
+    model = engine.model
+    vt = model.pool(feats, shape)  # (N, D)
+    fitted = fit_prompt(engine.tokenizer, engine.format, engine_module.DEFAULT_SYSTEM, (), QUESTION,
+                        n_video_tokens=vt.shape[0], context=engine.loaded.context_length, max_new_tokens=tokens)
+    expanded, _ = model.expand_image_token(torch.tensor([list(fitted.ids)]), vt.shape[0])
+    embeds = model.embed(expanded.to(model.device), vt).expand(sessions, -1, -1).contiguous()  # (B, S, D)
+    sync(dev)
+    t0 = time.perf_counter()
+    out = model.language_model.generate(inputs_embeds=embeds, max_new_tokens=tokens, min_new_tokens=tokens,
+                                        do_sample=False, pad_token_id=0)
+    sync(dev)
+    wall = time.perf_counter() - t0
+    return {"sessions": sessions, "mode": "HF generate", "tokens": int(out.numel()), "wall_s": wall,
+            "tok_s": out.numel() / wall, "mean_ttft_s": None, "max_ttft_s": None, "errors": []}
+
+
 def measure_concurrency(engine, sessions: int, tokens: int, dev, frames=16, shape=(16, 12, 12)) -> dict:
     """`sessions` threads ask at once, each about its own video (one encoded tensor shared under
     distinct keys, so each session pools and prefills its own prompt); total tokens over wall time."""
@@ -224,7 +247,7 @@ def measure_concurrency(engine, sessions: int, tokens: int, dev, frames=16, shap
         s.close()
     total = sum(len(m) for m in marks)
     ttfts = [m[0] - t0 for m in marks if m]
-    out = {"sessions": sessions, "tokens": total, "wall_s": wall, "tok_s": total / wall,
+    out = {"sessions": sessions, "mode": "batched" if engine.batching else "turns", "tokens": total, "wall_s": wall, "tok_s": total / wall,
            "mean_ttft_s": sum(ttfts) / len(ttfts) if ttfts else None, "max_ttft_s": max(ttfts, default=None),
            "errors": errors}
     if dev.type == "cuda":
@@ -339,11 +362,14 @@ def cmd_measure(args) -> int:
             res.data["configs"].append(r)
             res.save()
     res.data["concurrency"] = []
+    turns = Engine(loaded, batching=False)
     for n in args.concurrency:
-        r = res.part(f"concurrency {n}", measure_concurrency, engine, n, args.concurrency_tokens, dev)
-        if r:
-            res.data["concurrency"].append(r)
-            res.save()
+        for label, fn, eng in (("batched", measure_concurrency, engine), ("turns", measure_concurrency, turns),
+                               ("HF generate", measure_hf_batched, engine)):
+            r = res.part(f"concurrency {n} {label}", fn, eng, n, args.concurrency_tokens, dev)
+            if r:
+                res.data["concurrency"].append(r)
+                res.save()
     if args.official:
         from _gpu_official import measure_official
 

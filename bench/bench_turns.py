@@ -14,7 +14,7 @@
             last (logits_to_keep=1), so it is FASTER than the real official demo.
 
 TTFT = time from the call (set_video + ask for the first question, ask for the others) to the moment
-the first new token id is known (engine.generate_tokens is wrapped to time-stamp every id, because
+the first new token id is known (the scheduler's Job.tokens is wrapped to time-stamp every id, because
 TextStream may hold back whitespace or a partial stop marker). Both sides answer the same prompts
 with the same history (the official side re-uses the answers ours produced). Each turn answers
 exactly ANSWER_TOKENS tokens (min_new_tokens = max_new_tokens). Medians over REPEATS fresh engines,

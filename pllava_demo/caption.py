@@ -6,10 +6,11 @@ line per video, flush + fsync each, resumable). Here:
   `Captioner.caption_batch` runs several videos through CLIP and the LLM in one padded batch;
   `run_captions` keeps worker threads decoding ahead while the model generates.
 
-Batching: prompts are LEFT-padded so every row's last prompt token sits in the last column; the
-attention mask hides the pads, positions count real tokens only, and the mask grows by one column
-per decode step. Greedy captions are therefore the same batched or one by one (a test pins it).
-Sampling gives each row its own generator seeded with `seed`, so it too does not depend on batching.
+Batching: each prompt is prefilled on its own cache (no padding), then the scheduler decodes all
+rows together, each at its own position with a mask over its own cache length (scheduler.py, the
+same loop the chat engine uses). Greedy captions are therefore the same batched or one by one (a
+test pins it). Sampling gives each row its own generator seeded with `seed`, so it too does not
+depend on batching.
 
 This module knows no Ray (caption_ray.py reuses `Captioner` on Ray actors) and no command line (the
 `caption` command lives in cli.py with the others).
@@ -182,114 +183,53 @@ class Captioner:
         return record
 
     def _generate(self, items: list[Prepared], on_logits=None) -> list[str]:
+        """Captions of decoded videos: CLIP over every frame of the batch at once, then each prompt is
+        prefilled on its own cache and the answers are decoded together by the scheduler (the chat
+        engine's one decode loop). on_logits(step, logits (B, V)) gets every step's raw logits of the
+        rows still writing at that step (tests compare them across batchings)."""
+        from .generate import Row, Sampler
+        from .kvcache import new_kv_cache
+        from .scheduler import Job, Scheduler
+
         model, spec = self.model, self.loaded.spec
         device = model.device
-        # vision: every frame (and strategy image) of the batch through CLIP at once, then tokens per video
         lengths = [it.pixels.shape[0] for it in items]
+        # vision: every frame (and strategy image) of the batch through CLIP at once
         feats = model.encode_frames(torch.cat([it.pixels for it in items]))  # (sum T + K, H*W, D)
-        video_tokens = torch.stack([
-            model.pool(f[: len(f) - it.extra], self.strategy, f[len(f) - it.extra:] if it.extra else None)
-            for f, it in zip(feats.split(lengths), items)])  # (B, N, D)
-
-        # text: left-pad the prompts so every row's answer starts in the same column
-        prompted = [self._prompt_ids(it.job.prompt or self.options.prompt) for it in items]
-        width = max(len(ids) for ids, _ in prompted)
-        ids = torch.full((len(items), width), spec.pad_token_id, dtype=torch.long)  # (B, L)
-        mask = torch.zeros((len(items), width), dtype=torch.long)  # (B, L)
-        for b, (row, _) in enumerate(prompted):
-            ids[b, width - len(row):] = torch.tensor(row)
-            mask[b, width - len(row):] = 1
-        expanded, mask = model.expand_image_token(ids, video_tokens.shape[1], mask)  # (B, S)
-        embeds = model.embed(expanded.to(device), video_tokens)  # (B, S, D)
-        # repetition penalty: the prompt's text ids count as seen, as in the chat engine
-        seen_rows = [torch.tensor([t for t in row if t != spec.image_token_index], dtype=torch.long)
-                     for row, _ in prompted]
-        limits = [budget for _, budget in prompted]
-        token_rows = batched_generate(model.language_model, embeds, mask.to(device), self.options.settings,
-                                      self.stop_ids, seen_rows, limits, pad_id=spec.pad_token_id,
-                                      on_logits=on_logits)
+        vocab = model.language_model.get_output_embeddings().weight.shape[0]
+        sampler = Sampler(self.stop_ids, device)
+        sched = Scheduler(model, sampler, max_rows=len(items), threaded=False)
+        seen_logits: list[dict[int, torch.Tensor]] = [{} for _ in items]
+        jobs = []
+        for b, (item, f) in enumerate(zip(items, feats.split(lengths))):
+            row_ids, budget = self._prompt_ids(item.job.prompt or self.options.prompt)
+            expanded, _ = model.expand_image_token(torch.tensor([row_ids]), self.n_video_tokens)  # (1, S)
+            extra = f[len(f) - item.extra:] if item.extra else None  # the strategy's own images' features
+            tokens = model.pool(f[: len(f) - item.extra], self.strategy, extra)  # (N, D)
+            embeds = model.embed(expanded.to(device), tokens)  # (1, S, D)
+            # repetition penalty: the prompt's text ids count as seen, as in the chat engine
+            seen = torch.tensor([t for t in row_ids if t != spec.image_token_index], dtype=torch.long)
+            hook = (lambda i, x, b=b: seen_logits[b].__setitem__(i, x.clone())) if on_logits else None
+            jobs.append(sched.submit(Job(embeds, new_kv_cache(), 0, Row.new(self.options.settings, vocab, device,
+                                                                               seen, budget), on_logits=hook)))
+        del feats
+        sched.run()
+        for job in jobs:
+            if job.error is not None:  # caption_batch retries the videos one by one
+                raise job.error
+        if on_logits is not None:
+            for i in range(max(len(s) for s in seen_logits)):
+                on_logits(i, torch.stack([s[i] for s in seen_logits if i in s]))
         texts = []
-        for row in token_rows:
+        for job in jobs:
             stream = TextStream(self.tokenizer, self.format.stop_strings)
-            for token_id in row:
+            for token_id in job.tokens():
                 stream.push(token_id)
                 if stream.stopped:
                     break
             stream.finish()
             texts.append(stream.text)
         return texts
-
-
-def batched_generate(lm, embeds: torch.Tensor, mask: torch.Tensor, settings: GenerationSettings, stop_ids: set[int],
-                     seen_rows: list[torch.Tensor], limits: list[int], *, pad_id: int,
-                     on_logits: Callable[[int, torch.Tensor], None] | None = None) -> list[list[int]]:
-    """Greedy or sampled decoding of B left-padded rows at once. embeds (B, S, D), mask (B, S) with 0 at
-    pads. A row stops at a stop id or its own token limit; finished rows keep feeding `pad_id`, which no
-    live row can see (each row attends to its own cache only). Returns the new ids of each row, stop
-    id excluded. Same per-row rules as generate.generate_tokens, vectorised over rows.
-    on_logits(step, logits (B, V)) sees the raw logits of every step (tests compare them across batchings)."""
-    from .generate import top_p_filter
-    from .kvcache import new_kv_cache
-
-    device = embeds.device
-    b = embeds.shape[0]
-    vocab = lm.get_output_embeddings().weight.shape[0]
-    position_ids = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)  # (B, S): real tokens count from 0
-    cache = new_kv_cache()  # appends in place: no whole-cache copy per step
-    out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, past_key_values=cache,
-             use_cache=True, logits_to_keep=1)
-    logits = out.logits[:, -1]  # (B, V)
-    next_pos = position_ids[:, -1] + 1  # (B,)
-    stop = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
-    limit_t = torch.tensor(limits, device=device)  # (B,)
-    seen = torch.zeros((b, vocab), dtype=torch.bool, device=device)  # (B, V)
-    if settings.repetition_penalty != 1.0:
-        for r, ids in enumerate(seen_rows):
-            seen[r, ids.to(device)] = True
-    generators = None
-    if settings.do_sample:
-        generators = [torch.Generator(device=device).manual_seed(settings.seed) if settings.seed is not None else None
-                      for _ in range(b)]
-    finished = torch.zeros(b, dtype=torch.bool, device=device)  # (B,)
-    picked: list[torch.Tensor] = []
-    for i in range(max(limits)):
-        if on_logits is not None:
-            on_logits(i, logits)
-        logits = logits.float()
-        if settings.repetition_penalty != 1.0:
-            p = settings.repetition_penalty
-            logits = torch.where(seen, torch.where(logits > 0, logits / p, logits * p), logits)
-        if i < settings.min_new_tokens and stop.numel():
-            logits = logits.index_fill(1, stop, float("-inf"))
-        if settings.do_sample:
-            tokens = torch.stack([
-                torch.multinomial(top_p_filter(row / settings.temperature, settings.top_p).float().softmax(-1), 1,
-                                  generator=g)[0]
-                for row, g in zip(logits, generators)])
-        else:
-            tokens = logits.argmax(-1)  # (B,)
-        tokens = tokens.masked_fill(finished, pad_id)
-        finished = finished | torch.isin(tokens, stop) | (i + 1 >= limit_t)
-        picked.append(tokens.masked_fill(torch.isin(tokens, stop), -1))
-        if settings.repetition_penalty != 1.0:
-            seen[torch.arange(b, device=device), tokens] = True
-        if bool(finished.all()):  # the one host sync per step
-            break
-        mask = torch.cat([mask, mask.new_ones((b, 1))], dim=1)  # (B, S + i + 1)
-        out = lm(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos[:, None],
-                 past_key_values=cache, use_cache=True, logits_to_keep=1)
-        logits = out.logits[:, -1]  # (B, V)
-        next_pos = next_pos + 1
-    table = torch.stack(picked, dim=1).cpu()  # (B, steps)
-    rows = []
-    for r in range(b):
-        row = []
-        for t in table[r, : limits[r]].tolist():
-            if t == -1:  # the stop id: the row ends here (later entries are pads)
-                break
-            row.append(t)
-        rows.append(row)
-    return rows
 
 
 def run_captions(captioner: Captioner, jobs: Iterable[CaptionJob], write: Callable[[dict], None], *,

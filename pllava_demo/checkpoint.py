@@ -297,6 +297,25 @@ def _pick_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+CPU_DTYPES = ("auto", "float32", "bfloat16")
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (x86 AMX or AVX512-BF16, per /proc/cpuinfo): there
+    bfloat16 reads prompts faster than float32 (see bench/README.md); elsewhere it is emulated."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def check_cpu_dtype(name: str) -> str:
+    if name not in CPU_DTYPES:
+        raise CheckpointError(f"cpu_dtype must be one of {', '.join(CPU_DTYPES)}, got {name!r}.")
+    return name
+
+
 def _cpu_dtype(files: list[Path]) -> torch.dtype:
     """float32 where it fits comfortably in RAM (faster and exact on CPU), else bfloat16."""
     stored = sum(f.stat().st_size for f in files)  # bf16 on disk: float32 needs about twice this
@@ -355,10 +374,13 @@ def load_pllava(
     quantization: Quantization = "auto",
     lora_alpha: float | None = None,
     dtype: torch.dtype | None = None,
+    cpu_dtype: str = "auto",
 ) -> LoadedPllava:
     """Load a PLLaVA (or plain LLaVA) checkpoint from a folder or a Hub repo id.
 
     quantization="auto" is 4-bit nf4 on CUDA and none on CPU; lora_alpha=None takes the official 4.
+    cpu_dtype (on CPU, when dtype is not given): "auto" is float32 where it fits in RAM, else bfloat16;
+    "float32" / "bfloat16" force it.
     """
     from accelerate import init_empty_weights
     from safetensors import safe_open
@@ -385,7 +407,11 @@ def load_pllava(
         if dev.type == "cuda":
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         else:
-            dtype = torch.bfloat16 if quant == "4bit" else _cpu_dtype(files)
+            choice = check_cpu_dtype(cpu_dtype)
+            if quant == "4bit" or choice == "bfloat16":
+                dtype = torch.bfloat16
+            else:
+                dtype = torch.float32 if choice == "float32" else _cpu_dtype(files)
     notes = []
     if dev.type == "cpu" and sum(f.stat().st_size for f in files) > 2**30:
         notes.append(f"Running on CPU in {str(dtype).replace('torch.', '')}: expect minutes per answer.")

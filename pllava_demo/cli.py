@@ -21,6 +21,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantization", default="auto", choices=["auto", "none", "4bit"],
                    help="auto = 4-bit nf4 on CUDA, none on CPU")
     p.add_argument("--lora-alpha", type=float, default=None, help="LoRA strength (official: 4; 0 = image LLaVA)")
+    p.add_argument("--cpu-dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                   help="weights on CPU: auto = float32 where it fits in RAM, else bfloat16 (faster prompts on "
+                        "CPUs with native bf16: AMX, AVX512-BF16)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's choice; on a busy machine fewer is faster)")
 
@@ -100,7 +103,8 @@ def _session(args):
     from .engine import Engine
     from .prompt import DEFAULT_SYSTEM
 
-    engine = Engine.load(args.model, device=args.device, quantization=args.quantization, lora_alpha=args.lora_alpha)
+    engine = Engine.load(args.model, device=args.device, quantization=args.quantization, lora_alpha=args.lora_alpha,
+                         cpu_dtype=args.cpu_dtype)
     print(f"Loaded {engine.loaded.describe()}", file=sys.stderr)
     for note in engine.loaded.notes:
         print(f"Note: {note}", file=sys.stderr)
@@ -283,7 +287,8 @@ def _run_local(args, options, todo: list, writer) -> bool:
 
     if not todo:
         return False
-    loaded = load_pllava(args.model, device=args.device, quantization=args.quantization, lora_alpha=args.lora_alpha)
+    loaded = load_pllava(args.model, device=args.device, quantization=args.quantization, lora_alpha=args.lora_alpha,
+                         cpu_dtype=args.cpu_dtype)
     print(f"Loaded {loaded.describe()}", file=sys.stderr)
     captioner = Captioner(loaded, options)
     bar = tqdm(total=len(todo), unit="video", file=sys.stderr, dynamic_ncols=True)

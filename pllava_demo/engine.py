@@ -10,8 +10,10 @@ Caches, from cheap to dear:
   KV caches are big (about 0.5 MiB per token for 7B in bf16), so they too live under a byte budget
   across sessions: the least recently used is dropped and simply re-prefilled if needed.
 
-The model is shared: one lock guards every forward pass, taken per step (not per answer) so that
-an abandoned stream can never block other users, and each step re-applies its own LoRA alpha.
+The model is shared: answers in flight are decoded together as one batch by the scheduler
+(scheduler.py), each row with its own LoRA alpha; one lock guards every forward pass (a batched
+step, a prefill chunk, CLIP), taken per step (not per answer), so an abandoned stream can never
+block other users. Under ZeroGPU (each answer in its own forked worker) batching is off.
 Every limit in `Limits` is checked before work starts, and running out of (GPU) memory in a forward
 pass is a `ResourceError` for that one request: its memory is released and the next request runs.
 This module knows no UI and no command line.
@@ -32,10 +34,11 @@ import torch
 
 from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape, check_lora_alpha, check_pooling_shape
 from .errors import CheckpointError, InputError, PllavaError, ResourceError
-from .generate import generate_tokens
+from .generate import Row, Sampler
 from .kvcache import cache_nbytes, new_kv_cache
 from .lora import LoRALinear
 from . import strategies
+from .scheduler import Job, Scheduler
 from .strategies import PllavaPooling, Strategy
 from .prompt import DEFAULT_SYSTEM, TextStream, Turn, chat_format_for, fit_prompt, stop_token_ids
 
@@ -131,6 +134,7 @@ class _KV:
         return cache_nbytes(self.cache)
 
 
+JOB_WAIT_S = 120.0  # a stream's end waits this long at most for its row to leave the batch
 KV_PER_SESSION = 3  # KV caches a session keeps, one per recent (video, frames, strategy, alpha)
 
 
@@ -155,7 +159,8 @@ def _drop_session_caches(budget: ByteLRU, session_id: int) -> None:
 class Engine:
     """One loaded model shared by every session."""
 
-    def __init__(self, loaded, limits: Limits = DEFAULT_LIMITS):
+    def __init__(self, loaded, limits: Limits = DEFAULT_LIMITS, *, batching: bool | None = None, max_rows: int = 8,
+                 chunk_tokens: int = 256):
         if loaded.tokenizer is None:
             raise CheckpointError(f"{loaded.path} has no tokenizer, so it cannot chat; add the tokenizer files.")
         self.loaded = loaded
@@ -173,12 +178,41 @@ class Engine:
         self._lora_layers = [m for m in self.model.modules() if isinstance(m, LoRALinear)]
         self._default_alpha = loaded.lora_alpha if self.spec.has_lora else None
         self._session_ids = itertools.count()
+        self.vocab_size = self.model.language_model.get_output_embeddings().weight.shape[0]
+        self.sampler = Sampler(self.stop_ids, self.model.device)
+        if batching is None:  # ZeroGPU runs every answer in its own forked worker: nothing to batch with
+            from .zerogpu import forks_per_call
+
+            batching = not forks_per_call()
+        self.batching = bool(batching)
+        self.max_rows, self.chunk_tokens = max_rows, chunk_tokens
+        self.scheduler = self._new_scheduler(self.batching, max_rows)
+
+    def _new_scheduler(self, threaded: bool, rows: int) -> Scheduler:
+        return Scheduler(self.model, self.sampler, lock=self.lock, lora_layers=self._lora_layers,
+                         set_alpha=self._apply_alpha, max_rows=rows, chunk_tokens=self.chunk_tokens,
+                         stats=self.stats, guard=self._guarded, threaded=threaded)
+
+    def submit(self, job: Job) -> Job:
+        """Start an answer: in the shared batch, or (batching off) in a scheduler of its own that its
+        reader steps, in the reader's own thread and process."""
+        sched = self.scheduler if self.batching else self._new_scheduler(False, 1)
+        return sched.submit(job)
+
+    @property
+    def batching_note(self) -> str:
+        """One line for the page and /status: how answers share the model."""
+        if self.batching:
+            return (f"answers in flight are decoded together in one batch (up to {self.max_rows} rows); "
+                    f"long prompts are read in {self.chunk_tokens}-token chunks between their steps")
+        return "batching is off (ZeroGPU runs each answer in its own GPU worker): answers take turns"
 
     @classmethod
-    def load(cls, source, *, limits: Limits = DEFAULT_LIMITS, **kwargs) -> "Engine":
+    def load(cls, source, *, limits: Limits = DEFAULT_LIMITS, batching: bool | None = None, max_rows: int = 8,
+             **kwargs) -> "Engine":
         from .checkpoint import load_pllava
 
-        return cls(load_pllava(source, **kwargs), limits)
+        return cls(load_pllava(source, **kwargs), limits, batching=batching, max_rows=max_rows)
 
     # -- settings ---------------------------------------------------------------------------------
     @property
@@ -434,43 +468,25 @@ class ChatSession:
         epoch = self.epoch
         signature = video.key + (visual.key, alpha)
         text = TextStream(eng.tokenizer, eng.format.stop_strings, anchor_id=fitted.ids[-1])
-        answered, failed, kv = False, False, None
+        answered, failed, kv, job = False, False, None, None
 
-        def prefill() -> torch.Tensor:
+        def embed() -> torch.Tensor:
             nonlocal kv
-            with eng.lock, torch.inference_mode():
-                eng._apply_alpha(alpha)
+            with torch.inference_mode():
                 kv, start = self._reuse(signature, seq)
                 if start > last_image:  # the cache holds the video: embed only the new text
-                    embeds = model.embed(expanded[:, start:].to(model.device), None)  # (1, S - start, D)
-                else:
-                    tokens = eng.visual_tokens(video, visual)  # (N, D)
-                    embeds = model.embed(expanded.to(model.device), tokens)[:, start:]  # (1, S - start, D)
-                out = model.language_model(inputs_embeds=embeds, past_key_values=kv.cache, use_cache=True,
-                                           logits_to_keep=1)
-                kv.ids = seq
-                eng.stats["prefill_tokens"] += len(seq) - start
-                eng.stats["prefills"] += 1
-                eng.stats["reused_tokens"] += start
-            return out.logits[0, -1]
-
-        def forward_one(token_id: int) -> torch.Tensor:
-            with eng.lock, torch.inference_mode():
-                eng._apply_alpha(alpha)
-                inp = torch.tensor([[token_id]], device=model.device)
-                o = model.language_model(input_ids=inp, past_key_values=kv.cache, use_cache=True, logits_to_keep=1)
-            kv.ids.append(token_id)
-            eng.stats["decode_steps"] += 1
-            return o.logits[0, -1]
-
-        def step(token_id: int) -> torch.Tensor:
-            return eng._guarded("writing the answer", forward_one, token_id)
+                    return model.embed(expanded[:, start:].to(model.device), None), start  # (1, S - start, D)
+                tokens = eng.visual_tokens(video, visual)  # (N, D)
+                return model.embed(expanded.to(model.device), tokens)[:, start:], start  # (1, S - start, D)
 
         try:
-            first = eng._guarded("reading the video and question", prefill)
+            embeds, start = eng._guarded("reading the video and question", embed)
+            kv.ids = seq
             prompt_ids = ids[0][ids[0] != eng.spec.image_token_index]
-
-            for token_id in generate_tokens(first, step, settings, eng.stop_ids, prompt_ids, fitted.max_new_tokens):
+            row = Row.new(settings, eng.vocab_size, model.device, prompt_ids, fitted.max_new_tokens)
+            job = eng.submit(Job(embeds, kv.cache, start, row, alpha=alpha))
+            del embeds
+            for token_id in job.tokens():
                 piece = text.push(token_id)
                 if piece:
                     yield piece
@@ -484,6 +500,13 @@ class ChatSession:
             failed = True
             raise
         finally:
+            if job is not None:  # stopped, disconnected or done: the row leaves the batch at once
+                if not job.stop(JOB_WAIT_S):
+                    failed = True  # still running (a stuck step): its cache cannot be trusted
+                elif job.error is None:
+                    kv.ids = kv.ids + job.fed
+                else:
+                    failed = True
             if self.closed:  # closed mid-answer: nobody will ask again, keep nothing
                 kv = None
             elif not failed and kv is not None and len(kv.ids) == kv.cache.get_seq_length():

@@ -3,7 +3,10 @@ projector per frame -> adaptive pooling over (T, 24, 24) -> visual tokens writte
 single <image> token -> LLM (with LoRA on q_proj / v_proj).
 
 This file knows tensors and modules. It does not know files (checkpoint.py builds and fills it),
-text (prompt.py), decoding strategy (generate.py) or caching across turns (engine.py).
+text (prompt.py), decoding strategy (generate.py), batching (scheduler.py) or caching across turns
+(engine.py). Every caller reaches the language model through `prefill` (a prompt's embeddings, or a
+chunk of them, at explicit positions) and `decode` (one token per row at per-row positions, with a
+mask over caches of different lengths): the one place that builds positions and masks.
 The visual-token strategy (strategies.py; PLLaVA's pooling shape by default) is an argument of every
 call, never baked into the weights.
 """
@@ -154,6 +157,23 @@ class PllavaModel(nn.Module):
             logits_to_keep=logits_to_keep,
         )
         return CausalLMOutputWithPast(logits=out.logits, past_key_values=out.past_key_values)
+
+    def prefill(self, embeds: torch.Tensor, cache, start: int) -> torch.Tensor:
+        """Run one row's embeddings (1, S, D) at positions start..start+S-1 on a cache holding the first
+        `start` tokens (a prefix kept from an earlier turn, or the earlier chunks). Returns (1, V) logits."""
+        positions = torch.arange(start, start + embeds.shape[1], device=embeds.device)[None]  # (1, S)
+        out = self.language_model(inputs_embeds=embeds, position_ids=positions, past_key_values=cache,
+                                  use_cache=True, logits_to_keep=1)
+        return out.logits[:, -1]  # (1, V)
+
+    def decode(self, tokens: torch.Tensor, cache, positions: torch.Tensor) -> torch.Tensor:
+        """One token per row: tokens (B,), positions (B,) = each row's cache length. The cache writes each
+        row at its own position and hands attention its (B, 1, 1, L) mask (scheduler.SlotCache), so rows
+        whose caches differ in length never see each other's pads. Returns (B, V) logits."""
+        out = self.language_model(input_ids=tokens[:, None], position_ids=positions[:, None],
+                                  attention_mask=cache.attention_mask(), past_key_values=cache, use_cache=True,
+                                  logits_to_keep=1)
+        return out.logits[:, -1]  # (B, V)
 
     @property
     def device(self) -> torch.device:

@@ -43,8 +43,10 @@ class ModelHolder:
     get a clear "still loading" / "failed to load: <reason>" instead of a dead page."""
 
     def __init__(self, source: str, *, device: str = "auto", quantization: str = "auto",
-                 lora_alpha: float | None = None, limits: Limits = DEFAULT_LIMITS, expose_stats: bool = False):
+                 lora_alpha: float | None = None, limits: Limits = DEFAULT_LIMITS, expose_stats: bool = False,
+                 cpu_dtype: str = "auto", max_rows: int = 8):
         self.source, self.device, self.quantization = str(source), device, quantization
+        self.cpu_dtype, self.max_rows = cpu_dtype, max(1, int(max_rows))  # rows: answers decoded together
         # the engine's counters in /status: for an operator's own tests only, since cache hits tell
         # whether someone recently uploaded the same bytes (off by default; --debug-stats)
         self.expose_stats = bool(expose_stats)
@@ -80,7 +82,8 @@ class ModelHolder:
             path = resolve_source(self.source)
             self.stage = "loading the weights"
             self.engine = Engine.load(path, device=self.device, quantization=self.quantization,
-                                      lora_alpha=self.lora_alpha, limits=self.limits)
+                                      lora_alpha=self.lora_alpha, limits=self.limits, cpu_dtype=self.cpu_dtype,
+                                      max_rows=self.max_rows)
             self.stage = "ready"
         except Exception as e:  # any failure must reach the page as one line, not kill the thread
             log.exception("model failed to load")
@@ -132,7 +135,19 @@ class ModelHolder:
         text = f"**Model:** {described}, context {loaded.context_length:,} tokens"
         for note in loaded.notes:
             text += f"  \n_{self._private(note)}_"
+        text += f"  \n_Many users: {self.engine.batching_note}._"
+        if loaded.device.type == "cpu":
+            text += f"  \n_{cpu_dtype_note(loaded.dtype)}_"
         return text
+
+
+def cpu_dtype_note(dtype) -> str:
+    from .checkpoint import cpu_has_bf16
+
+    name = str(dtype).replace("torch.", "")
+    if cpu_has_bf16():
+        return f"CPU in {name}; this CPU has native bfloat16 (--cpu-dtype bfloat16 reads prompts faster)."
+    return f"CPU in {name}; this CPU has no native bfloat16 (float32 is the fast choice)."
 
 
 def one_line(e: BaseException) -> str:
@@ -314,7 +329,8 @@ def server_status(holder: ModelHolder, registry: Registry | None = None, disk=No
     if eng is not None:
         out.update(feature_cache_bytes=int(eng.features.bytes), feature_cache_budget_bytes=int(eng.features.max_bytes),
                    kv_cache_entries=len(eng.kv_budget), kv_cache_bytes=int(eng.kv_budget.bytes),
-                   kv_cache_budget_bytes=int(eng.kv_budget.max_bytes))
+                   kv_cache_budget_bytes=int(eng.kv_budget.max_bytes), batching=eng.batching,
+                   batching_note=eng.batching_note, dtype=str(eng.loaded.dtype).replace("torch.", ""))
         if holder.expose_stats:
             out["stats"] = dict(eng.stats)
     return out

@@ -34,12 +34,24 @@ def zerogpu_available() -> bool:
     return importlib.util.find_spec("spaces") is not None
 
 
+def wraps_calls() -> bool:
+    """True when `gpu(...)` wraps functions in spaces.GPU (a no-op off ZeroGPU)."""
+    return not os.environ.get("PLLAVA_NO_ZEROGPU") and zerogpu_available()
+
+
+def forks_per_call() -> bool:
+    """True on ZeroGPU proper (spaces.GPU active: SPACES_ZERO_GPU set): every GPU call then runs in a
+    forked worker, so answers of different visitors live in different processes and cannot share a
+    batch (the engine turns batching off)."""
+    return wraps_calls() and os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
+
+
 def gpu(duration: Callable[..., int] | int) -> Callable[[Callable], Callable]:
     """Decorator: `spaces.GPU(duration=...)` when `spaces` is importable, else the identity.
     `duration` may be a callable taking the wrapped function's arguments (ZeroGPU's dynamic duration)."""
 
     def wrap(fn: Callable) -> Callable:
-        if os.environ.get("PLLAVA_NO_ZEROGPU") or not zerogpu_available():
+        if not wraps_calls():
             return fn
         import spaces
 

@@ -1,0 +1,197 @@
+"""Answers decoded together give the same greedy token ids as each answering alone: sessions with
+different videos, frames, pooling shapes, LoRA alphas and answer lengths join and leave mid-answer,
+long prompts are prefilled in chunks between the others' steps, a stopped row leaves at once, an
+error hits only its own row; LoRA rows at alpha 0 are exactly the base output."""
+
+import threading
+
+import pytest
+import torch
+
+from pllava_demo.checkpoint import load_pllava
+from pllava_demo.config import GenerationSettings
+from pllava_demo.engine import Engine
+from pllava_demo.errors import ResourceError
+from pllava_demo.lora import LoRALinear, set_row_alphas
+from pllava_demo.ui_handlers import ModelHolder, server_status
+from videos import write_video
+
+
+def _settings(n):
+    return GenerationSettings(max_new_tokens=n, min_new_tokens=n)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sched")
+    return (write_video(d / "a.mp4", n_frames=40, width=160, height=120),
+            write_video(d / "b.mp4", n_frames=24, width=96, height=64, pattern="colour"))
+
+
+# (video, frames, pooling, alpha, tokens, question)
+CASES = [
+    (0, 8, (4, 6, 6), 4.0, 64, "What happens?"),
+    (0, 8, (8, 12, 12), 0.0, 9, "Which colour?"),
+    (1, 4, (2, 3, 3), 20.0, 30, "Describe it in detail."),
+    (1, 6, (4, 6, 6), 4.0, 14, "Who is there?"),
+]
+
+
+def _engine(tiny_official, **kw) -> Engine:
+    return Engine(load_pllava(tiny_official, device="cpu", quantization="none"), **kw)
+
+
+def _session(eng, videos, case):
+    v, frames, *_ = case
+    s = eng.new_session()
+    s.set_video(videos[v], frames)
+    return s
+
+
+def _ask(s, case, question=None):
+    _, _, pool, alpha, n, q = case
+    return s.ask(question or q, pooling_shape=pool, lora_alpha=alpha, settings=_settings(n))
+
+
+def _ids(eng, s) -> list[int]:
+    """The token ids of the session's cached prompt + answer (the KV cache it kept)."""
+    (key,) = [k for k in eng.kv_budget.keys() if k[0] == s.id]
+    return eng.kv_budget.get(key).ids
+
+
+@pytest.fixture(scope="module")
+def alone(tiny_official, videos):
+    """Each case answered with nothing else running: its text, token ids and a follow-up."""
+    eng = _engine(tiny_official, batching=False)
+    out = []
+    for case in CASES:
+        s = _session(eng, videos, case)
+        first = "".join(_ask(s, case))
+        ids = _ids(eng, s)
+        follow = "".join(_ask(s, case, "And then?"))
+        out.append((first, ids, follow, _ids(eng, s)))
+    return out
+
+
+def test_sessions_joining_and_leaving_mid_answer_get_their_alone_answers(tiny_official, videos, alone):
+    eng = _engine(tiny_official, chunk_tokens=128)
+    # readers step the shared batch themselves (no thread): one deterministic interleaving of joins and leaves
+    eng.scheduler = eng._new_scheduler(False, eng.max_rows)
+    sessions = [_session(eng, videos, c) for c in CASES]
+    a, b, c, d = (_ask(s, case) for s, case in zip(sessions, CASES))
+    got = {0: next(a) + next(a)}  # A answers alone for a while
+    got[1] = next(b)  # B's 1.2k-token prompt is read in 128-token chunks while A keeps decoding
+    assert eng.stats["prefill_chunks"] > eng.stats["prefills"] + 5
+    got[2] = next(c)
+    for _ in range(3):
+        got[0] += next(a, "")
+        got[1] += next(b, "")
+        got[2] += next(c, "")
+    assert eng.stats["batch_rows_max"] == 3 and eng.stats["mixed_alpha_steps"] > 0
+    got[3] = next(d)  # D joins while A, B, C are mid-answer
+    got[1] += "".join(b)  # B (alpha 0, 9 tokens) ends first and leaves
+    got[0] += "".join(a)
+    got[3] += "".join(d)
+    got[2] += "".join(c)
+    for i, s in enumerate(sessions):
+        assert got[i] == alone[i][0], CASES[i]
+        assert _ids(eng, s) == alone[i][1], CASES[i]
+    # follow-ups start from each session's own kept prefix, again all at once
+    reused = eng.stats["reused_tokens"]
+    streams = [_ask(s, case, "And then?") for s, case in zip(sessions, CASES)]
+    texts = [next(st) for st in streams]
+    texts = [t + "".join(st) for t, st in zip(texts, streams)]
+    assert eng.stats["reused_tokens"] - reused > 144 + 1152 + 18 + 144  # every session's video prefix was reused
+    for i, s in enumerate(sessions):
+        assert texts[i] == alone[i][2] and _ids(eng, s) == alone[i][3], CASES[i]
+    assert eng.scheduler.slots.rows == 0 and eng.scheduler.slots.nbytes == 0  # nobody answering: memory back
+
+
+def test_a_stopped_row_frees_its_slot_and_the_others_are_untouched(tiny_official, videos, alone):
+    eng = _engine(tiny_official)
+    eng.scheduler = eng._new_scheduler(False, eng.max_rows)
+    s0, s2 = _session(eng, videos, CASES[0]), _session(eng, videos, CASES[2])
+    a, c = _ask(s0, CASES[0]), _ask(s2, CASES[2])
+    first = next(a)
+    next(c)
+    next(c)
+    assert eng.scheduler.slots.rows == 2
+    c.close()  # the visitor pressed Stop (or went away)
+    assert eng.scheduler.slots.rows == 1 and s2.turns[-1].stopped
+    assert alone[2][0].strip().startswith(s2.turns[-1].answer)
+    kept = _ids(eng, s2)
+    assert kept == alone[2][1][: len(kept)]  # its cache holds a prefix of its alone answer
+    assert first + "".join(a) == alone[0][0]
+
+
+def test_an_error_in_a_batched_step_fails_only_its_own_row(tiny_official, videos, alone, monkeypatch):
+    eng = _engine(tiny_official)
+    eng.scheduler = eng._new_scheduler(False, eng.max_rows)
+    sched = eng.scheduler
+    real = eng.model.decode
+    calls = {"n": 0}
+
+    def flaky(tokens, cache, positions):
+        # once all three answer, every batch runs out of memory, and so does the alpha-20 row alone
+        calls["n"] = max(calls["n"], len(sched.running))
+        if calls["n"] == 3 and (tokens.shape[0] > 1 or sched.running[cache._lo].alpha == 20.0):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(tokens, cache, positions)
+
+    monkeypatch.setattr(eng.model, "decode", flaky)
+    s0, s2, s3 = (_session(eng, videos, CASES[i]) for i in (0, 2, 3))
+    streams = [_ask(s, CASES[i]) for s, i in zip((s0, s2, s3), (0, 2, 3))]
+    firsts = [next(st) for st in streams]
+    with pytest.raises(ResourceError, match="ran out of memory while writing the answer"):
+        "".join(streams[1])
+    assert s2.turns[-1].stopped and not s2.has_kv_cache
+    assert firsts[0] + "".join(streams[0]) == alone[0][0]
+    assert firsts[2] + "".join(streams[2]) == alone[3][0]
+    assert sched.slots.rows == 0
+
+
+def test_sessions_in_threads_share_the_batch_and_match_alone(tiny_official, videos, alone):
+    eng = _engine(tiny_official, chunk_tokens=128)
+    assert eng.batching and eng.scheduler.threaded
+    sessions = [_session(eng, videos, c) for c in CASES]
+    got = [None] * len(CASES)
+
+    def answer(i):
+        got[i] = "".join(_ask(sessions[i], CASES[i]))
+
+    threads = [threading.Thread(target=answer, args=(i,)) for i in range(len(CASES))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert got == [x[0] for x in alone]
+    assert [_ids(eng, s) for s in sessions] == [x[1] for x in alone]
+
+
+def test_alpha_zero_rows_are_exactly_the_base_output():
+    torch.manual_seed(0)
+    base = torch.nn.Linear(16, 24)
+    layer = LoRALinear(base, 16, 24, rank=8, alpha=4.0)
+    torch.nn.init.normal_(layer.lora_B.weight)
+    x = torch.randn(3, 5, 16)
+    layer.alpha = 4.0
+    want_lora = layer(x)
+    set_row_alphas([layer], [0.0, 4.0, 0.0])
+    mixed = layer(x)
+    set_row_alphas([layer], None)
+    assert torch.equal(mixed[0], base(x)[0]) and torch.equal(mixed[2], base(x)[2])
+    assert torch.equal(mixed[1], want_lora[1])
+    assert not torch.equal(mixed[1], base(x)[1])
+
+
+def test_batching_is_off_under_zerogpu_and_the_engine_says_so(tiny_official, monkeypatch):
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    monkeypatch.delenv("PLLAVA_NO_ZEROGPU", raising=False)
+    eng = _engine(tiny_official)
+    assert not eng.batching and not eng.scheduler.threaded
+    assert "off" in eng.batching_note and "ZeroGPU" in eng.batching_note
+    holder = ModelHolder.ready(eng)
+    assert server_status(holder)["batching"] is False and "batching is off" in holder.status_markdown()
+    monkeypatch.setenv("SPACES_ZERO_GPU", "false")
+    eng = _engine(tiny_official)
+    assert eng.batching and "together" in eng.batching_note
