@@ -203,8 +203,8 @@ class Engine:
     def batching_note(self) -> str:
         """One line for the page and /status: how answers share the model."""
         if self.batching:
-            return (f"answers in flight are decoded together in one batch (up to {self.max_rows} rows); "
-                    f"long prompts are read in {self.chunk_tokens}-token chunks between their steps")
+            return (f"up to {self.max_rows} answers decoded together, "
+                    f"long prompts read in {self.chunk_tokens}-token chunks between their steps")
         return "batching is off (ZeroGPU runs each answer in its own GPU worker): answers take turns"
 
     @classmethod

@@ -135,10 +135,11 @@ class ModelHolder:
         text = f"**Model:** {described}, context {loaded.context_length:,} tokens"
         for note in loaded.notes:
             text += f"  \n_{self._private(note)}_"
-        text += f"  \n_Many users: {self.engine.batching_note}._"
+        # how this server runs, in one line of small print (hidden on a phone: the chat comes first there)
+        server = [f"Server: {self.engine.batching_note}"]
         if loaded.device.type == "cpu":
-            text += f"  \n_{cpu_dtype_note(loaded.dtype)}_"
-        return text
+            server.append(cpu_dtype_note(loaded.dtype))
+        return text + f'  \n<span class="server-notes">{"; ".join(server)}.</span>'
 
 
 def cpu_dtype_note(dtype) -> str:
@@ -146,8 +147,8 @@ def cpu_dtype_note(dtype) -> str:
 
     name = str(dtype).replace("torch.", "")
     if cpu_has_bf16():
-        return f"CPU in {name}; this CPU has native bfloat16 (--cpu-dtype bfloat16 reads prompts faster)."
-    return f"CPU in {name}; this CPU has no native bfloat16 (float32 is the fast choice)."
+        return f"CPU in {name}, native bfloat16 available (--cpu-dtype bfloat16 reads prompts faster)"
+    return f"CPU in {name}, no native bfloat16 (float32 is the fast choice)"
 
 
 def one_line(e: BaseException) -> str:

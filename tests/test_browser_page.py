@@ -59,7 +59,9 @@ def test_a_phone_gets_video_chat_and_question_first_and_the_answer_in_view(brows
     load(tab, write_video(tmp_path / "p.mp4", n_frames=24, width=160, height=120))
     # a person who went to look at the settings further down, then typed the question and pressed Enter
     tab.get_by_text("Generation", exact=True).click()
-    tab.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+    # scrolled down until the chat is out of sight (the page may still grow while the video's view loads)
+    tab.wait_for_function("() => { window.scrollTo(0, document.body.scrollHeight); "
+                          "return document.querySelector('#chat').getBoundingClientRect().bottom < 0; }")
     sync_api.expect(tab.locator("#chat")).not_to_be_in_viewport()
     tab.locator("#question textarea").evaluate("e => e.focus({preventScroll: true})")
     tab.keyboard.type("What is in the video?")

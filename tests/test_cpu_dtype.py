@@ -18,8 +18,8 @@ def test_cpu_dtype_flag_sets_the_weights_and_the_page_says_it(tiny_official, cho
     assert eng.model.language_model.get_input_embeddings().weight.dtype == dtype
     holder = ModelHolder.ready(eng)
     assert server_status(holder)["dtype"] == choice
-    native = "has native bfloat16" if cpu_has_bf16() else "has no native bfloat16"
-    assert f"CPU in {choice}; this CPU {native}" in holder.status_markdown()
+    native = "native bfloat16 available" if cpu_has_bf16() else "no native bfloat16"
+    assert f"CPU in {choice}, {native}" in holder.status_markdown()
 
 
 def test_bad_cpu_dtype_names_the_valid_ones(tiny_official):

@@ -164,7 +164,8 @@ def _view_settings(c: dict, limits) -> None:
                                 elem_id="frames-slider", min_width=140)
         # how frames become tokens: PLLaVA's pooling, or a training-free baseline (meant for alpha 0)
         c["strategy"] = gr.Dropdown([(cls.title, name) for name, cls in S.STRATEGIES.items()],
-                                    value="pllava", label="Visual tokens", elem_id="strategy", min_width=140)
+                                    value="pllava", label="Visual tokens", elem_id="strategy", min_width=180,
+                                    scale=2)  # wide enough for "Image grid (IG-VLM)" whole
         c["alpha"] = gr.Slider(0, 32, value=4, step=0.5, label="LoRA alpha",
                                elem_id="alpha", min_width=140)
     with gr.Column(elem_id="pool-row") as c["pool_row"]:  # PLLaVA's own knobs
@@ -172,10 +173,10 @@ def _view_settings(c: dict, limits) -> None:
             c["pool_t"] = gr.Slider(1, 16, value=16, step=1, label="Pooling T' (time)", elem_id="pool-t", min_width=120)
             c["pool_h"] = gr.Slider(1, 24, value=12, step=1, label="h' (rows)", elem_id="pool-h", min_width=120)
             c["pool_w"] = gr.Slider(1, 24, value=12, step=1, label="w' (columns)", elem_id="pool-w", min_width=120)
-        gr.Markdown("Each frame's 24×24 tokens are averaged down to T' time steps of h'×w' tokens: "
-                    "fewer tokens, less detail.", elem_classes=["slider-note"])
+        gr.Markdown("A frame's 24×24 tokens, averaged to T' steps of h'×w': fewer tokens, less detail.",
+                    elem_classes=["slider-note"])
     c["knobs"] = {}  # the other strategies' knobs, shown with their strategy
-    with gr.Row():
+    with gr.Row(elem_id="knobs-row"):
         for cls in S.STRATEGIES.values():
             for knob, (lo, hi, what) in cls.KNOBS.items():
                 c["knobs"][knob] = gr.Slider(lo, hi, value=cls.__dataclass_fields__[knob].default, step=1,
