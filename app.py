@@ -83,7 +83,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     from pllava_demo.config import Limits
     from pllava_demo.ui import build_demo, launch
-    from pllava_demo.ui_handlers import ModelHolder
+    from pllava_demo.ui.handlers import ModelHolder
 
     limits = Limits(max_file_mb=args.max_file_size, max_duration_s=args.max_duration, max_frames=args.max_frames,
                     max_question_chars=args.max_question_chars, max_new_tokens=args.max_new_tokens,

@@ -2,7 +2,7 @@
 the official demo's per-turn work rebuilt from our own parts, timing helpers and table printing.
 
 It knows the checkpoint LAYOUT (key names, shards, config.json) but loads nothing: loading is
-always pllava_demo.checkpoint.load_pllava, so the benchmarks measure our loader. It does not import
+always pllava_demo.network.checkpoint.load_pllava, so the benchmarks measure our loader. It does not import
 av at module level (the GPU machine has no PyAV): video helpers import it when called.
 """
 
@@ -102,8 +102,8 @@ def write_random_checkpoint(directory, size: Size, *, dtype=torch.bfloat16, shar
     from accelerate import init_empty_weights
     from transformers import CLIPVisionModel, LlamaForCausalLM
 
-    from pllava_demo.families import PLLAVA_RELEASE, clip_keys, llm_keys
-    from pllava_demo.tiny import build_tokenizer, write_processor_files
+    from pllava_demo.network.families import PLLAVA_RELEASE, clip_keys, llm_keys
+    from pllava_demo.network.tiny import build_tokenizer, write_processor_files
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -147,7 +147,7 @@ def write_random_checkpoint(directory, size: Size, *, dtype=torch.bfloat16, shar
 
 def checkpoint(kind: str, base: Path | None = None) -> Path:
     """A cached random checkpoint under bench/out/ckpt-<kind>: 'tiny' (make_tiny) or 'small'."""
-    from pllava_demo.tiny import make_tiny
+    from pllava_demo.network.tiny import make_tiny
 
     path = (base or OUT) / f"ckpt-{kind}"
     if (path / "config.json").exists():
@@ -183,7 +183,7 @@ def official_decode(path, num_frames: int):
     import av
     import numpy as np
 
-    from pllava_demo.video import read_video
+    from pllava_demo.frames.video import read_video
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]

@@ -23,7 +23,7 @@ import torch
 from transformers.generation.streamers import BaseStreamer
 
 from _common import median
-from pllava_demo.prompt import DEFAULT_SYSTEM, Turn, fit_prompt
+from pllava_demo.chat.prompt import DEFAULT_SYSTEM, Turn, fit_prompt
 
 SHAPE = (16, 12, 12)  # the official pooling; 16 frames
 

@@ -27,8 +27,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from pllava_demo.caption import CaptionJob, CaptionOptions, Captioner, run_captions  # noqa: E402
-from pllava_demo.checkpoint import load_pllava  # noqa: E402
+from pllava_demo.caption.captioner import CaptionJob, CaptionOptions, Captioner, run_captions  # noqa: E402
+from pllava_demo.network.checkpoint import load_pllava  # noqa: E402
 from pllava_demo.config import GenerationSettings  # noqa: E402
 from videos import write_video  # noqa: E402
 
@@ -54,7 +54,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.model is None:
-            from pllava_demo.tiny import make_tiny
+            from pllava_demo.network.tiny import make_tiny
 
             args.model = str(make_tiny(tmp / "tiny"))
         jobs = []

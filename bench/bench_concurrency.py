@@ -31,10 +31,10 @@ import torch
 
 from _common import bench_video, checkpoint, first_token_clock, load_average, machine, median, table
 
-import pllava_demo.engine as engine_module  # noqa: E402
+import pllava_demo.chat.engine as engine_module  # noqa: E402
 
 from pllava_demo.config import GenerationSettings  # noqa: E402
-from pllava_demo.engine import Engine  # noqa: E402
+from pllava_demo.chat.engine import Engine  # noqa: E402
 
 NUM_FRAMES = 16
 ANSWER_TOKENS = 64
@@ -120,7 +120,7 @@ def run_hf(loaded, video, n, follow_up) -> tuple[float, float]:
 
 
 def engine_fit(engine, session, question) -> list[int]:
-    from pllava_demo.prompt import fit_prompt
+    from pllava_demo.chat.prompt import fit_prompt
 
     shape = engine.pooling_shape(None)
     return list(fit_prompt(engine.tokenizer, engine.format, session.system, session.turns, question,
@@ -155,7 +155,7 @@ def main() -> None:
                    help="torch threads (default 1: on a shared, oversubscribed CPU more threads ran slower)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    from pllava_demo.checkpoint import load_pllava
+    from pllava_demo.network.checkpoint import load_pllava
 
     loaded = load_pllava(checkpoint(args.model), device="cpu", quantization="none")
     video = bench_video()

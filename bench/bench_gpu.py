@@ -4,7 +4,7 @@ bf16, beside transformers' own generate() on the same bf16 weights (the official
 A random checkpoint with the real PLLaVA-7B shapes in the official on-disk layout (CLIP ViT-L/14-336
 24 x 1024, projector 1024 -> 4096, Llama-7B 32 x 4096, MLP 11008, vocab 32064, LoRA r=128 on q/v,
 PEFT-wrapped keys, bf16 safetensors shards, about 14.5 GB) is written with its random numbers drawn
-on the GPU, then loaded with pllava_demo.checkpoint.load_pllava (so the 4-bit path measured is ours).
+on the GPU, then loaded with pllava_demo.network.checkpoint.load_pllava (so the 4-bit path measured is ours).
 Frames are synthetic CLIP-normalised pixels: the GPU machine has no PyAV, and the CPU benchmarks
 cover decoding. Measured, per weights kind:
 
@@ -56,9 +56,9 @@ import torch
 from _common import (PLLAVA_7B, PeakHostMemory, copy_bandwidth, first_token_clock, machine, median,
                      write_random_checkpoint)
 
-import pllava_demo.engine as engine_module  # noqa: E402
+import pllava_demo.chat.engine as engine_module  # noqa: E402
 from pllava_demo.config import GenerationSettings  # noqa: E402
-from pllava_demo.engine import Engine, VideoFeatures  # noqa: E402
+from pllava_demo.chat.engine import Engine, VideoFeatures  # noqa: E402
 
 CONFIGS = [(16, (16, 12, 12)), (16, (16, 6, 6)), (32, (16, 12, 12)), (32, (32, 6, 6))]  # (frames, pooling)
 QUESTION = "What is happening in this video? Describe the background, characters and actions in detail."
@@ -193,7 +193,7 @@ def measure_config(engine, frames, shape, tokens, repeats, dev, bandwidth) -> di
 @torch.inference_mode()
 def measure_hf_batched(engine, sessions: int, tokens: int, dev, frames=16, shape=(16, 12, 12)) -> dict:
     """transformers' generate on `sessions` copies of the prompt at once (same length: no padding)."""
-    from pllava_demo.prompt import fit_prompt
+    from pllava_demo.chat.prompt import fit_prompt
 
     feats = encode(engine, frames, dev, seed=7)[0].features
     model = engine.model
@@ -315,7 +315,7 @@ def cmd_write(args) -> int:
 
 
 def cmd_measure(args) -> int:
-    from pllava_demo.checkpoint import load_pllava
+    from pllava_demo.network.checkpoint import load_pllava
 
     dev = torch.device(args.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else machine()

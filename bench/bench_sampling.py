@@ -1,6 +1,6 @@
 """Benchmark: read_video(path, 16) against other ways of getting PLLaVA's 16 frames.
 
-  ours      pllava_demo.video.read_video (seek per GOP, continue inside a GOP; on a stream that is not
+  ours      pllava_demo.frames.video.read_video (seek per GOP, continue inside a GOP; on a stream that is not
             constant-rate, one demux pass first for the packet timestamps)
   full      decode every frame with PyAV, keep the 16 sampled ones (by ordinal)
   official  the official recipe with PyAV in place of decord: decode the whole video keeping one
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pllava_demo.video import read_video, sample_indices  # noqa: E402
+from pllava_demo.frames.video import read_video, sample_indices  # noqa: E402
 from tests.videos import frame_index, write_long_video  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -86,7 +86,7 @@ def _targets_pts(path, stream, indices) -> list[float]:
 
 def _resize():
     # imported only by the +px methods: preprocess brings torch, which would swamp the others' RSS
-    from pllava_demo.preprocess import official_resize
+    from pllava_demo.frames.preprocess import official_resize
 
     return official_resize
 

@@ -23,7 +23,7 @@ import urllib.request
 
 from _common import ROOT, checkpoint, load_average, machine, median, table
 
-MODULES = ["pllava_demo", "pllava_demo.config", "pllava_demo.engine", "pllava_demo.checkpoint", "pllava_demo.video",
+MODULES = ["pllava_demo", "pllava_demo.config", "pllava_demo.chat.engine", "pllava_demo.network.checkpoint", "pllava_demo.frames.video",
            "pllava_demo.ui"]
 ENV = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
 APP_TIMEOUT_S = 180
@@ -121,7 +121,7 @@ def main() -> None:
         rows.append([f"import {module}", f"{inside:.3f}", f"{wall:.3f}", f"{wall / bare_wall:.1f}x"])
     print(f"## import time (fresh subprocess, median of {args.repeats})\n")
     print(table(["what", "import (s)", "process wall (s)", "wall / bare python"], rows))
-    for module in ("pllava_demo.engine", "pllava_demo.ui"):
+    for module in ("pllava_demo.chat.engine", "pllava_demo.ui"):
         top = ", ".join(f"{name} {sec:.2f} s" for name, sec in heaviest_imports(module))
         print(f"\nheaviest top-level imports under `import {module}` (-X importtime, cumulative): {top}")
     if not (ROOT / "app.py").exists():

@@ -34,12 +34,12 @@ import torch
 
 from _common import bench_video, checkpoint, first_token_clock, load_average, machine, median, official_decode, table
 
-import pllava_demo.engine as engine_module  # noqa: E402
+import pllava_demo.chat.engine as engine_module  # noqa: E402
 from pllava_demo.config import GenerationSettings  # noqa: E402
-from pllava_demo.engine import Engine  # noqa: E402
-from pllava_demo.preprocess import clip_preprocess  # noqa: E402
-from pllava_demo.prompt import fit_prompt  # noqa: E402
-from pllava_demo.strategies import ImageGrid, PllavaPooling, SpatioTemporal, ThumbnailSampling, parse  # noqa: E402
+from pllava_demo.chat.engine import Engine  # noqa: E402
+from pllava_demo.frames.preprocess import clip_preprocess  # noqa: E402
+from pllava_demo.chat.prompt import fit_prompt  # noqa: E402
+from pllava_demo.frames.strategies import ImageGrid, PllavaPooling, SpatioTemporal, ThumbnailSampling, parse  # noqa: E402
 
 NUM_FRAMES = 16
 ANSWER_TOKENS = 32
@@ -110,7 +110,7 @@ def official_turn(loaded, video, history, question, shape, alpha) -> float:
 
 
 def bench_model(kind: str, repeats: int) -> str:
-    from pllava_demo.checkpoint import load_pllava
+    from pllava_demo.network.checkpoint import load_pllava
 
     path = checkpoint(kind)
     video = bench_video()
@@ -152,10 +152,10 @@ def bench_alpha(kinds) -> str:
     per-step _apply_alpha (a pre-collected list), on the bench models and a 7B-shaped meta model."""
     from accelerate import init_empty_weights
 
-    from pllava_demo.checkpoint import load_pllava
-    from pllava_demo.families import PLLAVA_RELEASE
-    from pllava_demo.lora import LoRALinear, attach_lora, set_lora_alpha
-    from pllava_demo.model import PllavaModel
+    from pllava_demo.network.checkpoint import load_pllava
+    from pllava_demo.network.families import PLLAVA_RELEASE
+    from pllava_demo.network.lora import LoRALinear, attach_lora, set_lora_alpha
+    from pllava_demo.network.model import PllavaModel
 
     from _common import PLLAVA_7B, _llm_and_clip_configs
 

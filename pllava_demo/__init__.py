@@ -10,11 +10,11 @@ __all__ = ["load_pllava", "read_video", "Engine", "GenerationSettings", "make_ti
            "VideoError", "CheckpointError", "InputError", "PllavaError"]
 
 _LAZY = {
-    "load_pllava": ("checkpoint", "load_pllava"),
-    "read_video": ("video", "read_video"),
-    "Engine": ("engine", "Engine"),
+    "load_pllava": ("network.checkpoint", "load_pllava"),
+    "read_video": ("frames.video", "read_video"),
+    "Engine": ("chat.engine", "Engine"),
     "GenerationSettings": ("config", "GenerationSettings"),
-    "make_tiny": ("tiny", "make_tiny"),
+    "make_tiny": ("network.tiny", "make_tiny"),
 }
 
 

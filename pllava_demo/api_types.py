@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from . import strategies
+from .frames import strategies
 from .config import MAX_LORA_ALPHA, Limits
 from .errors import InputError
 

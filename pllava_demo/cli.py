@@ -12,7 +12,7 @@ import os
 import sys
 
 from .errors import PllavaError
-from .strategies import NAMES, STRATEGIES, PllavaPooling, make
+from .frames.strategies import NAMES, STRATEGIES, PllavaPooling, make
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -100,8 +100,8 @@ def _settings(args):
 
 
 def _session(args):
-    from .engine import Engine
-    from .prompt import DEFAULT_SYSTEM
+    from .chat.engine import Engine
+    from .chat.prompt import DEFAULT_SYSTEM
 
     engine = Engine.load(args.model, device=args.device, quantization=args.quantization, lora_alpha=args.lora_alpha,
                          cpu_dtype=args.cpu_dtype)
@@ -165,7 +165,7 @@ def cmd_chat(args) -> int:
 
 
 def cmd_make_tiny(args) -> int:
-    from .tiny import make_tiny
+    from .network.tiny import make_tiny
 
     path = make_tiny(args.directory, layout=args.layout, chat_format=args.chat_format)
     print(f"Wrote a tiny random {args.layout} checkpoint to {path} (its answers are random text).")
@@ -220,9 +220,9 @@ def add_caption_parser(sub) -> None:
 
 
 def options_from_args(args):
-    from .caption import CaptionOptions
+    from .caption.captioner import CaptionOptions
     from .config import GenerationSettings
-    from .prompt import RECAPTION_PROMPT, RECAPTION_SYSTEM
+    from .chat.prompt import RECAPTION_PROMPT, RECAPTION_SYSTEM
 
     visual = strategy_from_args(args)
     settings = GenerationSettings(do_sample=args.sample, temperature=args.temperature, top_p=args.top_p,
@@ -237,7 +237,7 @@ def options_from_args(args):
 
 def pending_jobs(args, writer) -> tuple[list, int]:
     """The jobs of args.input not yet in the output (at most --limit), and how many were skipped."""
-    from .caption_io import discover
+    from .caption.records import discover
 
     jobs = discover(args.input)
     todo = [j for j in jobs if not writer.is_done(j.path)]
@@ -250,14 +250,14 @@ def pending_jobs(args, writer) -> tuple[list, int]:
 def cmd_caption(args) -> int:
     from tqdm import tqdm
 
-    from .caption_io import CaptionWriter, write_parquet
+    from .caption.records import CaptionWriter, write_parquet
 
     options = options_from_args(args)
     with CaptionWriter(args.out, retry_errors=args.retry_errors) as writer:
         todo, skipped = pending_jobs(args, writer)
         print(f"{len(todo)} video(s) to caption, {skipped} already in {args.out}", file=sys.stderr)
         if args.ray:
-            from .caption_ray import run_ray
+            from .caption.on_ray import run_ray
 
             interrupted = False
             bar = tqdm(total=len(todo), unit="video", file=sys.stderr, dynamic_ncols=True)
@@ -282,8 +282,8 @@ def cmd_caption(args) -> int:
 def _run_local(args, options, todo: list, writer) -> bool:
     from tqdm import tqdm
 
-    from .caption import Captioner, run_captions
-    from .checkpoint import load_pllava
+    from .caption.captioner import Captioner, run_captions
+    from .network.checkpoint import load_pllava
 
     if not todo:
         return False

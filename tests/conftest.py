@@ -11,28 +11,28 @@ import pytest  # noqa: E402
 
 @pytest.fixture(scope="session")
 def tiny_official(tmp_path_factory):
-    from pllava_demo.tiny import make_tiny
+    from pllava_demo.network.tiny import make_tiny
 
     return make_tiny(tmp_path_factory.mktemp("tiny_official"), layout="official")
 
 
 @pytest.fixture(scope="session")
 def tiny_llava_hf(tmp_path_factory):
-    from pllava_demo.tiny import make_tiny
+    from pllava_demo.network.tiny import make_tiny
 
     return make_tiny(tmp_path_factory.mktemp("tiny_llava_hf"), layout="llava-hf")
 
 
 @pytest.fixture(scope="session")
 def tiny_chatml(tmp_path_factory):
-    from pllava_demo.tiny import make_tiny
+    from pllava_demo.network.tiny import make_tiny
 
     return make_tiny(tmp_path_factory.mktemp("tiny_chatml"), layout="official", chat_format="chatml")
 
 
 @pytest.fixture(scope="session")
 def engine(tiny_official):
-    from pllava_demo.engine import Engine
+    from pllava_demo.chat.engine import Engine
 
     return Engine.load(tiny_official, device="cpu", quantization="none")
 

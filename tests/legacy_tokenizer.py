@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from pllava_demo.prompt import DEFAULT_SYSTEM
-from pllava_demo.tiny import CORPUS, make_tiny
+from pllava_demo.chat.prompt import DEFAULT_SYSTEM
+from pllava_demo.network.tiny import CORPUS, make_tiny
 
 WORDS = CORPUS + " " + DEFAULT_SYSTEM + (
     " USER: ASSISTANT: Yes, it is. No, it is not. The dog runs across the park and the man laughs. "

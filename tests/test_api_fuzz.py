@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from videos import write_video
 
 from pllava_demo import api_types as A
-from pllava_demo import ui_handlers as H
+from pllava_demo.ui import handlers as H
 from pllava_demo.errors import InputError
 
 json_scalars = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.sampled_from([0, 1, 4, 7, 8, 16, 33])

@@ -49,7 +49,7 @@ def live(engine):
     from ui_server import free_port
 
     from pllava_demo import ui
-    from pllava_demo.ui_handlers import ModelHolder
+    from pllava_demo.ui.handlers import ModelHolder
 
     demo = ui.build_demo(ModelHolder.ready(engine))
     port = free_port()
@@ -95,7 +95,7 @@ def test_clicking_a_frame_seeks_the_player_to_its_time(live, tab, tmp_path):
 def test_a_time_in_an_answer_is_a_link_that_seeks_and_nothing_else_is(live, tab, tmp_path):
     from playwright import sync_api
 
-    from pllava_demo.prompt import Turn
+    from pllava_demo.chat.prompt import Turn
 
     load(tab, write_video(tmp_path / "said.mp4", n_frames=60, width=192, height=144, pattern="colour"))
     (studio,) = live[0].registry._items.values()

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from pllava_demo.caption import CaptionOptions, Captioner, run_captions
-from pllava_demo.caption_io import CaptionJob, CaptionWriter, discover, path_key
+from pllava_demo.caption.captioner import CaptionOptions, Captioner, run_captions
+from pllava_demo.caption.records import CaptionJob, CaptionWriter, discover, path_key
 from pllava_demo.cli import main
 from pllava_demo.config import GenerationSettings
 from pllava_demo.errors import InputError
-from pllava_demo.prompt import RECAPTION_PROMPT, RECAPTION_SYSTEM
+from pllava_demo.chat.prompt import RECAPTION_PROMPT, RECAPTION_SYSTEM
 
 from videos import write_video
 
@@ -47,7 +47,7 @@ def video_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(tiny_official):
-    from pllava_demo.checkpoint import load_pllava
+    from pllava_demo.network.checkpoint import load_pllava
 
     model = load_pllava(tiny_official, device="cpu", quantization="none")
     assert model.dtype == torch.float32, "exact batched-vs-single equality is pinned in float32"
@@ -184,7 +184,7 @@ def test_batched_greedy_captions_equal_one_by_one_and_the_chat_engine(loaded, vi
     assert len(set(single.values())) > 2, "captions depend on the video and prompt"
 
     # one by one here is also what the chat engine answers for the same video and prompt
-    from pllava_demo.engine import Engine
+    from pllava_demo.chat.engine import Engine
 
     session = Engine(loaded).new_session(RECAPTION_SYSTEM)
     path = next(j.path for j, p in zip(jobs, prompts) if p is None and "broken" not in j.path)

@@ -22,7 +22,7 @@ from videos import write_video  # noqa: E402
 
 @pytest.fixture(scope="module")
 def local_ray():
-    from pllava_demo.caption_ray import init_ray
+    from pllava_demo.caption.on_ray import init_ray
 
     if ray.is_initialized():
         ray.shutdown()

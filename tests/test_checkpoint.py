@@ -12,7 +12,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from pllava_demo import CheckpointError, load_pllava
-from pllava_demo.checkpoint import canonical_key
+from pllava_demo.network.checkpoint import canonical_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,7 +135,7 @@ def test_image_token_mismatch_between_tokenizer_and_config(tiny_official, tmp_pa
 def test_checkpoint_without_tokenizer_still_runs_the_network(tiny_official, tmp_path):
     import torch
 
-    from pllava_demo.engine import Engine
+    from pllava_demo.chat.engine import Engine
 
     ckpt = _copy(tiny_official, tmp_path / "c")
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 
 
 def test_real_cuda_oom_while_encoding_is_a_message_and_the_next_encode_works(tiny_official):
-    from pllava_demo.engine import Engine
+    from pllava_demo.chat.engine import Engine
     from pllava_demo.errors import ResourceError
 
     eng = Engine.load(tiny_official, device="cuda", quantization="none")

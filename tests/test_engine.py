@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pllava_demo.config import GenerationSettings, Limits
-from pllava_demo.engine import Engine
+from pllava_demo.chat.engine import Engine
 from pllava_demo.errors import InputError
 from videos import write_video
 
@@ -175,7 +175,7 @@ def test_set_lora_alpha_changes_strength_in_place(fresh):
 def test_in_place_kv_cache_gives_the_same_logits_as_transformers_dynamic_cache():
     from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
-    from pllava_demo.kvcache import GrowingLayer, cache_nbytes, new_kv_cache
+    from pllava_demo.chat.kvcache import GrowingLayer, cache_nbytes, new_kv_cache
 
     torch.manual_seed(0)
     lm = LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,

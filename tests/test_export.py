@@ -5,8 +5,8 @@ import json
 import pytest
 from videos import write_video
 
-from pllava_demo import chat_export as X
-from pllava_demo import ui_handlers as H
+from pllava_demo.ui import export as X
+from pllava_demo.ui import handlers as H
 
 
 @pytest.fixture

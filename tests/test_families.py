@@ -10,8 +10,8 @@ import torch
 from safetensors import safe_open
 
 from pllava_demo import CheckpointError, load_pllava
-from pllava_demo.families import FAMILIES, LLAVA_HF, PLLAVA_RELEASE, family_of
-from pllava_demo.preprocess import CLIP_PIXELS, clip_preprocess
+from pllava_demo.network.families import FAMILIES, LLAVA_HF, PLLAVA_RELEASE, family_of
+from pllava_demo.frames.preprocess import CLIP_PIXELS, clip_preprocess
 from videos import write_image
 
 
@@ -78,7 +78,7 @@ def test_clip_constants_come_from_preprocessor_config(tiny_official, tmp_path):
     ckpt = _with_preprocessor(tiny_official, tmp_path / "c", image_mean=mean, image_std=std)
     loaded = load_pllava(ckpt, device="cpu", quantization="none")
     assert loaded.pixels.mean == tuple(mean) and loaded.pixels.std == tuple(std)
-    from pllava_demo.engine import Engine
+    from pllava_demo.chat.engine import Engine
 
     image = write_image(tmp_path / "still.png", 320, 240)
     eng = Engine(loaded)
@@ -89,8 +89,8 @@ def test_clip_constants_come_from_preprocessor_config(tiny_official, tmp_path):
     assert torch.equal(vf.features, want)
     assert not torch.allclose(vf.features, clip_default)  # the constants reach the features
     # the captioner decodes with the same spec
-    from pllava_demo.caption import prepare_video
-    from pllava_demo.caption_io import CaptionJob
+    from pllava_demo.caption.captioner import prepare_video
+    from pllava_demo.caption.records import CaptionJob
 
     item = prepare_video(CaptionJob(str(image)), 1, loaded.pixels)
     assert np.array_equal(item.pixels.numpy(), clip_preprocess(frames, 336, mean, std).numpy())

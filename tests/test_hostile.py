@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from pllava_demo.config import GenerationSettings
-from pllava_demo.engine import Engine
+from pllava_demo.chat.engine import Engine
 from pllava_demo.errors import InputError, PllavaError
 from videos import (counter_frame, video_path, write_animated_webp, write_audio_only, write_image,
                     write_long_video, write_video)
@@ -247,8 +247,8 @@ def _peak_bytes(fn):
 
 
 def test_8k_frames_are_shrunk_while_decoding_so_memory_stays_small(eng, good, tmp_path):
-    from pllava_demo.preprocess import official_resize
-    from pllava_demo.video import read_video
+    from pllava_demo.frames.preprocess import official_resize
+    from pllava_demo.frames.video import read_video
 
     path = write_long_video(tmp_path / "8k.mp4", seconds=0.125, fps=16, width=7680, height=4320)  # 2 frames
     # One full-size RGB frame is 7680 x 4320 x 3 = 95 MB; 16 of them 1.6 GB. Each frame goes from
@@ -276,7 +276,7 @@ def test_huge_still_image_is_read_small(eng, good, tmp_path):
 
 
 def test_read_video_keeps_full_resolution_unless_asked(tmp_path):
-    from pllava_demo.video import read_video
+    from pllava_demo.frames.video import read_video
 
     path = write_video(tmp_path / "v.mp4", n_frames=4, width=1280, height=720)
     assert read_video(path, 2).frames.shape == (2, 720, 1280, 3)

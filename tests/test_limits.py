@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pllava_demo.config import GenerationSettings, Limits
-from pllava_demo.engine import Engine
+from pllava_demo.chat.engine import Engine
 from pllava_demo.errors import InputError, ResourceError, VideoError
 from test_hostile import _raw_h264, assert_readable
 from videos import write_long_video, write_video
@@ -38,7 +38,7 @@ def test_a_file_over_the_size_limit_is_refused_before_reading_a_byte(fresh, tmp_
     big = tmp_path / "big.mp4"
     with open(big, "wb") as f:
         f.truncate(250 * 2**20)  # sparse: 250 MB on paper, nothing on disk
-    monkeypatch.setattr("pllava_demo.video.content_key", lambda p: pytest.fail("hashed an oversized file"))
+    monkeypatch.setattr("pllava_demo.frames.video.content_key", lambda p: pytest.fail("hashed an oversized file"))
     with pytest.raises(VideoError, match=r"^The file is 250 MB; the limit is 200 MB\.$") as e:
         fresh.new_session().set_video(big, 8)
     assert_readable(e.value)
@@ -110,7 +110,7 @@ def test_decoding_has_a_time_budget(tiny_official, tmp_path):
 
 def test_one_gop_video_decodes_once_front_to_back(tmp_path):
     """A 10-minute mp4 with a single keyframe: seeking can only land on frame 0, so it must not seek."""
-    from pllava_demo.video import read_video
+    from pllava_demo.frames.video import read_video
 
     path = write_long_video(tmp_path / "one_gop.mp4", seconds=600, fps=24, width=64, height=48, keyframe_every_s=600)
     clip = read_video(path, 16)
@@ -260,7 +260,7 @@ def test_package_never_unpickles_or_runs_remote_code():
 
 def test_animated_image_reading_keeps_the_time_budget(tmp_path):
     from pllava_demo.errors import VideoError
-    from pllava_demo.video import read_video
+    from pllava_demo.frames.video import read_video
     from videos import write_animated_webp
 
     path = write_animated_webp(tmp_path / "anim.webp", n_frames=400, width=64, height=48)

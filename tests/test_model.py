@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 from official_reference import OfficialPllava
 from pllava_demo import load_pllava
 from pllava_demo.errors import InputError
-from pllava_demo.lora import LoRALinear
+from pllava_demo.network.lora import LoRALinear
 from videos import write_video
 
 PROMPT = "You are helpful. USER:<image>  USER:What is the person doing? ASSISTANT:"
@@ -123,7 +123,7 @@ def test_4bit_nf4_loads_and_generates_on_cpu(tiny_official, tmp_path):
     import bitsandbytes as bnb
 
     from pllava_demo.config import GenerationSettings
-    from pllava_demo.engine import Engine
+    from pllava_demo.chat.engine import Engine
 
     loaded = load_pllava(tiny_official, device="cpu", quantization="4bit")
     m = loaded.model

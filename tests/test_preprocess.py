@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import CLIPImageProcessor
 
-from pllava_demo.preprocess import CLIP_MEAN, CLIP_STD, clip_preprocess, resize_output_size
-from pllava_demo.video import read_video
+from pllava_demo.frames.preprocess import CLIP_MEAN, CLIP_STD, clip_preprocess, resize_output_size
+from pllava_demo.frames.video import read_video
 from tests.videos import write_video
 
 
@@ -115,8 +115,8 @@ def textured(tmp_path_factory):
 def test_pixel_values_are_the_official_processors(textured, name):
     """What the captioner and the engine feed the model equals PllavaProcessor + CLIPImageProcessor
     applied to the same decoded full-size frames."""
-    from pllava_demo.caption import prepare_video
-    from pllava_demo.caption_io import CaptionJob
+    from pllava_demo.caption.captioner import prepare_video
+    from pllava_demo.caption.records import CaptionJob
 
     path, (w, h) = textured[name]
     ours = prepare_video(CaptionJob(str(path)), 2).pixels  # (2, 3, 336, 336)
@@ -139,7 +139,7 @@ def test_engine_encodes_the_official_pixels(engine, textured):
 def test_official_resize_matches_the_restated_processor(width, height):
     from PIL import Image
 
-    from pllava_demo.preprocess import official_resize
+    from pllava_demo.frames.preprocess import official_resize
 
     frame = np.asarray(Image.fromarray(np.random.default_rng(width).integers(0, 256, (height, width, 3), np.uint8)))
     ours = np.asarray(official_resize(Image.fromarray(frame)))
@@ -164,8 +164,8 @@ def test_engine_caches_per_time_range(engine, tmp_path):
 def test_phone_video_is_turned_upright_then_given_the_official_pixels(tmp_path):
     """A deliberate difference: the rotation flag is honoured (decord ignores it); the official chain
     then runs on the upright frames."""
-    from pllava_demo.caption import prepare_video
-    from pllava_demo.caption_io import CaptionJob
+    from pllava_demo.caption.captioner import prepare_video
+    from pllava_demo.caption.records import CaptionJob
 
     path = write_video(tmp_path / "phone.mp4", width=1280, height=720, n_frames=3, fps=6, pattern="texture",
                        rotation=90)

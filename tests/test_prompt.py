@@ -3,7 +3,7 @@
 import pytest
 from transformers import AutoTokenizer
 
-from pllava_demo.prompt import CHATML, VICUNA, TextStream, Turn, chat_format_for, fit_prompt
+from pllava_demo.chat.prompt import CHATML, VICUNA, TextStream, Turn, chat_format_for, fit_prompt
 
 
 def test_vicuna_prompt_is_the_official_plain_demo_string():

@@ -4,11 +4,11 @@ the API (a real server through gradio_client) and the CLI; each range is encoded
 import pytest
 from videos import write_video
 
-from pllava_demo import gpu_calls as G
-from pllava_demo import ui_handlers as H
-from pllava_demo import ui_view as V
+from pllava_demo.ui import gpu_calls as G
+from pllava_demo.ui import handlers as H
+from pllava_demo.ui import view as V
 from pllava_demo.errors import InputError
-from pllava_demo.video import sample_indices
+from pllava_demo.frames.video import sample_indices
 
 
 @pytest.fixture

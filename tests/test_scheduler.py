@@ -8,12 +8,12 @@ import threading
 import pytest
 import torch
 
-from pllava_demo.checkpoint import load_pllava
+from pllava_demo.network.checkpoint import load_pllava
 from pllava_demo.config import GenerationSettings
-from pllava_demo.engine import Engine
+from pllava_demo.chat.engine import Engine
 from pllava_demo.errors import ResourceError
-from pllava_demo.lora import LoRALinear, set_row_alphas
-from pllava_demo.ui_handlers import ModelHolder, server_status
+from pllava_demo.network.lora import LoRALinear, set_row_alphas
+from pllava_demo.ui.handlers import ModelHolder, server_status
 from videos import write_video
 
 

@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from pllava_demo import api_types, strategies
-from pllava_demo.caption import CaptionOptions, Captioner, run_captions
-from pllava_demo.caption_io import CaptionJob
+from pllava_demo import api_types
+from pllava_demo.frames import strategies
+from pllava_demo.caption.captioner import CaptionOptions, Captioner, run_captions
+from pllava_demo.caption.records import CaptionJob
 from pllava_demo.cli import main
 from pllava_demo.config import GenerationSettings
-from pllava_demo.engine import Engine
+from pllava_demo.chat.engine import Engine
 from pllava_demo.errors import InputError
-from pllava_demo.preprocess import CLIP_MEAN, CLIP_STD
-from pllava_demo.strategies import ImageGrid, NFrame, PllavaPooling, SpatioTemporal, ThumbnailSampling
+from pllava_demo.frames.preprocess import CLIP_MEAN, CLIP_STD
+from pllava_demo.frames.strategies import ImageGrid, NFrame, PllavaPooling, SpatioTemporal, ThumbnailSampling
 from videos import write_video
 
 GRID = (24, 24)
@@ -185,7 +186,7 @@ def test_n_frame_that_does_not_fit_is_refused_before_any_work(tiny_official, vid
 
 # -- through the captioner ------------------------------------------------------------------------
 def test_captions_through_each_strategy_record_it(tiny_official, tmp_path):
-    from pllava_demo.checkpoint import load_pllava
+    from pllava_demo.network.checkpoint import load_pllava
 
     loaded = load_pllava(tiny_official, device="cpu", quantization="none")
     paths = [write_video(tmp_path / f"c{i}.mp4", n_frames=20 + 9 * i, pattern="colour") for i in range(2)]

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
-from pllava_demo.prompt import CHATML, DEFAULT_SYSTEM, VICUNA, Turn, fit_prompt
-from pllava_demo.tokens import TextStream, encode_pieces, encode_prompt
+from pllava_demo.chat.prompt import CHATML, DEFAULT_SYSTEM, VICUNA, Turn, fit_prompt
+from pllava_demo.chat.tokens import TextStream, encode_pieces, encode_prompt
 
 CONTROL = ["<image>", "</s>", "<s>", "<pad>", "<unk>", "<|im_start|>", "<|im_end|>"]
 SAMPLES = {

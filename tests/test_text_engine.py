@@ -9,13 +9,13 @@ from legacy_tokenizer import make_legacy_tiny, script_answer
 from transformers import AutoTokenizer
 from videos import write_video
 
-from pllava_demo.caption import CaptionOptions, Captioner
-from pllava_demo.caption_io import discover
-from pllava_demo.checkpoint import load_pllava
+from pllava_demo.caption.captioner import CaptionOptions, Captioner
+from pllava_demo.caption.records import discover
+from pllava_demo.network.checkpoint import load_pllava
 from pllava_demo.config import GenerationSettings, Limits
-from pllava_demo.engine import Engine
+from pllava_demo.chat.engine import Engine
 from pllava_demo.errors import InputError
-from pllava_demo.prompt import DEFAULT_SYSTEM, fit_prompt
+from pllava_demo.chat.prompt import DEFAULT_SYSTEM, fit_prompt
 
 ANSWER_CJK = "猫🐶한 café ok"  # every piece different, as script_answer needs: 猫, an emoji, Korean, an accent
 ANSWER_YES = "Yes, the dog runs."

@@ -1,8 +1,8 @@
 """Times in an answer become seek links, and nothing else of the answer becomes markup."""
 
-from pllava_demo import ui_handlers as H
-from pllava_demo.prompt import Turn
-from pllava_demo.time_links import link_times
+from pllava_demo.ui import handlers as H
+from pllava_demo.chat.prompt import Turn
+from pllava_demo.ui.time_links import link_times
 
 
 def test_the_three_ways_of_saying_a_time_are_linked_inside_the_video():

@@ -12,11 +12,11 @@ from release_layout import official_ids, write_release_tokenizer
 from tokenizers import Tokenizer
 from videos import write_video
 
-from pllava_demo.checkpoint import load_pllava
+from pllava_demo.network.checkpoint import load_pllava
 from pllava_demo.config import GenerationSettings
-from pllava_demo.engine import Engine
-from pllava_demo.prompt import CHATML, DEFAULT_SYSTEM, VICUNA, Turn, chat_format_for, fit_prompt
-from pllava_demo.tiny import build_tokenizer, make_tiny
+from pllava_demo.chat.engine import Engine
+from pllava_demo.chat.prompt import CHATML, DEFAULT_SYSTEM, VICUNA, Turn, chat_format_for, fit_prompt
+from pllava_demo.network.tiny import build_tokenizer, make_tiny
 
 ANSWER = "Yes, the dog runs."
 GREEDY = GenerationSettings(max_new_tokens=40)

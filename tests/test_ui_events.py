@@ -6,8 +6,8 @@ import gradio as gr
 import pytest
 from videos import write_video
 
-from pllava_demo import gpu_calls as G
-from pllava_demo import ui_handlers as H
+from pllava_demo.ui import gpu_calls as G
+from pllava_demo.ui import handlers as H
 from pllava_demo.ui import events as E
 from pllava_demo.ui.layout import NARROW_PX, build_layout
 from pllava_demo.ui.serving import ASSETS

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pllava_demo.errors import ResourceError
-from pllava_demo.ui_files import BUSY, DiskBudget, Sweeper, Uploads
+from pllava_demo.ui.files import BUSY, DiskBudget, Sweeper, Uploads
 
 
 def write(path, size=100, age=0.0):

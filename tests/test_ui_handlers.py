@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from videos import write_video
 
-from pllava_demo import ui_handlers as H
-from pllava_demo import ui_view as V
+from pllava_demo.ui import handlers as H
+from pllava_demo.ui import view as V
 from pllava_demo.errors import InputError, PllavaError, VideoError
 from pllava_demo.zerogpu import gpu, gpu_duration
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pllava_demo.errors import VideoError
-from pllava_demo.video import Clip, content_key, human_duration, probe, read_video, sample_indices
+from pllava_demo.frames.video import Clip, content_key, human_duration, probe, read_video, sample_indices
 from tests.videos import (
     frame_index, padded_size, video_path, write_animated_webp, write_audio_only, write_image, write_video,
 )
@@ -211,7 +211,7 @@ def test_probe(tmp_path):
 
 def test_content_key_covers_the_whole_file(tmp_path):
     """The key is shared by all users' caches: files differing anywhere, even mid-file, never share it."""
-    from pllava_demo.video import content_key
+    from pllava_demo.frames.video import content_key
 
     data = bytearray(os.urandom(5 * 2**20))
     a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"

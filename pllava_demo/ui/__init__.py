@@ -1,18 +1,37 @@
-"""The Gradio page of PLLaVA Studio: the only package that imports gradio.
+"""The page of PLLaVA Studio: what a tab does (plain functions, no gradio) and the Gradio page on top.
 
-The work is done by the plain functions of `ui_handlers` (and the pictures by `ui_view`); this
-package lays out the page, wires events to them, and serves it. It knows nothing of argv (app.py).
+Plain Python, testable without a server:
+  handlers.py   Studio: one tab's session, settings, uploads and turns (the page's handlers)
+  view.py       what the model sees: the panel text, the gallery, the heat map
+  gpu_calls.py  the model calls, safe under ZeroGPU (../zerogpu.py: the `spaces` decorator, or none)
+  files.py      uploads, the sweeper and the disk budget
+  export.py     the chat as Markdown and JSON; time_links.py: times in answers as seek links
 
-  layout.py   the components, and nothing else (a `Page` of named components)
-  events.py   what the page does: one function per event, reading and writing components by name
-  api.py      the named endpoints for gradio_client (model work runs through ../gpu_calls.py)
-  messages.py errors into one readable line
-  serving.py  files, upload folder, launch settings
-  page.py     build_demo: the pieces put together, with the queue
+Gradio (the only modules that import it):
+  layout.py     the components, and nothing else (a `Page` of named components)
+  events.py     what the page does: one function per event, reading and writing components by name
+  api.py        the named endpoints for gradio_client
+  messages.py   errors into one readable line
+  upload_guard.py the upload route's disk budget, the sweeper's start
+  serving.py    files, upload folder, launch settings
+  page.py       build_demo: the pieces put together, with the queue
+
+The gradio names below load on first use, so importing `pllava_demo.ui.handlers` never loads gradio.
 """
 
-from .messages import UNEXPECTED, guard
-from .page import build_demo
-from .serving import ASSETS, launch, launch_kwargs, upload_folder
-
 __all__ = ["ASSETS", "UNEXPECTED", "build_demo", "guard", "launch", "launch_kwargs", "upload_folder"]
+
+_LAZY = {
+    "UNEXPECTED": "messages", "guard": "messages", "build_demo": "page",
+    "ASSETS": "serving", "launch": "serving", "launch_kwargs": "serving", "upload_folder": "serving",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pllava_demo.ui' has no attribute {name!r}")

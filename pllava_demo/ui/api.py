@@ -5,7 +5,7 @@
   /regenerate() -> answer   /clear() -> info   /info() -> info   /stop() -> stops this client's answer
   /status() -> model state, live sessions, cache sizes
 
-Two /chat calls at once on one session are answered one after the other (ui_handlers.answer).
+Two /chat calls at once on one session are answered one after the other (handlers.answer).
 Errors are gr.Error with one readable line (messages.guard).
 """
 
@@ -15,10 +15,10 @@ import dataclasses
 
 import gradio as gr
 
-from .. import ui_handlers as H
-from .. import ui_view as V
+from . import handlers as H
+from . import view as V
 from .. import api_types as A
-from .. import gpu_calls as gpu
+from . import gpu_calls as gpu
 from .events import GPU, Ctx
 from .messages import guard
 

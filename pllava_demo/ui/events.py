@@ -19,11 +19,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import chat_export as X
-from .. import strategies as S
-from .. import ui_handlers as H
-from .. import ui_view as V
-from .. import gpu_calls as gpu
+from . import export as X
+from ..frames import strategies as S
+from . import handlers as H
+from . import view as V
+from . import gpu_calls as gpu
 from .layout import NARROW_PX, Page
 from .messages import message
 

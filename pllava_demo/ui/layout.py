@@ -14,8 +14,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import strategies as S
-from .. import ui_handlers as H
+from ..frames import strategies as S
+from . import handlers as H
 
 # Each example teaches: a name, and a question worth asking of it (one click loads both).
 EXAMPLES = {

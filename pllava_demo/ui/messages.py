@@ -10,7 +10,7 @@ import logging
 
 import gradio as gr
 
-from .. import ui_handlers as H
+from . import handlers as H
 from ..errors import PllavaError
 
 log = logging.getLogger(__name__)

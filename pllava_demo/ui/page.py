@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import gpu_calls as G
-from .. import ui_guard
-from .. import ui_handlers as H
+from . import gpu_calls as G
+from . import upload_guard as ui_guard
+from . import handlers as H
 from .api import wire_api
 from .events import Ctx, wire
 from .layout import build_layout

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import ui_guard
-from .. import ui_handlers as H
+from . import upload_guard as ui_guard
+from . import handlers as H
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 CSS_PATH = ASSETS / "style.css"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .config import PoolingShape, check_pooling_shape
+from ..config import PoolingShape, check_pooling_shape
 
 
 def repeat_frames(features: torch.Tensor, target: int) -> torch.Tensor:

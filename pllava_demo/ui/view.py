@@ -2,7 +2,7 @@
 number of visual tokens and their share of the context, and a heat map of the per-token feature norms
 of the pooled grid (the paper's high-norm-token picture). Numbers for API clients too.
 
-Plain functions of a Studio (ui_handlers); numpy and PIL only: no gradio, no matplotlib.
+Plain functions of a Studio (handlers.py); numpy and PIL only: no gradio, no matplotlib.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .ui_handlers import Options, Studio, range_label
+from .handlers import Options, Studio, range_label
 
 THUMB_HEIGHT = 144  # gallery thumbnails: the page never needs the full frames
 

@@ -3,7 +3,7 @@ gradio's upload route before a byte is written), the sweeper that deletes files 
 the queue closed to direct calls.
 
 Imports gradio only for facts about the running Blocks (its queue, its upload set); the file rules
-themselves are in ui_files.py. ui/page.py calls `attach` when it builds the page and ui/serving.py `start` when
+themselves are in files.py. ui/page.py calls `attach` when it builds the page and ui/serving.py `start` when
 it launches it.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 
-from .errors import ResourceError
-from .ui_files import DiskBudget, Sweeper
+from ..errors import ResourceError
+from .files import DiskBudget, Sweeper
 
 
 class UploadGuard:

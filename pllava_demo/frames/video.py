@@ -42,7 +42,7 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence
 
-from .errors import VideoError
+from ..errors import VideoError
 
 log = logging.getLogger(__name__)
 

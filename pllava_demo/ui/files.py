@@ -4,7 +4,7 @@ period (uploads refused before a handler ran, sent while the model was loading, 
 frame thumbnails and heat maps written for the page), and a disk budget for the upload folder.
 
 Knows nothing about gradio: the folder, what must be kept and what to forget are passed in
-(ui_guard.py does the gradio side).
+(upload_guard.py does the gradio side).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .errors import ResourceError
+from ..errors import ResourceError
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .caption import CaptionOptions, Captioner, Prepared, prepare_video
-from .caption_io import CaptionJob, CaptionWriter
-from .errors import InputError
-from .preprocess import CLIP_PIXELS, PixelSpec
+from .captioner import CaptionOptions, Captioner, Prepared, prepare_video
+from .records import CaptionJob, CaptionWriter
+from ..errors import InputError
+from ..frames.preprocess import CLIP_PIXELS, PixelSpec
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class CaptionActor:
     def __init__(self, model: str, device: str, quantization: str, lora_alpha, options: CaptionOptions):
         import torch
 
-        from .checkpoint import load_pllava
+        from ..network.checkpoint import load_pllava
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -113,7 +113,7 @@ def build_dataset(jobs: list[CaptionJob], *, model: str, device: str, quantizati
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 1000)))
     # A remote-args function stops Ray from fusing decoding into the caption actors (its fusion rule
     # skips ops that have one), so decoding runs in separate CPU tasks, ahead of and beside the model.
-    from .checkpoint import pixel_spec_for
+    from ..network.checkpoint import pixel_spec_for
 
     pixels = pixel_spec_for(model)  # the checkpoint's own, read before any weight is loaded
     images = options.strategy if options.strategy is not None and options.strategy.changes_frames else None

@@ -30,11 +30,11 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from . import api_types as A
-from . import ui_handlers as H
-from .errors import InputError, PllavaError
-from .prompt import Turn
-from .zerogpu import gpu, gpu_duration
+from .. import api_types as A
+from . import handlers as H
+from ..errors import InputError, PllavaError
+from ..chat.prompt import Turn
+from ..zerogpu import gpu, gpu_duration
 
 _MAIN_PID = os.getpid()
 _holder: H.ModelHolder | None = None
@@ -200,8 +200,8 @@ def _compare(ask: Ask, changes: dict) -> Iterator[tuple | Done]:
 # -- what the page calls (main process) -----------------------------------------------------------
 def _ensure_encoded(studio: H.Studio, path, num_frames: int, progress, time_range=(None, None)) -> None:
     """Encode (path, num_frames, time range) in a GPU call unless this process's cache has it already."""
-    from .engine import feature_key
-    from .video import content_key
+    from ..chat.engine import feature_key
+    from ..frames.video import content_key
 
     eng = studio.engine
     if eng.features.get(feature_key(content_key(path), num_frames, tuple(time_range))) is None:
@@ -209,7 +209,7 @@ def _ensure_encoded(studio: H.Studio, path, num_frames: int, progress, time_rang
 
 
 def load_video(studio: H.Studio, path, num_frames: int | None = None, progress=None) -> H.Studio:
-    """ui_handlers.load_video, with the decoding and CLIP-encoding in a GPU call."""
+    """handlers.load_video, with the decoding and CLIP-encoding in a GPU call."""
     try:
         p = H.check_upload(path, studio.engine.limits)
         n = A.upload_frames(num_frames, studio.engine.limits) or studio.options.num_frames
@@ -227,7 +227,7 @@ def load_video(studio: H.Studio, path, num_frames: int | None = None, progress=N
 
 
 def set_options(studio: H.Studio, progress=None, **changes) -> H.Studio:
-    """ui_handlers.set_options; a new frame count or time range is encoded in a GPU call first."""
+    """handlers.set_options; a new frame count or time range is encoded in a GPU call first."""
     typed = A.parse_changes(changes, A.Bounds.of(studio.engine))  # a bad value is refused here
     n = typed.get("num_frames", studio.video.num_frames if studio.video is not None else None)
     span = A.time_range(typed.get("start_s", studio.options.start_s), typed.get("end_s", studio.options.end_s))
@@ -284,7 +284,7 @@ def stream_answer(studio: H.Studio, question: str | None, regenerate: bool = Fal
 
 
 def compare(studio: H.Studio, **changes) -> Iterator[tuple[str, str, str, str]]:
-    """ui_handlers.compare in a GPU call; the studio is not changed."""
+    """handlers.compare in a GPU call; the studio is not changed."""
     ask = _ask_for(studio, "", list(studio.session.turns))
     for item in _compare(ask, dict(changes)):
         if isinstance(item, Done):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import check_lora_alpha
+from ..config import check_lora_alpha
 
 
 

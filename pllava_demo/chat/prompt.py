@@ -116,7 +116,7 @@ CHATML = ChatFormat(
 def chat_format_for(tokenizer, family=None) -> ChatFormat:
     """The prompt format the checkpoint family reads from its tokenizer (ChatML for the 34B release's
     markers, else vicuna); `family` is the loaded checkpoint's (families/), llava-hf's rule by default."""
-    from .families import LLAVA_HF
+    from ..network.families import LLAVA_HF
 
     name = (family or LLAVA_HF).chat_format_name(tokenizer.get_vocab())
     return {"vicuna": VICUNA, "chatml": CHATML}[name]

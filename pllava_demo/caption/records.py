@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import clean_text
-from .errors import InputError
+from ..config import clean_text
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from transformers import AutoModelForCausalLM, CLIPVisionConfig, CLIPVisionModel
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from .config import PoolingShape, VideoModelSpec
-from . import strategies
+from ..config import PoolingShape, VideoModelSpec
+from ..frames import strategies
 
 
 def kept_vision_layers(num_layers: int, feature_layer: int) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import GenerationSettings
+from ..config import GenerationSettings
 
 
 def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:

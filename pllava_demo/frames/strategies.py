@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .config import PoolingShape, check_pooling_shape
-from .errors import InputError
+from ..config import PoolingShape, check_pooling_shape
+from ..errors import InputError
 from .pooling import frames_seen, pool_video
 from .preprocess import CLIP_PIXELS, PixelSpec
 

@@ -21,12 +21,12 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .config import VideoModelSpec, check_lora_alpha
-from .errors import CheckpointError
+from ..config import VideoModelSpec, check_lora_alpha
+from ..errors import CheckpointError
 from .families import LLAVA_HF, Family, family_of
 from .lora import LoRALinear, attach_lora, lora_alpha_of, set_lora_alpha
 from .model import PllavaModel, kept_vision_layers
-from .preprocess import CLIP_PIXELS, PixelSpec
+from ..frames.preprocess import CLIP_PIXELS, PixelSpec
 
 log = logging.getLogger(__name__)
 

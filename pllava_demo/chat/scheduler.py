@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from .generate import Row, Sampler
-from .lora import set_row_alphas
+from ..network.lora import set_row_alphas
 
 log = logging.getLogger(__name__)
 BLOCK = 256  # tokens: slot buffers grow in whole blocks

@@ -113,7 +113,7 @@ def _weights(vision_config, text_config, family, lora_rank: int, seed: int, dtyp
 def write_processor_files(out: Path, family) -> None:
     """preprocessor_config.json (CLIP 336, the loader reads its crop and normalisation) and the files
     the family's releases carry besides (the release's processor_config.json)."""
-    from .preprocess import CLIP_PIXELS
+    from ..frames.preprocess import CLIP_PIXELS
 
     (out / "preprocessor_config.json").write_text(json.dumps({
         "crop_size": {"height": CLIP_PIXELS.size, "width": CLIP_PIXELS.size}, "do_center_crop": True,

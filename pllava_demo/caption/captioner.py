@@ -1,6 +1,6 @@
 """Dense captioning at scale: caption every video of a folder or list into one JSON line each.
 
-Which videos and what is already done live in caption_io.py (`discover`, `CaptionWriter`: one
+Which videos and what is already done live in records.py (`discover`, `CaptionWriter`: one
 line per video, flush + fsync each, resumable). Here:
 - `Captioner.prepare` decodes + preprocesses one video (thread-safe, no model), and
   `Captioner.caption_batch` runs several videos through CLIP and the LLM in one padded batch;
@@ -12,7 +12,7 @@ same loop the chat engine uses). Greedy captions are therefore the same batched 
 test pins it). Sampling gives each row its own generator seeded with `seed`, so it too does not
 depend on batching.
 
-This module knows no Ray (caption_ray.py reuses `Captioner` on Ray actors) and no command line (the
+This module knows no Ray (on_ray.py reuses `Captioner` on Ray actors) and no command line (the
 `caption` command lives in cli.py with the others).
 """
 
@@ -27,12 +27,12 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from . import strategies
-from .caption_io import CaptionJob
-from .config import GenerationSettings, PoolingShape, check_pooling_shape, clean_text
-from .errors import InputError, PllavaError
-from .prompt import RECAPTION_PROMPT, RECAPTION_SYSTEM, TextStream, chat_format_for, fit_prompt, stop_token_ids
-from .preprocess import CLIP_PIXELS, PixelSpec
+from ..frames import strategies
+from .records import CaptionJob
+from ..config import GenerationSettings, PoolingShape, check_pooling_shape, clean_text
+from ..errors import InputError, PllavaError
+from ..chat.prompt import RECAPTION_PROMPT, RECAPTION_SYSTEM, TextStream, chat_format_for, fit_prompt, stop_token_ids
+from ..frames.preprocess import CLIP_PIXELS, PixelSpec
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def prepare_video(job: CaptionJob, num_frames: int, pixels: PixelSpec = CLIP_PIX
     """Decode + CLIP-preprocess one video (with the checkpoint's pixel spec, and the strategy's own
     images, if it makes any); needs no model, so it runs in threads or on Ray CPU workers. Never raises
     for a bad video: the error is returned for the record."""
-    from .video import read_video
+    from ..frames.video import read_video
 
     t0 = time.perf_counter()
     try:
@@ -151,7 +151,7 @@ class Captioner:
         if failure is not None:
             # Out of the except block, so the traceback (and the failed batch's tensors it holds) is gone
             # before the memory is given back and anything is retried.
-            from .engine import Engine
+            from ..chat.engine import Engine
 
             Engine.release_memory()
             if len(ok) == 1:
@@ -187,9 +187,9 @@ class Captioner:
         prefilled on its own cache and the answers are decoded together by the scheduler (the chat
         engine's one decode loop). on_logits(step, logits (B, V)) gets every step's raw logits of the
         rows still writing at that step (tests compare them across batchings)."""
-        from .generate import Row, Sampler
-        from .kvcache import new_kv_cache
-        from .scheduler import Job, Scheduler
+        from ..chat.generate import Row, Sampler
+        from ..chat.kvcache import new_kv_cache
+        from ..chat.scheduler import Job, Scheduler
 
         model, spec = self.model, self.loaded.spec
         device = model.device

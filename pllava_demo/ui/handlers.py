@@ -1,5 +1,5 @@
 """The Studio's handlers as plain functions: load a model in the background, hold one person's
-video, chat and settings; the pictures of what the model sees are in ui_view.py.
+video, chat and settings; the pictures of what the model sees are in view.py.
 
 Knows nothing about gradio: errors are the project's `PllavaError`s and progress is a plain
 `(fraction, text)` callback; the `ui` package turns both into gradio's. Every function here runs without a
@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from .api_types import Bounds, parse_changes, time_range, upload_frames
-from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape
-from .errors import InputError, PllavaError, VideoError
-from .prompt import DEFAULT_SYSTEM, Turn  # noqa: F401 (Turn: part of this module's surface)
-from .strategies import PllavaPooling, Strategy
+from ..api_types import Bounds, parse_changes, time_range, upload_frames
+from ..config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape
+from ..errors import InputError, PllavaError, VideoError
+from ..chat.prompt import DEFAULT_SYSTEM, Turn  # noqa: F401 (Turn: part of this module's surface)
+from ..frames.strategies import PllavaPooling, Strategy
 from .time_links import link_times
-from .ui_files import Uploads
-from .video import check_file
+from .files import Uploads
+from ..frames.video import check_file
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
@@ -74,8 +74,8 @@ class ModelHolder:
         return self
 
     def _load(self) -> None:
-        from .checkpoint import resolve_source
-        from .engine import Engine
+        from ..network.checkpoint import resolve_source
+        from ..chat.engine import Engine
 
         try:
             self.stage = "finding the checkpoint (downloading it from the Hub if needed)"
@@ -143,7 +143,7 @@ class ModelHolder:
 
 
 def cpu_dtype_note(dtype) -> str:
-    from .checkpoint import cpu_has_bf16
+    from ..network.checkpoint import cpu_has_bf16
 
     name = str(dtype).replace("torch.", "")
     if cpu_has_bf16():

@@ -1,6 +1,6 @@
 """A Studio's chat as files a person keeps: Markdown to read, JSON to load back into a script.
 
-Each answer comes with the settings it was made with (recorded by ui_handlers when it was asked:
+Each answer comes with the settings it was made with (recorded by handlers.py when it was asked:
 frames, time range, pooling, LoRA alpha, generation) and the times of the frames the model saw.
 Plain functions of a Studio; knows nothing of gradio.
 """
@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from .ui_handlers import Studio, turn_settings
+from .handlers import Studio, turn_settings
 
 FORMAT = "pllava-studio-chat/1"
 

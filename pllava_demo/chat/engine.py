@@ -32,14 +32,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape, check_lora_alpha, check_pooling_shape
-from .errors import CheckpointError, InputError, PllavaError, ResourceError
+from ..config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape, check_lora_alpha, check_pooling_shape
+from ..errors import CheckpointError, InputError, PllavaError, ResourceError
 from .generate import Row, Sampler
 from .kvcache import cache_nbytes, new_kv_cache
-from .lora import LoRALinear
-from . import strategies
+from ..network.lora import LoRALinear
+from ..frames import strategies
 from .scheduler import Job, Scheduler
-from .strategies import PllavaPooling, Strategy
+from ..frames.strategies import PllavaPooling, Strategy
 from .prompt import DEFAULT_SYSTEM, TextStream, Turn, chat_format_for, fit_prompt, stop_token_ids
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class Engine:
         self.vocab_size = self.model.language_model.get_output_embeddings().weight.shape[0]
         self.sampler = Sampler(self.stop_ids, self.model.device)
         if batching is None:  # ZeroGPU runs every answer in its own forked worker: nothing to batch with
-            from .zerogpu import forks_per_call
+            from ..zerogpu import forks_per_call
 
             batching = not forks_per_call()
         self.batching = bool(batching)
@@ -210,7 +210,7 @@ class Engine:
     @classmethod
     def load(cls, source, *, limits: Limits = DEFAULT_LIMITS, batching: bool | None = None, max_rows: int = 8,
              **kwargs) -> "Engine":
-        from .checkpoint import load_pllava
+        from ..network.checkpoint import load_pllava
 
         return cls(load_pllava(source, **kwargs), limits, batching=batching, max_rows=max_rows)
 
@@ -245,7 +245,7 @@ class Engine:
     def prepare_video(self, path, num_frames: int, progress: Progress | None = None, *,
                       start_s: float | None = None, end_s: float | None = None) -> VideoFeatures:
         """Decode + preprocess + CLIP + projector, once per (file content, num_frames, time range)."""
-        from .video import check_file, content_key, read_video
+        from ..frames.video import check_file, content_key, read_video
 
         num_frames = self.limits.check_frames(num_frames)
         path = check_file(path, max_mb=self.limits.max_file_mb)  # before hashing or decoding a byte
