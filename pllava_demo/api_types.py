@@ -31,11 +31,15 @@ class Bounds:
     max_new_tokens: int = 1024
     grid: tuple[int, int] = (24, 24)
     has_lora: bool = True
+    # whether a strategy's own CLIP pass (IG-VLM's grid, TS-LLaVA's thumbnail) can run when it is chosen:
+    # not on ZeroGPU, where the model runs only inside a GPU call (an answer), in a forked worker
+    own_images: bool = True
 
     @classmethod
     def of(cls, engine) -> "Bounds":
         return cls(max_frames=engine.limits.max_frames, max_new_tokens=engine.limits.max_new_tokens,
-                   grid=tuple(engine.spec.frame_grid), has_lora=bool(engine.spec.has_lora))
+                   grid=tuple(engine.spec.frame_grid), has_lora=bool(engine.spec.has_lora),
+                   own_images=bool(getattr(engine, "own_images", True)))
 
 
 def _show(value) -> str:
@@ -111,7 +115,7 @@ def strategy(value, bounds: Bounds) -> strategies.Strategy:
     "pooling": [16, 12, 12]}, {"name": "ig-vlm", "grid_frames": 6}); whole-number settings may come as
     8.0 (JSON), like every other whole number here."""
     if isinstance(value, str):
-        return strategies.make(value)
+        return _runs_here(strategies.make(value), bounds)
     if not isinstance(value, Mapping):
         raise InputError(f"strategy must be a name ({', '.join(strategies.NAMES)}) or an object like "
                          f"{{\"name\": \"ig-vlm\", \"grid_frames\": 6}}, got {_show(value)}.")
@@ -124,7 +128,14 @@ def strategy(value, bounds: Bounds) -> strategies.Strategy:
     for name, (lo, hi, _) in cls.KNOBS.items():
         if name in knobs:
             knobs[name] = whole(f"strategy {cls.name} {name}", knobs[name], lo, hi)
-    return strategies.make(cls.name, **knobs)
+    return _runs_here(strategies.make(cls.name, **knobs), bounds)
+
+
+def _runs_here(s: strategies.Strategy, bounds: Bounds) -> strategies.Strategy:
+    if s.changes_frames and not bounds.own_images:
+        raise InputError(f"The {s.title} strategy builds its own image for CLIP, which this ZeroGPU Space can only "
+                         f"encode inside an answer; choose PLLaVA pooling, n-frame or Video-ChatGPT here.")
+    return s
 
 
 def num_frames(value, bounds: Bounds) -> int:

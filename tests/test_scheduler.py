@@ -11,7 +11,7 @@ import torch
 from pllava_demo.network.checkpoint import load_pllava
 from pllava_demo.config import GenerationSettings
 from pllava_demo.chat.engine import Engine
-from pllava_demo.errors import ResourceError
+from pllava_demo.errors import InputError, ResourceError
 from pllava_demo.network.lora import LoRALinear, set_row_alphas
 from pllava_demo.ui.handlers import ModelHolder, server_status
 from videos import write_video
@@ -192,6 +192,15 @@ def test_batching_is_off_under_zerogpu_and_the_engine_says_so(tiny_official, mon
     assert "off" in eng.batching_note and "ZeroGPU" in eng.batching_note
     holder = ModelHolder.ready(eng)
     assert server_status(holder)["batching"] is False and "batching is off" in holder.status_markdown()
+    # a strategy that needs its own CLIP pass outside an answer is refused at the door, with what to pick
+    from pllava_demo.api_types import Bounds, parse_changes
+
+    bounds = Bounds.of(eng)
+    for asked in ("ig-vlm", {"name": "ts-llava"}):
+        with pytest.raises(InputError, match="ZeroGPU Space can only encode inside an answer; choose PLLaVA"):
+            parse_changes({"strategy": asked}, bounds)
+    assert parse_changes({"strategy": "video-chatgpt"}, bounds)["strategy"].name == "video-chatgpt"
     monkeypatch.setenv("SPACES_ZERO_GPU", "false")
     eng = _engine(tiny_official)
     assert eng.batching and "together" in eng.batching_note
+    assert parse_changes({"strategy": "ig-vlm"}, Bounds.of(eng))["strategy"].name == "ig-vlm"

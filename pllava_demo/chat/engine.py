@@ -180,10 +180,13 @@ class Engine:
         self._session_ids = itertools.count()
         self.vocab_size = self.model.language_model.get_output_embeddings().weight.shape[0]
         self.sampler = Sampler(self.stop_ids, self.model.device)
-        if batching is None:  # ZeroGPU runs every answer in its own forked worker: nothing to batch with
-            from ..zerogpu import forks_per_call
+        from ..zerogpu import forks_per_call
 
-            batching = not forks_per_call()
+        # ZeroGPU runs every model call in its own forked worker: nothing to batch with, and no CLIP pass
+        # outside an answer for the strategies that build their own image (api_types refuses them there)
+        self.own_images = not forks_per_call()
+        if batching is None:
+            batching = self.own_images
         self.batching = bool(batching)
         self.max_rows, self.chunk_tokens = max_rows, chunk_tokens
         self.scheduler = self._new_scheduler(self.batching, max_rows)
