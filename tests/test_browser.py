@@ -21,7 +21,8 @@ pytestmark = [pytest.mark.browser,
 @pytest.fixture(scope="module")
 def page_url(tiny_official, tmp_path_factory):
     log = tmp_path_factory.mktemp("browser") / "app.log"
-    with running_app(tiny_official, log) as url:
+    # answers up to 4,000 tokens, so the tests can act while one streams (the tiny model writes ~1,000 a second)
+    with running_app(tiny_official, log, "--max-new-tokens", "4000") as url:
         yield url
 
 
@@ -141,8 +142,9 @@ def test_compare_regenerate_clear_and_a_readable_error(page, tmp_path):
 
 
 # -- nothing a person does loses their chat ------------------------------------------------------
-def long_answers(page, tokens: int = 1024) -> None:
-    """Longer answers, so the test can act while one streams."""
+def long_answers(page, tokens: int = 4000) -> None:
+    """Long answers, so the test can act while one streams: as many tokens as the context leaves
+    (about 1,700 after the video's 2,304), where the page's default is 512."""
     page.get_by_text("Generation", exact=True).click()
     box = page.locator("#max-new input[type=number]")
     box.fill(str(tokens))
