@@ -122,9 +122,9 @@ def run_hf(loaded, video, n, follow_up) -> tuple[float, float]:
 def engine_fit(engine, session, question) -> list[int]:
     from pllava_demo.chat.prompt import fit_prompt
 
-    shape = engine.pooling_shape(None)
+    n_video = engine.strategy(None).n_tokens(session.video.features.shape[0], engine.spec.frame_grid)
     return list(fit_prompt(engine.tokenizer, engine.format, session.system, session.turns, question,
-                           n_video_tokens=shape[0] * shape[1] * shape[2], context=engine.loaded.context_length,
+                           n_video_tokens=n_video, context=engine.loaded.context_length,
                            max_new_tokens=ANSWER_TOKENS).ids)
 
 
