@@ -15,11 +15,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from hypothesis import HealthCheck, assume, given, settings
 from test_api_fuzz import payloads
-from ui_server import ROOT, app_process, wait_until_ready
+from ui_server import ROOT, Client, app_process, wait_until_ready
 from videos import write_video
 
 GRACE_S = 2

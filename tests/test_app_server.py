@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from gradio_client import Client, handle_file
-from ui_server import ROOT, running_app
+from gradio_client import handle_file
+from ui_server import Client, ROOT, running_app
 from videos import write_video
 
 

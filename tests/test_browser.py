@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from ui_server import running_app
+from ui_server import app_process, frozen, running_app
 from videos import write_video
 
 CHROMIUM = "/usr/bin/chromium"
@@ -19,11 +19,17 @@ pytestmark = [pytest.mark.browser,
 
 
 @pytest.fixture(scope="module")
-def page_url(tiny_official, tmp_path_factory):
+def page_server(tiny_official, tmp_path_factory):
+    """(url, process) of the app the browser tests share."""
     log = tmp_path_factory.mktemp("browser") / "app.log"
     # answers up to 4,000 tokens, so the tests can act while one streams (the tiny model writes ~1,000 a second)
-    with running_app(tiny_official, log, "--max-new-tokens", "4000") as url:
-        yield url
+    with app_process(tiny_official, log, "--max-new-tokens", "4000") as (url, proc):
+        yield url, proc
+
+
+@pytest.fixture(scope="module")
+def page_url(page_server):
+    return page_server[0]
 
 
 def watch_last_answer(page) -> None:
@@ -182,7 +188,7 @@ def load(page, video) -> None:
     sync_api.expect(page.locator("#frames img")).to_have_count(16, timeout=60_000)
 
 
-def test_follow_ups_sent_mid_stream_lose_nothing(page, tmp_path):
+def test_follow_ups_sent_mid_stream_lose_nothing(page, page_server, tmp_path):
     """Enter and Send while an answer streams: Send has become Stop, the follow-up stays in the box
     (never cleared while typed), and every question and answer is still there at the end."""
     from playwright import sync_api
@@ -195,11 +201,13 @@ def test_follow_ups_sent_mid_stream_lose_nothing(page, tmp_path):
     page.locator("#send").click()
     sync_api.expect(box).to_have_value("")  # cleared once, when accepted
     streaming(page)
-    sync_api.expect(page.locator("#send")).to_be_hidden()  # Send became Stop
-    sync_api.expect(page.locator("#stop")).to_be_visible()
-    sync_api.expect(page.locator("#regenerate")).to_be_disabled()
-    box.fill("Second question?")
-    box.press("Enter")  # mid-stream: off, the text stays
+    with frozen(page_server[1]):  # the answer cannot end while the test acts on it
+        page.wait_for_timeout(300)  # what the server sent before it stopped has arrived
+        sync_api.expect(page.locator("#send")).to_be_hidden()  # Send became Stop
+        sync_api.expect(page.locator("#stop")).to_be_visible()
+        sync_api.expect(page.locator("#regenerate")).to_be_disabled()
+        box.fill("Second question?")
+        box.press("Enter")  # mid-stream: off, the text stays (sent, it would run once the server goes on)
     answered(page, 1)
     sync_api.expect(box).to_have_value("Second question?")
     assert questions(page) == ["First question?"] and answers(page)[0]

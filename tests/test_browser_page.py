@@ -5,7 +5,7 @@ one screen), the keyboard and a screen reader (a skip link, labels, names, alt t
 contrast, a heat map with no white sheet), and a range chosen by two frames of the gallery."""
 
 import pytest
-from test_browser import ARGS, CHROMIUM, page_url, pytestmark, load  # noqa: F401  (fixtures and marks shared)
+from test_browser import ARGS, CHROMIUM, page_server, page_url, pytestmark, load  # noqa: F401  (fixtures and marks shared)
 from test_browser_time import live, tab  # noqa: F401
 from videos import write_video
 

@@ -30,7 +30,8 @@ def server(tiny_official, tmp_path_factory):
 
 
 def test_strategy_through_the_named_api(server, tmp_path):
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
+    from ui_server import Client
 
     video = write_video(tmp_path / "clip.mp4", n_frames=24, width=160, height=120, pattern="colour")
     c = Client(server, verbose=False)

@@ -4,7 +4,7 @@ the gallery seeks the video player to its time, and times in an answer are links
 import json
 
 import pytest
-from test_browser import page, page_url, pytestmark, load  # noqa: F401  (fixtures and marks shared)
+from test_browser import page, page_server, page_url, pytestmark, load  # noqa: F401  (fixtures and marks shared)
 from videos import write_video
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import random
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
-from gradio_client import Client, handle_file
-from ui_server import app_process, wait_until_ready
+from gradio_client import handle_file
+from ui_server import Client, app_process, wait_until_ready
 from videos import write_video
 
 pytestmark = pytest.mark.slow
@@ -154,6 +155,12 @@ def run_client(i: int, url: str, video: Path, spec: dict, retry: Retry, out: dic
     out[i] = dict(kind=kind, info=info, answers=answers, final=final, spec=spec)
 
 
+def where(e: BaseException) -> str:
+    """The lines of this file an error came through: which of a client's calls failed."""
+    return " < ".join(f"{f.lineno}: {f.line}" for f in reversed(traceback.extract_tb(e.__traceback__))
+                      if f.filename == __file__)
+
+
 def check_own_video(i: int, r: dict) -> None:
     spec, info = r["spec"], r["info"]
     duration = spec["n_frames"] / spec["fps"]
@@ -176,8 +183,8 @@ def test_many_users_then_memory_is_back(server, tmp_path):
     def worker(i):
         try:
             run_client(i, url, videos[i], specs[i], retry, out, deadline)
-        except BaseException as e:  # reported below with the client's number
-            errors.append((i, repr(e)))
+        except BaseException as e:  # reported below with the client's number and the test's lines
+            errors.append((i, repr(e), where(e)))
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(CLIENTS)]
     for t in threads:
@@ -232,7 +239,7 @@ def test_many_users_then_memory_is_back(server, tmp_path):
                 assert retry(c.predict, "What is it?", api_name="/chat", deadline=deadline)
                 c.close()
             except BaseException as e:
-                churn_errors.append((k, repr(e)))
+                churn_errors.append((k, repr(e), where(e)))
 
     half = []
     for todo in (list(range(CHURN // 2)), list(range(CHURN // 2, CHURN))):

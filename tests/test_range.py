@@ -64,7 +64,8 @@ def test_the_api_and_the_cli_take_a_range(tiny_official, tmp_path):
     import subprocess
     import sys
 
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
+    from ui_server import Client
     from gradio_client.exceptions import AppError
     from ui_server import ROOT, running_app, wait_until_ready
 

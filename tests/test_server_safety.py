@@ -13,8 +13,8 @@ from pathlib import Path
 from urllib.parse import quote, urlparse
 
 import pytest
-from gradio_client import Client, handle_file
-from ui_server import ROOT, app_process, wait_until_ready
+from gradio_client import handle_file
+from ui_server import Client, ROOT, app_process, wait_until_ready
 from videos import write_audio_only, write_video
 
 MAX_FILE_MB = 1

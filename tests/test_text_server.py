@@ -6,8 +6,8 @@ is tested through the engine, in test_text_engine.py.)"""
 from __future__ import annotations
 
 import pytest
-from gradio_client import Client, handle_file
-from ui_server import app_process, wait_until_ready
+from gradio_client import handle_file
+from ui_server import Client, app_process, wait_until_ready
 from videos import write_video
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gradio_client import Client, handle_file
-from ui_server import ROOT, running_app, wait_until_ready
+from gradio_client import handle_file
+from ui_server import Client, ROOT, running_app, wait_until_ready
 from videos import write_video
 from zerogpu_scheduler import Scheduler, app_tracebacks
 

@@ -14,8 +14,8 @@ import urllib.request
 
 import gradio
 import psutil
-from gradio_client import Client, handle_file
-from ui_server import ROOT, free_port, stop_process, wait_until_ready
+from gradio_client import handle_file
+from ui_server import Client, ROOT, free_port, stop_process, wait_until_ready
 from videos import write_video
 from zerogpu_scheduler import Scheduler, app_tracebacks
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import gradio_client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,14 +60,36 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
+def frozen(proc: subprocess.Popen):
+    """The server is stopped (SIGSTOP) until the block ends: a browser test acts while an answer is
+    streaming for sure, however fast the tiny model writes, and the page keeps running meanwhile."""
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+
+
+@contextlib.contextmanager
 def running_app(model: Path, log_path: Path, *extra: str, timeout: float = 90.0, env: dict | None = None):
     with app_process(model, log_path, *extra, timeout=timeout, env=env) as (url, _):
         yield url
 
 
-def wait_until_ready(url, timeout=60.0):
-    from gradio_client import Client
+class Client(gradio_client.Client):
+    """gradio_client's Client for the server tests: a call waits until the event stream of the one
+    before it has closed. The server closes a session's stream once no event of it is left; a call
+    sent in that moment is put on the closing stream and raises CancelledError, though the server
+    runs it (gradio_client 2.7.2; seen in CI with 16 clients on 2 cores, the turn after a cancel)."""
 
+    def submit(self, *args, **kwargs):
+        deadline = time.monotonic() + 5.0
+        while self.stream_open and not self.pending_event_ids and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return super().submit(*args, **kwargs)
+
+
+def wait_until_ready(url, timeout=60.0):
     c, deadline = Client(url, verbose=False), time.monotonic() + timeout
     try:
         while not (status := c.predict(api_name="/status"))["ready"]:
