@@ -224,6 +224,38 @@ def first_token_clock(engine_module):
         job_class.tokens = original
 
 
+def drain(stream) -> None:
+    for _ in stream:
+        pass
+
+
+def at_once(calls) -> tuple[float, list[float]]:
+    """Runs the callables in threads released at the same moment; returns (that moment, each one's end),
+    perf_counter times. An exception in one is raised here, once all have ended."""
+    import threading
+
+    start, ends, errors = threading.Barrier(len(calls) + 1), [0.0] * len(calls), []
+
+    def run(i):
+        start.wait()
+        try:
+            calls[i]()
+        except BaseException as e:  # noqa: BLE001 - raised below, once every thread has ended
+            errors.append(e)
+        ends[i] = time.perf_counter()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return t0, ends
+
+
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 

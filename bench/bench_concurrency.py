@@ -19,6 +19,9 @@ mid-answer; the longest gap between two of A's pieces while B is prefilled, with
 with the whole prompt in one go.
 
     python bench/bench_concurrency.py [--model small] [--threads 1] [--sessions 1 2 4 8]
+
+Step table: one batched decode step alone (model.decode on a SlotCache of N rows with 16 or 2,750
+KV tokens each), to show what a row costs apart from prefill, sampling and threads.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import time
 
 import torch
 
-from _common import bench_video, checkpoint, first_token_clock, load_average, machine, median, table
+from _common import at_once, bench_video, checkpoint, drain, first_token_clock, load_average, machine, median, table
 
 import pllava_demo.chat.engine as engine_module  # noqa: E402
 
@@ -56,22 +59,7 @@ def _sessions(engine, video, n):
 
 def _at_once(sessions, questions) -> tuple[float, list[float]]:
     """All sessions ask at the same moment; (wall seconds, each answer's seconds)."""
-    start = threading.Barrier(len(sessions) + 1)
-    ends = [0.0] * len(sessions)
-
-    def answer(i):
-        start.wait()
-        for _ in sessions[i].ask(questions[i], settings=SETTINGS):
-            pass
-        ends[i] = time.perf_counter()
-
-    threads = [threading.Thread(target=answer, args=(i,)) for i in range(len(sessions))]
-    for t in threads:
-        t.start()
-    start.wait()
-    t0 = time.perf_counter()
-    for t in threads:
-        t.join()
+    t0, ends = at_once([lambda s=s, q=q: drain(s.ask(q, settings=SETTINGS)) for s, q in zip(sessions, questions)])
     return max(ends) - t0, [e - t0 for e in ends]
 
 
@@ -146,11 +134,38 @@ def streaming_gap(loaded, video, chunk_tokens) -> tuple[float, float]:
     return max(gaps, default=float("nan")), t1 - t0
 
 
+@torch.inference_mode()
+def step_ms(loaded, rows: int, kv_length: int, steps: int = 30) -> float:
+    """Milliseconds of one batched decode step (model.decode over a SlotCache) of `rows` rows whose
+    caches hold about kv_length tokens each: the step alone, without prefill, sampling or threads."""
+    from transformers import DynamicCache
+
+    from pllava_demo.chat.scheduler import SlotCache
+
+    cfg = loaded.model.language_model.config
+    head_dim = cfg.hidden_size // cfg.num_attention_heads
+    slots = SlotCache()
+    for b in range(rows):
+        cache = DynamicCache()
+        for layer in range(cfg.num_hidden_layers):
+            k = torch.randn(1, cfg.num_key_value_heads, kv_length + b, head_dim, dtype=loaded.dtype)
+            cache.update(k, k.clone(), layer)
+        slots.add(cache, room=steps + 8)
+    tokens = torch.arange(rows) + 100
+    for s in range(steps + 3):
+        if s == 3:
+            t0 = time.perf_counter()
+        loaded.model.decode(tokens, slots, slots.select(0, rows))
+        slots.commit(0, rows)
+    return (time.perf_counter() - t0) / steps * 1e3
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="small", choices=["tiny", "small"])
     p.add_argument("--sessions", nargs="+", type=int, default=[1, 2, 4, 8])
     p.add_argument("--gap-only", action="store_true", help="only the streaming-gap table")
+    p.add_argument("--steps-only", action="store_true", help="only the decode-step table")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: on a shared, oversubscribed CPU more threads ran slower)")
     args = p.parse_args()
@@ -163,7 +178,7 @@ def main() -> None:
           f"({loaded.dtype}); load average at start {load_average()}\n")
     run_engine(loaded, video, 2, True, False)  # warm-up
     rows = []
-    for follow_up in (() if args.gap_only else (False, True)):
+    for follow_up in (() if args.gap_only or args.steps_only else (False, True)):
         kind = "follow-up" if follow_up else "first question"
         base = None
         for n in args.sessions:
@@ -178,13 +193,27 @@ def main() -> None:
         print()
         print(table(["prompt", "sessions", "batched tok/s", "vs 1 session", "batched latency s", "turns tok/s",
                      "turns latency s", "HF generate tok/s", "HF latency s", "batched / HF"], rows))
+    # where the time of a batched step goes: the weights are read once per step for all rows, each
+    # row's keys and values once per row; with the video's ~2.7k tokens a row's KV (4 layers x 2 x 2.7k x
+    # 512 floats = 45 MB) is a third of what the weights are (120 MB), so rows cannot come for free
+    step_rows = []
+    for kv in (() if args.gap_only else (16, 2750)):
+        base = None
+        for n in args.sessions if 1 in args.sessions else [1, *args.sessions]:
+            ms = step_ms(loaded, n, kv)
+            base = base or n / ms
+            step_rows.append([kv, n, f"{ms:.1f}", f"{n / ms * 1e3:.0f}", f"{n / ms / base:.2f}x"])
+    if step_rows:
+        print()
+        print(table(["KV tokens per row", "rows", "ms per step", "tok/s", "vs 1 row"], step_rows))
     gap_rows = []
-    for chunk in (128, 256, 10**9):
+    for chunk in (() if args.steps_only else (128, 256, 10**9)):
         gap, ttft = streaming_gap(loaded, video, chunk)
         gap_rows.append(["whole prompt at once" if chunk == 10**9 else f"{chunk}-token chunks",
                          f"{gap:.3f}", f"{ttft:.2f}"])
-    print()
-    print(table(["prefill of B's first question", "A's longest gap s", "B's first piece s"], gap_rows))
+    if gap_rows:
+        print()
+        print(table(["prefill of B's first question", "A's longest gap s", "B's first piece s"], gap_rows))
     print(f"\n(load average after: {load_average()})")
 
 

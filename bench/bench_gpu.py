@@ -44,7 +44,6 @@ import math
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import traceback
 import uuid
@@ -53,7 +52,7 @@ from types import SimpleNamespace
 
 import torch
 
-from _common import (PLLAVA_7B, PeakHostMemory, copy_bandwidth, first_token_clock, machine, median,
+from _common import (PLLAVA_7B, PeakHostMemory, at_once, copy_bandwidth, drain, first_token_clock, machine, median,
                      write_random_checkpoint)
 
 import pllava_demo.chat.engine as engine_module  # noqa: E402
@@ -131,11 +130,6 @@ def as_video(feats: torch.Tensor, frames: int) -> VideoFeatures:
     clip = SimpleNamespace(content_key=f"synthetic-{frames}-{uuid.uuid4().hex}", frames=None, timestamps=(),
                            source="synthetic", time_range=None)  # a video.Clip without importing av
     return VideoFeatures(clip=clip, features=feats, num_frames=frames)
-
-
-def drain(stream) -> None:
-    for _ in stream:
-        pass
 
 
 def measure_config(engine, frames, shape, tokens, repeats, dev, bandwidth) -> dict:
@@ -225,24 +219,17 @@ def measure_concurrency(engine, sessions: int, tokens: int, dev, frames=16, shap
         s = engine.new_session()
         s.video = as_video(feats, frames)
         chats.append(s)
-    barrier, errors = threading.Barrier(sessions + 1), []
+    errors = []
 
-    def run(session):
-        barrier.wait()
+    def ask(session):
         try:
             drain(session.ask(QUESTION, pooling_shape=shape, settings=settings))
         except Exception as e:  # reported in the table, not swallowed
             errors.append(f"{type(e).__name__}: {e}")
 
     with first_token_clock(engine_module) as marks:
-        threads = [threading.Thread(target=run, args=(s,)) for s in chats]
-        for t in threads:
-            t.start()
-        barrier.wait()
-        t0 = time.perf_counter()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
+        t0, ends = at_once([lambda s=s: ask(s) for s in chats])
+        wall = max(ends) - t0
     for s in chats:
         s.close()
     total = sum(len(m) for m in marks)

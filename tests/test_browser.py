@@ -7,15 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+from browser import app_tab, needs_chromium
 from ui_server import app_process, frozen, running_app
 from videos import write_video
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="system chromium (/usr/bin/chromium) is not installed")]
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +43,8 @@ def watch_last_answer(page) -> None:
 @pytest.fixture()
 def page(page_url):
     """A fresh headless Chromium tab on the app, once the model is loaded."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1250})
-            tab.set_default_timeout(30_000)
-            tab.goto(page_url)
-            sync_api.expect(tab.locator("#model-status")).to_contain_text("Model:", timeout=60_000)
-            yield tab
-        finally:
-            browser.close()
+    with app_tab(page_url) as tab:
+        yield tab
 
 
 def test_upload_ask_stream_gallery_and_frames_slider(page, tmp_path):
@@ -270,17 +257,11 @@ def test_a_model_that_cannot_load_says_what_to_do_next(tmp_path):
     """The model's failure is one readable line that names a way forward, and the chat and the examples
     are greyed out (nothing to click that cannot work)."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    with running_app(tmp_path / "no-such-model", tmp_path / "app.log") as url, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            tab = browser.new_page(viewport={"width": 1440, "height": 900})
-            tab.goto(url)
-            status = tab.locator("#model-status")
-            sync_api.expect(status).to_contain_text("failed to load", timeout=60_000)
-            sync_api.expect(status).to_contain_text("python -m pllava_demo make-tiny ./tiny")
-            sync_api.expect(tab.locator("#question textarea")).to_be_disabled()
-            sync_api.expect(tab.locator("#send")).to_be_disabled()
-            assert tab.get_by_role("button", name="Bouncing ball").count() == 0
-            assert status.is_visible() and tab.locator(".toast-body, [data-testid=toast-body]").count() == 0
-        finally:
-            browser.close()
+    with running_app(tmp_path / "no-such-model", tmp_path / "app.log") as url, app_tab(url, 1440, 900, ready=False) as tab:
+        status = tab.locator("#model-status")
+        sync_api.expect(status).to_contain_text("failed to load", timeout=60_000)
+        sync_api.expect(status).to_contain_text("python -m pllava_demo make-tiny ./tiny")
+        sync_api.expect(tab.locator("#question textarea")).to_be_disabled()
+        sync_api.expect(tab.locator("#send")).to_be_disabled()
+        assert tab.get_by_role("button", name="Bouncing ball").count() == 0
+        assert status.is_visible() and tab.locator(".toast-body, [data-testid=toast-body]").count() == 0

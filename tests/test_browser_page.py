@@ -5,30 +5,16 @@ one screen), the keyboard and a screen reader (a skip link, labels, names, alt t
 contrast, a heat map with no white sheet), and a range chosen by two frames of the gallery."""
 
 import pytest
-from test_browser import ARGS, CHROMIUM, page_server, page_url, pytestmark, load  # noqa: F401  (fixtures and marks shared)
+from browser import chromium, open_tab
+from test_browser import page_server, page_url, pytestmark, load  # noqa: F401  (fixtures and marks shared)
 from test_browser_time import live, tab  # noqa: F401
 from videos import write_video
 
 
 @pytest.fixture()
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def open_page(browser, url, width, height, **kwargs):
-    from playwright import sync_api
-
-    tab = browser.new_page(viewport={"width": width, "height": height}, **kwargs)
-    tab.set_default_timeout(30_000)
-    tab.goto(url)
-    sync_api.expect(tab.locator("#model-status")).to_contain_text("Model:", timeout=60_000)
-    return tab
+    with chromium() as b:
+        yield b
 
 
 def rect(tab, selector) -> dict:
@@ -47,7 +33,7 @@ def answered(tab, count) -> None:
 def test_a_phone_gets_video_chat_and_question_first_and_the_answer_in_view(browser, page_url, tmp_path):
     from playwright import sync_api
 
-    tab = open_page(browser, page_url, 390, 844)
+    tab = open_tab(browser, page_url, 390, 844)
     # the settings are folded: their header is there, their sliders are not on the way to the chat
     sync_api.expect(tab.locator("#settings")).to_be_visible()
     sync_api.expect(tab.locator("#frames-slider")).to_be_hidden()
@@ -74,7 +60,7 @@ def test_a_phone_gets_video_chat_and_question_first_and_the_answer_in_view(brows
 def test_at_1440x900_the_whole_gallery_sliders_and_panel_are_on_the_first_screen(browser, page_url, tmp_path):
     from playwright import sync_api
 
-    tab = open_page(browser, page_url, 1440, 900)
+    tab = open_tab(browser, page_url, 1440, 900)
     sync_api.expect(tab.locator("#frames-slider")).to_be_visible()  # the settings are open on a desktop
     load(tab, write_video(tmp_path / "d.mp4", n_frames=96, width=192, height=144, pattern="colour"))
     frames = tab.locator("#frames-slider input[type=number]")
@@ -105,7 +91,7 @@ def test_at_1440x900_the_whole_gallery_sliders_and_panel_are_on_the_first_screen
 def test_the_keyboard_reaches_the_question_in_two_keys_and_everything_has_a_name(browser, page_url, tmp_path):
     from playwright import sync_api
 
-    tab = open_page(browser, page_url, 1440, 900)
+    tab = open_tab(browser, page_url, 1440, 900)
     load(tab, write_video(tmp_path / "k.mp4", n_frames=24, width=160, height=120))
     # From the page's start a keyboard user passes the video tabs and the player's seven controls
     # (play, volume, full screen, trim, clear, upload, camera) before the question box. The bound: 2
@@ -163,7 +149,7 @@ HEATMAP_PIXELS_JS = """(img) => {
 def test_dark_mode_text_and_heat_map_are_readable(browser, page_url, tmp_path):
     from playwright import sync_api
 
-    tab = open_page(browser, page_url + "/?__theme=dark", 1440, 900, color_scheme="dark")
+    tab = open_tab(browser, page_url + "/?__theme=dark", 1440, 900, color_scheme="dark")
     load(tab, write_video(tmp_path / "n.mp4", n_frames=24, width=160, height=120, pattern="colour"))
     sync_api.expect(tab.locator("#view-info")).to_contain_text("visual tokens")
     assert tab.evaluate("() => document.body.classList.contains('dark')")

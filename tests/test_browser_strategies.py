@@ -3,18 +3,13 @@ model sees" panel shows its token count and the grid image it builds, and Compar
 strategy for B. The same through the named API (/set_options, /compare) of the same real server."""
 
 import re
-from pathlib import Path
 
 import pytest
+from browser import app_tab, needs_chromium
 from ui_server import running_app, wait_until_ready
 from videos import write_video
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="system chromium (/usr/bin/chromium) is not installed")]
+pytestmark = needs_chromium
 
 
 def choose(page, dropdown: str, option: str) -> None:
@@ -56,47 +51,39 @@ def test_strategy_selector_view_and_compare_across_strategies(server, tmp_path):
     expect = sync_api.expect
     video = write_video(tmp_path / "clip.mp4", n_frames=24, width=160, height=120, pattern="colour")
     url = server
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1250})
-            page.set_default_timeout(30_000)
-            page.goto(url)
-            expect(page.locator("#model-status")).to_contain_text("Model:", timeout=60_000)
-            page.locator("#video-input input[type=file]").set_input_files(str(video))
-            expect(page.locator("#frames img")).to_have_count(16, timeout=60_000)
-            view = page.locator("#view-info")
-            expect(view).to_contain_text("pooling 16×12×12 = 2,304 visual tokens")
-            expect(page.locator("#knob-grid-frames")).to_be_hidden()
-            expect(page.locator("#strategy-image")).to_be_hidden()
+    with app_tab(url) as page:
+        page.locator("#video-input input[type=file]").set_input_files(str(video))
+        expect(page.locator("#frames img")).to_have_count(16, timeout=60_000)
+        view = page.locator("#view-info")
+        expect(view).to_contain_text("pooling 16×12×12 = 2,304 visual tokens")
+        expect(page.locator("#knob-grid-frames")).to_be_hidden()
+        expect(page.locator("#strategy-image")).to_be_hidden()
 
-            choose(page, "#strategy", "Image grid (IG-VLM)")
-            expect(view).to_contain_text("image grid of 6 frames (3×2) = one image = 576 visual tokens", timeout=60_000)
-            expect(view).to_contain_text("meant for the image model (LoRA alpha 0)")
-            expect(page.locator("#knob-grid-frames")).to_be_visible()  # its own knob, PLLaVA's sliders gone
-            expect(page.locator("#pool-t")).to_be_hidden()
-            expect(page.locator("#strategy-image img")).to_be_visible()  # the grid it builds
-            knob = page.locator("#knob-grid-frames input[type=number]")
-            knob.fill("4")
-            knob.press("Enter")
-            expect(view).to_contain_text("image grid of 4 frames (2×2) = one image = 576 visual tokens", timeout=60_000)
-            knob.fill("6")
-            knob.press("Enter")
-            expect(view).to_contain_text("image grid of 6 frames (3×2)", timeout=60_000)
+        choose(page, "#strategy", "Image grid (IG-VLM)")
+        expect(view).to_contain_text("image grid of 6 frames (3×2) = one image = 576 visual tokens", timeout=60_000)
+        expect(view).to_contain_text("meant for the image model (LoRA alpha 0)")
+        expect(page.locator("#knob-grid-frames")).to_be_visible()  # its own knob, PLLaVA's sliders gone
+        expect(page.locator("#pool-t")).to_be_hidden()
+        expect(page.locator("#strategy-image img")).to_be_visible()  # the grid it builds
+        knob = page.locator("#knob-grid-frames input[type=number]")
+        knob.fill("4")
+        knob.press("Enter")
+        expect(view).to_contain_text("image grid of 4 frames (2×2) = one image = 576 visual tokens", timeout=60_000)
+        knob.fill("6")
+        knob.press("Enter")
+        expect(view).to_contain_text("image grid of 6 frames (3×2)", timeout=60_000)
 
-            page.locator("#question textarea").fill("What moves?")
-            page.locator("#send").click()
-            bots = page.locator("#chat [data-testid=bot]")
-            expect(bots).to_have_count(1, timeout=60_000)
-            expect(bots.last).not_to_be_empty(timeout=60_000)
+        page.locator("#question textarea").fill("What moves?")
+        page.locator("#send").click()
+        bots = page.locator("#chat [data-testid=bot]")
+        expect(bots).to_have_count(1, timeout=60_000)
+        expect(bots.last).not_to_be_empty(timeout=60_000)
 
-            page.get_by_text("Compare: re-ask the last question with other settings").click()
-            choose(page, "#strategy-b", "Video-ChatGPT means")
-            page.locator("#compare").click()
-            expect(page.locator("#compare-a")).to_contain_text(
-                "A: 16 frames, image grid of 6 frames (3×2) = one image, alpha 4", timeout=60_000)
-            expect(page.locator("#compare-b")).to_contain_text(
-                "B: 16 frames, 16 frame means + 576 patch means, alpha 20", timeout=60_000)
-            expect(page.locator("#compare-b")).to_have_text(re.compile(r"alpha 20\s+\S"), timeout=60_000)  # B's answer
-        finally:
-            browser.close()
+        page.get_by_text("Compare: re-ask the last question with other settings").click()
+        choose(page, "#strategy-b", "Video-ChatGPT means")
+        page.locator("#compare").click()
+        expect(page.locator("#compare-a")).to_contain_text(
+            "A: 16 frames, image grid of 6 frames (3×2) = one image, alpha 4", timeout=60_000)
+        expect(page.locator("#compare-b")).to_contain_text(
+            "B: 16 frames, 16 frame means + 576 patch means, alpha 20", timeout=60_000)
+        expect(page.locator("#compare-b")).to_have_text(re.compile(r"alpha 20\s+\S"), timeout=60_000)  # B's answer

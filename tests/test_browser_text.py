@@ -2,19 +2,17 @@
 an answer made of byte-fallback pieces (CJK, emoji, Korean, an accent) arrives in the chat whole, and
 no U+FFFD is ever on the page while it streams. The checkpoint's weights are scripted to write it."""
 
-from pathlib import Path
 
 import pytest
 from legacy_tokenizer import make_legacy_tiny, script_answer
-from test_browser import ARGS, CHROMIUM
+from browser import app_tab, needs_chromium
 from transformers import AutoTokenizer
 from ui_server import running_app
 from videos import write_video
 
 ANSWER = "猫🐶한 café ok"  # 12 pieces, all different (script_answer needs that), 10 of them bytes
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="system chromium (/usr/bin/chromium) is not installed")]
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -30,28 +28,20 @@ def page_url(tmp_path_factory):
 def test_a_cjk_and_emoji_answer_arrives_whole(page_url, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     video = write_video(tmp_path / "v.mp4", n_frames=24, width=96, height=64)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1250})
-            page.set_default_timeout(60_000)
-            page.goto(page_url)
-            sync_api.expect(page.locator("#model-status")).to_contain_text("Model:", timeout=60_000)
-            page.locator("#video-input input[type=file]").set_input_files(str(video))
-            sync_api.expect(page.locator("#frames img").first).to_be_visible(timeout=60_000)
-            page.evaluate("""() => {  // every text the chat shows while the answer streams
-                window.__seen = [];
-                const chat = document.querySelector('#chat');
-                new MutationObserver(() => window.__seen.push(chat.innerText))
-                    .observe(chat, {subtree: true, childList: true, characterData: true});
-            }""")
-            page.locator("#question textarea").fill("What is in the video?")
-            page.locator("#send").click()
-            chat = page.locator("#chat")
-            sync_api.expect(chat).to_contain_text(ANSWER, timeout=60_000)
-            page.wait_for_timeout(1000)  # the stream has ended: nothing is added after the answer
-            seen = page.evaluate("() => window.__seen")
-            assert not any("\ufffd" in s for s in seen)
-            assert ANSWER in chat.inner_text() and "ok ok" not in chat.inner_text()
-        finally:
-            browser.close()
+    with app_tab(page_url, timeout_ms=60_000) as page:
+        page.locator("#video-input input[type=file]").set_input_files(str(video))
+        sync_api.expect(page.locator("#frames img").first).to_be_visible(timeout=60_000)
+        page.evaluate("""() => {  // every text the chat shows while the answer streams
+            window.__seen = [];
+            const chat = document.querySelector('#chat');
+            new MutationObserver(() => window.__seen.push(chat.innerText))
+                .observe(chat, {subtree: true, childList: true, characterData: true});
+        }""")
+        page.locator("#question textarea").fill("What is in the video?")
+        page.locator("#send").click()
+        chat = page.locator("#chat")
+        sync_api.expect(chat).to_contain_text(ANSWER, timeout=60_000)
+        page.wait_for_timeout(1000)  # the stream has ended: nothing is added after the answer
+        seen = page.evaluate("() => window.__seen")
+        assert not any("\ufffd" in s for s in seen)
+        assert ANSWER in chat.inner_text() and "ok ok" not in chat.inner_text()

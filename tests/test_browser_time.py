@@ -4,6 +4,7 @@ the gallery seeks the video player to its time, and times in an answer are links
 import json
 
 import pytest
+from browser import app_tab
 from test_browser import page, page_server, page_url, pytestmark, load  # noqa: F401  (fixtures and marks shared)
 from videos import write_video
 
@@ -62,19 +63,8 @@ def live(engine):
 
 @pytest.fixture()
 def tab(live):
-    from test_browser import ARGS, CHROMIUM
-
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            t = browser.new_page(viewport={"width": 1400, "height": 1250})
-            t.set_default_timeout(30_000)
-            t.goto(live[1])
-            sync_api.expect(t.locator("#model-status")).to_contain_text("Model:", timeout=60_000)
-            yield t
-        finally:
-            browser.close()
+    with app_tab(live[1]) as t:
+        yield t
 
 
 def player_time(tab) -> float:
