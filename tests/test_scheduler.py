@@ -10,6 +10,7 @@ import torch
 
 from pllava_demo.network.checkpoint import load_pllava
 from pllava_demo.config import GenerationSettings
+from pllava_demo.frames import strategies
 from pllava_demo.chat.engine import Engine
 from pllava_demo.errors import InputError, ResourceError
 from pllava_demo.network.lora import LoRALinear, set_row_alphas
@@ -28,12 +29,12 @@ def videos(tmp_path_factory):
             write_video(d / "b.mp4", n_frames=24, width=96, height=64, pattern="colour"))
 
 
-# (video, frames, pooling, alpha, tokens, question)
+# (video, frames, visual tokens: a PLLaVA pooling shape or a strategy, alpha, tokens, question)
 CASES = [
     (0, 8, (4, 6, 6), 4.0, 64, "What happens?"),
     (0, 8, (8, 12, 12), 0.0, 9, "Which colour?"),
     (1, 4, (2, 3, 3), 20.0, 30, "Describe it in detail."),
-    (1, 6, (4, 6, 6), 4.0, 14, "Who is there?"),
+    (1, 6, "video-chatgpt", 4.0, 14, "Who is there?"),  # 6 frame means + the patch means
 ]
 
 
@@ -49,8 +50,8 @@ def _session(eng, videos, case):
 
 
 def _ask(s, case, question=None):
-    _, _, pool, alpha, n, q = case
-    return s.ask(question or q, pooling_shape=pool, lora_alpha=alpha, settings=_settings(n))
+    _, _, visual, alpha, n, q = case
+    return s.ask(question or q, strategy=strategies.parse(visual), lora_alpha=alpha, settings=_settings(n))
 
 
 def _ids(eng, s) -> list[int]:
@@ -101,7 +102,8 @@ def test_sessions_joining_and_leaving_mid_answer_get_their_alone_answers(tiny_of
     streams = [_ask(s, case, "And then?") for s, case in zip(sessions, CASES)]
     texts = [next(st) for st in streams]
     texts = [t + "".join(st) for t, st in zip(texts, streams)]
-    assert eng.stats["reused_tokens"] - reused > 144 + 1152 + 18 + 144  # every session's video prefix was reused
+    video_tokens = sum(strategies.parse(c[2]).n_tokens(c[1], eng.spec.frame_grid) for c in CASES)
+    assert eng.stats["reused_tokens"] - reused > video_tokens  # every session's video prefix was reused
     for i, s in enumerate(sessions):
         assert texts[i] == alone[i][2] and _ids(eng, s) == alone[i][3], CASES[i]
     assert eng.scheduler.slots.rows == 0 and eng.scheduler.slots.nbytes == 0  # nobody answering: memory back
@@ -204,3 +206,45 @@ def test_batching_is_off_under_zerogpu_and_the_engine_says_so(tiny_official, mon
     eng = _engine(tiny_official)
     assert eng.batching and "together" in eng.batching_note
     assert parse_changes({"strategy": "ig-vlm"}, Bounds.of(eng))["strategy"].name == "ig-vlm"
+
+
+def test_slot_rows_double_and_attention_never_reads_unwritten_memory(monkeypatch):
+    """Rows join one at a time: the buffers grow by doubling up to max_rows (not by one row, which
+    copied every live row again for each newcomer), and every column a live row's attention can read
+    is written: its own keys, else zeros (masked columns still enter as 0 * value; 0 * NaN is NaN).
+    Fresh buffers are poisoned with NaN here so that an unwritten column shows."""
+    from transformers import DynamicCache
+
+    from pllava_demo.chat.scheduler import SlotCache
+
+    real_new_empty = torch.Tensor.new_empty
+    monkeypatch.setattr(torch.Tensor, "new_empty", lambda self, *size, **kw: real_new_empty(self, *size, **kw).fill_(float("nan")))
+
+    def cache(n, seed):
+        c = DynamicCache()
+        g = torch.Generator().manual_seed(seed)
+        for layer in range(2):
+            c.update(torch.randn(1, 2, n, 4, generator=g), torch.randn(1, 2, n, 4, generator=g), layer)
+        return c
+
+    slots, sources, capacity = SlotCache(max_rows=6), [], []
+    for b, n in enumerate([5, 300, 7, 40, 3, 9]):  # the second row makes the buffers longer too
+        sources.append(cache(n, b))
+        slots.add(sources[-1], room=4)
+        capacity.append(slots.k[0].shape[0])
+    assert capacity == [1, 2, 4, 4, 6, 6]
+
+    def check():
+        span = max(slots.lens)
+        for layer in range(2):
+            for buf in (slots.k[layer], slots.v[layer]):
+                assert torch.isfinite(buf[: slots.rows, :, :span]).all()
+
+    check()
+    for b, src in enumerate(sources):
+        n = slots.lens[b]
+        assert torch.equal(slots.k[1][b, :, :n], src.layers[1].keys[0])
+        assert torch.equal(slots.v[1][b, :, :n], src.layers[1].values[0])
+    assert slots.remove(1) == 5  # the last row moves into the freed slot
+    check()
+    assert torch.equal(slots.k[0][1, :, : slots.lens[1]], sources[5].layers[0].keys[0])
