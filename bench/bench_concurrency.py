@@ -12,13 +12,14 @@ against transformers' batched `generate` on the same model and prompts.
 Rows: first questions (each prefill reads the whole video prompt) and follow-ups (each session has
 answered once; the KV prefix is reused). Each answer is exactly ANSWER_TOKENS tokens. Total tokens/s
 = all answers' tokens / wall time from the common start to the last answer; latency = median of each
-answer's start-to-end. Ratios are against batched N=1 of the same kind, all in one run.
+answer's start-to-end. Ratios are against batched N=1 of the same kind and dtype, all in one run; each
+dtype (the app's --cpu-dtype: float32, and bfloat16, which CPUs with AMX multiply natively) in turn.
 
 Streaming gap: session A streams a long answer; B's first question (its 2.3k-token prompt) arrives
 mid-answer; the longest gap between two of A's pieces while B is prefilled, with chunked prefill and
 with the whole prompt in one go.
 
-    python bench/bench_concurrency.py [--model small] [--threads 1] [--sessions 1 2 4 8]
+    python bench/bench_concurrency.py [--model small] [--threads 1] [--sessions 1 2 4 8] [--dtype float32 bfloat16]
 
 Step table: one batched decode step alone (model.decode on a SlotCache of N rows with 16 or 2,750
 KV tokens each), to show what a row costs apart from prefill, sampling and threads.
@@ -164,6 +165,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="small", choices=["tiny", "small"])
     p.add_argument("--sessions", nargs="+", type=int, default=[1, 2, 4, 8])
+    p.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"],
+                   help="the weights' dtypes to run, one after the other (the app's --cpu-dtype)")
     p.add_argument("--gap-only", action="store_true", help="only the streaming-gap table")
     p.add_argument("--steps-only", action="store_true", help="only the decode-step table")
     p.add_argument("--threads", type=int, default=1,
@@ -172,48 +175,47 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from pllava_demo.network.checkpoint import load_pllava
 
-    loaded = load_pllava(checkpoint(args.model), device="cpu", quantization="none")
     video = bench_video()
-    print(f"# bench_concurrency on {machine()}, {torch.get_num_threads()} torch threads, model {args.model} "
-          f"({loaded.dtype}); load average at start {load_average()}\n")
-    run_engine(loaded, video, 2, True, False)  # warm-up
-    rows = []
-    for follow_up in (() if args.gap_only or args.steps_only else (False, True)):
-        kind = "follow-up" if follow_up else "first question"
-        base = None
-        for n in args.sessions:
-            tps, lat = run_engine(loaded, video, n, True, follow_up)
-            base = base or tps
-            turns_tps, turns_lat = run_engine(loaded, video, n, False, follow_up)
-            hf_tps, hf_lat = run_hf(loaded, video, n, follow_up)
-            rows.append([kind, n, f"{tps:.1f}", f"{tps / base:.2f}x", f"{lat:.2f}", f"{turns_tps:.1f}",
-                         f"{turns_lat:.2f}", f"{hf_tps:.1f}", f"{hf_lat:.2f}", f"{tps / hf_tps:.2f}x"])
-            print(" | ".join(map(str, rows[-1])), flush=True)
+    print(f"# bench_concurrency on {machine()}, {torch.get_num_threads()} torch threads, model {args.model}; "
+          f"load average at start {load_average()}\n")
+    rows, step_rows, gap_rows = [], [], []
+    for name in args.dtype:
+        loaded = load_pllava(checkpoint(args.model), device="cpu", quantization="none", dtype=getattr(torch, name))
+        run_engine(loaded, video, 2, True, False)  # warm-up
+        for follow_up in (() if args.gap_only or args.steps_only else (False, True)):
+            kind = "follow-up" if follow_up else "first question"
+            base = None
+            for n in args.sessions:
+                tps, lat = run_engine(loaded, video, n, True, follow_up)
+                base = base or tps
+                turns_tps, turns_lat = run_engine(loaded, video, n, False, follow_up)
+                hf_tps, hf_lat = run_hf(loaded, video, n, follow_up)
+                rows.append([name, kind, n, f"{tps:.1f}", f"{tps / base:.2f}x", f"{lat:.2f}", f"{turns_tps:.1f}",
+                             f"{turns_lat:.2f}", f"{hf_tps:.1f}", f"{hf_lat:.2f}", f"{tps / hf_tps:.2f}x"])
+                print(" | ".join(map(str, rows[-1])), flush=True)
+        # where a batched step's time goes: the weights are read once per step for all rows, each row's
+        # keys and values once per row (with the video's ~2.7k tokens, 45 MB a row in float32 against
+        # 120 MB of weights), and a matmul of a few rows may cost more than one row's (the kernels)
+        for kv in (() if args.gap_only else (16, 2750)):
+            base = None
+            for n in args.sessions if 1 in args.sessions else [1, *args.sessions]:
+                ms = step_ms(loaded, n, kv)
+                base = base or n / ms
+                step_rows.append([name, kv, n, f"{ms:.1f}", f"{n / ms * 1e3:.0f}", f"{n / ms / base:.2f}x"])
+        for chunk in (() if args.steps_only else (128, 256, 10**9)):
+            gap, ttft = streaming_gap(loaded, video, chunk)
+            gap_rows.append([name, "whole prompt at once" if chunk == 10**9 else f"{chunk}-token chunks",
+                             f"{gap:.3f}", f"{ttft:.2f}"])
     if rows:
         print()
-        print(table(["prompt", "sessions", "batched tok/s", "vs 1 session", "batched latency s", "turns tok/s",
-                     "turns latency s", "HF generate tok/s", "HF latency s", "batched / HF"], rows))
-    # where the time of a batched step goes: the weights are read once per step for all rows, each
-    # row's keys and values once per row; with the video's ~2.7k tokens a row's KV (4 layers x 2 x 2.7k x
-    # 512 floats = 45 MB) is a third of what the weights are (120 MB), so rows cannot come for free
-    step_rows = []
-    for kv in (() if args.gap_only else (16, 2750)):
-        base = None
-        for n in args.sessions if 1 in args.sessions else [1, *args.sessions]:
-            ms = step_ms(loaded, n, kv)
-            base = base or n / ms
-            step_rows.append([kv, n, f"{ms:.1f}", f"{n / ms * 1e3:.0f}", f"{n / ms / base:.2f}x"])
+        print(table(["dtype", "prompt", "sessions", "batched tok/s", "vs 1 session", "batched latency s",
+                     "turns tok/s", "turns latency s", "HF generate tok/s", "HF latency s", "batched / HF"], rows))
     if step_rows:
         print()
-        print(table(["KV tokens per row", "rows", "ms per step", "tok/s", "vs 1 row"], step_rows))
-    gap_rows = []
-    for chunk in (() if args.steps_only else (128, 256, 10**9)):
-        gap, ttft = streaming_gap(loaded, video, chunk)
-        gap_rows.append(["whole prompt at once" if chunk == 10**9 else f"{chunk}-token chunks",
-                         f"{gap:.3f}", f"{ttft:.2f}"])
+        print(table(["dtype", "KV tokens per row", "rows", "ms per step", "tok/s", "vs 1 row"], step_rows))
     if gap_rows:
         print()
-        print(table(["prefill of B's first question", "A's longest gap s", "B's first piece s"], gap_rows))
+        print(table(["dtype", "prefill of B's first question", "A's longest gap s", "B's first piece s"], gap_rows))
     print(f"\n(load average after: {load_average()})")
 
 

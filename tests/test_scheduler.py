@@ -118,6 +118,8 @@ def test_a_stopped_row_frees_its_slot_and_the_others_are_untouched(tiny_official
     next(c)
     next(c)
     assert eng.scheduler.slots.rows == 2
+    # answers in flight hold their prompt's keys once: in their slot, their own caches are empty meanwhile
+    assert all(not job.cache.layers for job in eng.scheduler.running)
     c.close()  # the visitor pressed Stop (or went away)
     assert eng.scheduler.slots.rows == 1 and s2.turns[-1].stopped
     assert alone[2][0].strip().startswith(s2.turns[-1].answer)
@@ -229,8 +231,10 @@ def test_slot_rows_double_and_attention_never_reads_unwritten_memory(monkeypatch
 
     slots, sources, capacity = SlotCache(max_rows=6), [], []
     for b, n in enumerate([5, 300, 7, 40, 3, 9]):  # the second row makes the buffers longer too
-        sources.append(cache(n, b))
-        slots.add(sources[-1], room=4)
+        c = cache(n, b)
+        sources.append(c.layers[:])
+        slots.add(c, room=4)
+        assert not c.layers  # moved: an answer in flight holds its prompt's keys once
         capacity.append(slots.k[0].shape[0])
     assert capacity == [1, 2, 4, 4, 6, 6]
 
@@ -243,8 +247,11 @@ def test_slot_rows_double_and_attention_never_reads_unwritten_memory(monkeypatch
     check()
     for b, src in enumerate(sources):
         n = slots.lens[b]
-        assert torch.equal(slots.k[1][b, :, :n], src.layers[1].keys[0])
-        assert torch.equal(slots.v[1][b, :, :n], src.layers[1].values[0])
+        assert torch.equal(slots.k[1][b, :, :n], src[1].keys[0])
+        assert torch.equal(slots.v[1][b, :, :n], src[1].values[0])
     assert slots.remove(1) == 5  # the last row moves into the freed slot
     check()
-    assert torch.equal(slots.k[0][1, :, : slots.lens[1]], sources[5].layers[0].keys[0])
+    assert torch.equal(slots.k[0][1, :, : slots.lens[1]], sources[5][0].keys[0])
+    back = DynamicCache()
+    slots.move_back(1, back)  # the row comes back whole into its job's emptied cache
+    assert back.get_seq_length() == 9 and torch.equal(back.layers[0].keys[0], sources[5][0].keys[0])

@@ -5,12 +5,13 @@ runs the decode steps of all its jobs as one batch, and prefills newcomers betwe
   session's growing cache, so a follow-up reuses the prefix kept from the last turn); while other
   answers are streaming it is prefilled in chunks of `chunk_tokens`, one chunk between two decode
   steps, so their tokens keep flowing while a newcomer's video is read.
-- Then its cache is copied into a slot of the `SlotCache`: per layer one (rows, heads, length, dim)
-  buffer, each row filled to its own length. A decode step writes each row's new key/value at its
-  own position (index ops) and attends over [:longest] with a per-row mask, so rows of different
-  lengths never see each other's padding. When a job ends, the keys and values of its answer are
-  appended back to its own cache (the prefix is there already) and its slot is handed to the last
-  row, so live rows stay in slots 0..n-1 and a step is one contiguous view.
+- Then its cache is moved into a slot of the `SlotCache`: per layer one (rows, heads, length, dim)
+  buffer, each row filled to its own length; the job's own cache is emptied meanwhile, so an answer
+  in flight holds its prompt's keys once, not twice. A decode step writes each row's new key/value
+  at its own position (index ops) and attends over [:longest] with a per-row mask, so rows of
+  different lengths never see each other's padding. When a job ends, its row (prompt and answer)
+  is moved back into its own cache and its slot is handed to the last row, so live rows stay in
+  slots 0..n-1 and a step is one contiguous view.
 - LoRA strength per row: when rows differ, lora.set_row_alphas gives each row its own alpha for the
   step (rows at alpha 0 keep the base output exactly); when they agree, the one-alpha path runs.
 - Stop, disconnect and errors touch only their own job: a cancelled job leaves at the next step and
@@ -96,7 +97,11 @@ class SlotCache:
                 self.v.append(new_v)
 
     def add(self, cache, room: int) -> int:
-        """Copy a (1, H, n, Dh)-per-layer cache into a new last slot with room for `room` more tokens."""
+        """Move a (1, H, n, Dh)-per-layer cache into a new last slot with room for `room` more tokens:
+        the cache is left empty (its layers dropped, so their memory goes back), so an answer in flight
+        holds its prompt's keys once, not twice; `move_back` returns them with the answer's."""
+        if cache.layer_class_to_replicate is None:
+            raise TypeError("SlotCache.add takes a cache that re-creates its layers (kvcache.new_kv_cache)")
         layers = [(layer.keys, layer.values) for layer in cache.layers]
         n = layers[0][0].shape[2]
         slot = self.rows
@@ -107,14 +112,14 @@ class SlotCache:
             self.k[i][slot, :, n:] = 0
             self.v[i][slot, :, n:] = 0
         self.lens.append(n)
+        cache.layers.clear()
         return slot
 
-    def copy_back(self, slot: int, start: int, cache) -> None:
-        """Append this slot's tokens [start:] to a transformers cache (the job's own)."""
+    def move_back(self, slot: int, cache) -> None:
+        """Write this slot's tokens (prompt and answer) into the empty cache `add` left (the job's own)."""
         end = self.lens[slot]
-        if end > start:
-            for i in range(len(self.k)):
-                cache.update(self.k[i][slot : slot + 1, :, start:end], self.v[i][slot : slot + 1, :, start:end], i)
+        for i in range(len(self.k)):
+            cache.update(self.k[i][slot : slot + 1, :, :end], self.v[i][slot : slot + 1, :, :end], i)
 
     def remove(self, slot: int) -> int | None:
         """Free a slot; the last row moves into it (returned: its old slot), so rows stay 0..n-1."""
@@ -397,10 +402,13 @@ class Scheduler:
 
     # -- leaving ----------------------------------------------------------------------------------
     def _finish(self, job: Job, joined: bool = True) -> None:
-        """The job is over (its end, or cancelled): its answer's keys go back to its cache, its slot is freed."""
+        """The job is over (its end, or cancelled): its keys go back to its cache, its slot is freed."""
         if job in self.running:
             slot = self.running.index(job)
-            self.slots.copy_back(slot, self.slots.lens[slot] - len(job.fed), job.cache)
+            try:
+                self.slots.move_back(slot, job.cache)
+            except Exception as e:  # noqa: BLE001 - e.g. no memory for it: the answer stands, its cache does not
+                job.error = e
             self._free(slot)
         with self._cond:
             if job in self.pending:
