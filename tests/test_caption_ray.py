@@ -43,7 +43,7 @@ def three_videos(tmp_path_factory) -> Path:
 def _args(tiny, folder, out, *extra):
     return ["caption", str(folder), "--out", str(out), "--model", str(tiny), "--device", "cpu", "--quantization",
             "none", "--pooling", "4,6,6", "--frames", "8", "--max-new-tokens", "16", "--min-new-tokens", "16",
-            "--batch-size", "2", *extra]
+            "--batch-size", "2", "--cpu-dtype", "bfloat16", *extra]
 
 
 def _by_path(out: Path) -> dict:
@@ -62,6 +62,7 @@ def test_ray_pipeline_writes_the_plain_runs_captions(local_ray, tiny_official, t
         assert r.get("error") == plain[path].get("error")
         assert r["timestamps"] == plain[path]["timestamps"] and r["settings"] == plain[path]["settings"]
     assert sum(bool(r.get("caption")) for r in on_ray.values()) == 2
+    assert {r["settings"]["dtype"] for r in on_ray.values() if "settings" in r} == {"bfloat16"}  # --cpu-dtype reached the actors
     assert on_ray[str(three_videos / "c.mp4")]["error_type"] == "VideoError"
 
     table = pq.read_table(parquet)

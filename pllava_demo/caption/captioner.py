@@ -115,6 +115,7 @@ class Captioner:
             "frames": o.num_frames, "strategy": self.strategy.as_dict(),
             "pooling_shape": list(self.strategy.shape) if isinstance(self.strategy, strategies.PllavaPooling) else None,
             "lora_alpha": self.loaded.lora_alpha,
+            "dtype": str(self.loaded.dtype).removeprefix("torch."),  # the weights' (--cpu-dtype on CPU)
             **asdict(o.settings),
         }
 

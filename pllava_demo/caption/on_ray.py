@@ -77,7 +77,8 @@ def _decode_resources() -> dict:
 class CaptionActor:
     """Model stage: loads the checkpoint once per actor, captions a batch of decoded rows."""
 
-    def __init__(self, model: str, device: str, quantization: str, lora_alpha, options: CaptionOptions):
+    def __init__(self, model: str, device: str, quantization: str, lora_alpha, options: CaptionOptions,
+                 cpu_dtype: str = "auto"):
         import torch
 
         from ..network.checkpoint import load_pllava
@@ -85,7 +86,7 @@ class CaptionActor:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.captioner = Captioner(load_pllava(model, device=device, quantization=quantization,
-                                               lora_alpha=lora_alpha), options)
+                                               lora_alpha=lora_alpha, cpu_dtype=cpu_dtype), options)
 
     def __call__(self, batch: dict) -> dict:
         import torch
@@ -106,7 +107,8 @@ class CaptionActor:
 
 
 def build_dataset(jobs: list[CaptionJob], *, model: str, device: str, quantization: str, lora_alpha,
-                  options: CaptionOptions, batch_size: int, actors: int, gpus_per_actor: float):
+                  options: CaptionOptions, batch_size: int, actors: int, gpus_per_actor: float,
+                  cpu_dtype: str = "auto"):
     """The lazy Ray Data pipeline; iterate it (or write it) to run."""
     ray = _ray()
     rows = [{"path": j.path, "prompt": j.prompt or ""} for j in jobs]
@@ -122,7 +124,8 @@ def build_dataset(jobs: list[CaptionJob], *, model: str, device: str, quantizati
     return ds.map_batches(
         CaptionActor,
         fn_constructor_kwargs={"model": model, "device": "cuda" if gpus_per_actor else device,
-                               "quantization": quantization, "lora_alpha": lora_alpha, "options": options},
+                               "quantization": quantization, "lora_alpha": lora_alpha, "options": options,
+                               "cpu_dtype": cpu_dtype},
         batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=gpus_per_actor, num_cpus=1,
     )
@@ -147,7 +150,7 @@ def run_ray(args, options: CaptionOptions, jobs: list[CaptionJob], writer: Capti
     log.info("Ray: %d captioning actor(s), %s", actors, f"{gpus} GPU(s)" if gpus else "CPU only")
     ds = build_dataset(jobs, model=args.model, device=args.device, quantization=args.quantization,
                        lora_alpha=args.lora_alpha, options=options, batch_size=args.batch_size, actors=actors,
-                       gpus_per_actor=1 if gpus else 0)
+                       gpus_per_actor=1 if gpus else 0, cpu_dtype=args.cpu_dtype)
     written = 0
     for row in ds.iter_rows():
         record = json.loads(row["record"])
