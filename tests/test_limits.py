@@ -185,7 +185,7 @@ def test_oom_in_prefill_adds_no_turn_and_frees_the_cache(fresh, tiny_official, v
     s.set_video(video, 4)
     _answer(s)
     assert s.has_kv_cache
-    _fail_once(monkeypatch, fresh.model.language_model, "forward", exc)
+    _fail_once(monkeypatch, fresh.model.language_model.model, "forward", exc)
     stream = s.ask("And then?", pooling_shape=POOL, settings=FAST)  # validation passes; work starts on next()
     with pytest.raises(ResourceError, match="try fewer frames or a smaller pooling shape") as e:
         "".join(stream)
@@ -200,8 +200,8 @@ def test_oom_mid_answer_keeps_what_was_shown_marked_stopped(fresh, tiny_official
     s = fresh.new_session()
     s.set_video(video, 4)
     long = GenerationSettings(max_new_tokens=24, min_new_tokens=24)
-    # call 1 is the prefill, then one call per token: fail on the 12th token
-    _fail_once(monkeypatch, fresh.model.language_model, "forward", OOM, on_call=13)
+    # the decoder (language_model.model) runs once for the prefill, then once per token: fail on the 12th token
+    _fail_once(monkeypatch, fresh.model.language_model.model, "forward", OOM, on_call=13)
     shown = ""
     with pytest.raises(ResourceError, match="ran out of memory while writing the answer") as e:
         for piece in s.ask("Describe it.", pooling_shape=POOL, settings=long):
@@ -217,7 +217,7 @@ def test_oom_mid_answer_keeps_what_was_shown_marked_stopped(fresh, tiny_official
 def test_other_errors_are_not_disguised_as_memory(fresh, video, monkeypatch):
     s = fresh.new_session()
     s.set_video(video, 4)
-    _fail_once(monkeypatch, fresh.model.language_model, "forward", RuntimeError("shape mismatch in matmul"))
+    _fail_once(monkeypatch, fresh.model.language_model.model, "forward", RuntimeError("shape mismatch in matmul"))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         _answer(s)
     assert s.turns == [] and not s.has_kv_cache and fresh.stats["out_of_memory"] == 0
