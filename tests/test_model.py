@@ -150,3 +150,24 @@ def test_config_leftovers_are_tolerated_and_checkpoint_pooling_used(tiny_officia
     assert "image_grid_pinpoints" in cfg and cfg["architectures"] == ["PlavaForConditionalGeneration"]
     loaded = load_pllava(tiny_official, device="cpu", quantization="none")
     assert loaded.spec.pooling_shape == (16, 12, 12) and loaded.spec.num_frames == 16
+
+
+def test_prefill_gives_the_head_one_2d_row_with_the_full_forward_logits(fp32_model):
+    """model.prefill's logits are the full forward's last row, and the head gets that row as a 2-D
+    (1, D) tensor: a (1, 1, D) slice of the (1, S, D) hidden states made torch's CPU matmul copy the
+    whole head weight first (126 ms against 2.2 ms per prefill in bfloat16, bench/README.md section 6)."""
+    from pllava_demo.chat.kvcache import new_kv_cache
+
+    m = fp32_model.model
+    embeds = torch.randn(1, 40, m.language_model.config.hidden_size, generator=torch.Generator().manual_seed(0))
+    seen = []
+    hook = m.language_model.lm_head.register_forward_hook(lambda mod, args, out: seen.append(args[0].shape))
+    try:
+        with torch.inference_mode():
+            got = m.prefill(embeds, new_kv_cache(), 0)  # (1, V)
+    finally:
+        hook.remove()
+    assert seen == [torch.Size([1, embeds.shape[-1]])]
+    with torch.inference_mode():
+        full = m.language_model(inputs_embeds=embeds).logits[:, -1]  # (1, V)
+    torch.testing.assert_close(got, full, rtol=1e-5, atol=1e-5)
