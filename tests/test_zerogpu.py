@@ -61,7 +61,7 @@ def session(url: str, video: Path) -> dict:
     out["answers"].append(c.predict("With four frames?", api_name="/chat"))
     out["stats"].append(("four frames", stats(c)))
     # Stop mid-answer: a long answer, stopped once it has streamed a few pieces
-    c.predict({"max_new_tokens": 300, "min_new_tokens": 300}, api_name="/set_options")
+    c.predict({"max_new_tokens": 1024, "min_new_tokens": 1024}, api_name="/set_options")  # the most allowed: still streaming when stopped
     job = c.submit("Tell me everything.", api_name="/chat")
     deadline = time.monotonic() + 120
     while len(job.outputs()) < 3 and not job.done():

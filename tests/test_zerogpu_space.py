@@ -45,7 +45,7 @@ def test_app_starts_like_a_zerogpu_space(tiny_official, tmp_path):
         env = space_env(scheduler, tiny_official, port, tmp_path)
         log_path = tmp_path / "app.log"
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+            proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, start_new_session=True,
                                     stdout=log, stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{port}"

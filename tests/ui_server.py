@@ -31,7 +31,8 @@ def app_process(model: Path, log_path: Path, *extra: str, timeout: float = 90.0,
     cmd = [sys.executable, str(ROOT / "app.py"), "--model", str(model), "--device", "cpu",
            "--port", str(port), "--host", "127.0.0.1", *extra]
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # its own process group: stop_process ends the workers it forks too (ZeroGPU mode forks one per call)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + timeout
@@ -51,12 +52,21 @@ def app_process(model: Path, log_path: Path, *extra: str, timeout: float = 90.0,
 
 
 def stop_process(proc: subprocess.Popen) -> None:
-    """Ends a server: politely first, then for sure."""
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    """Ends a server and every process it started (its process group): politely first, then for sure."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            continue
+        try:  # the server is gone; its workers may not be
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return
 
 
 @contextlib.contextmanager
@@ -77,10 +87,22 @@ def running_app(model: Path, log_path: Path, *extra: str, timeout: float = 90.0,
 
 
 class Client(gradio_client.Client):
-    """gradio_client's Client for the server tests: a call waits until the event stream of the one
-    before it has closed. The server closes a session's stream once no event of it is left; a call
-    sent in that moment is put on the closing stream and raises CancelledError, though the server
-    runs it (gradio_client 2.7.2; seen in CI with 16 clients on 2 cores, the turn after a cancel)."""
+    """gradio_client's Client for the server tests.
+    - A call waits until the event stream of the one before it has closed. The server closes a
+      session's stream once no event of it is left; a call sent in that moment is put on the closing
+      stream and raises CancelledError, though the server runs it (gradio_client 2.7.2; seen in CI
+      with 16 clients on 2 cores, the turn after a cancel).
+    - `predict` gives up after CALL_TIMEOUT_S (TimeoutError naming the endpoint) instead of waiting
+      forever for an answer that does not come (gradio_client's own has no limit)."""
+
+    CALL_TIMEOUT_S = 120.0
+
+    def predict(self, *args, api_name: str | None = None, **kwargs):
+        job = self.submit(*args, api_name=api_name, **kwargs)
+        try:
+            return job.result(timeout=self.CALL_TIMEOUT_S)
+        except TimeoutError:
+            raise TimeoutError(f"{api_name} gave no result in {self.CALL_TIMEOUT_S:.0f} s: {job.status()}") from None
 
     def submit(self, *args, **kwargs):
         deadline = time.monotonic() + 5.0
