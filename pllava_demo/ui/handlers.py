@@ -146,8 +146,12 @@ def cpu_dtype_note(dtype) -> str:
     from ..network.checkpoint import cpu_has_bf16
 
     name = str(dtype).replace("torch.", "")
-    if cpu_has_bf16():
-        return f"CPU in {name}, native bfloat16 available (--cpu-dtype bfloat16 reads prompts faster)"
+    native = cpu_has_bf16()
+    if name == "bfloat16":
+        return "CPU in bfloat16, native on this CPU" if native else \
+            "CPU in bfloat16, emulated on this CPU (float32 is the fast choice)"
+    if native:  # said only where the other choice is better: bench/README.md section 6
+        return f"CPU in {name}, native bfloat16 available (--cpu-dtype bfloat16 reads prompts ~3x faster)"
     return f"CPU in {name}, no native bfloat16 (float32 is the fast choice)"
 
 
