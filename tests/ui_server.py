@@ -53,20 +53,19 @@ def app_process(model: Path, log_path: Path, *extra: str, timeout: float = 90.0,
 
 def stop_process(proc: subprocess.Popen) -> None:
     """Ends a server and every process it started (its process group): politely first, then for sure."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            continue
-        try:  # the server is gone; its workers may not be
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
         return
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        pass
+    try:  # the server if it is still there, and any worker it left behind
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 @contextlib.contextmanager

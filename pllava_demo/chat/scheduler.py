@@ -320,7 +320,7 @@ class Scheduler:
             self.pending.remove(job)
         token = self._pick([job], logits)[0]
         if token is None:
-            self._finish(job, joined=False)
+            self._finish(job)
             return
         job.next_token = token
         try:
@@ -401,7 +401,7 @@ class Scheduler:
         return logits
 
     # -- leaving ----------------------------------------------------------------------------------
-    def _finish(self, job: Job, joined: bool = True) -> None:
+    def _finish(self, job: Job) -> None:
         """The job is over (its end, or cancelled): its keys go back to its cache, its slot is freed."""
         if job in self.running:
             slot = self.running.index(job)
