@@ -42,9 +42,9 @@ class Bounds:
                    own_images=bool(getattr(engine, "own_images", True)))
 
 
-def _show(value) -> str:
+def _show(value, limit: int = 40) -> str:
     text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _number(name: str, value, what: str) -> float:
@@ -163,8 +163,9 @@ def changes_dict(raw) -> dict:
     if not isinstance(raw, Mapping):
         raise InputError(f"The settings must be a JSON object like {{\"top_p\": 0.9}}, got {_show(raw)}.")
     unknown = sorted(str(k) for k in raw if k not in FIELDS)
-    if unknown:
-        raise InputError(f"Unknown setting(s) {unknown}; the settings are {list(FIELDS)}.")
+    if unknown:  # named short (a key may be any text), so the message stays one readable line
+        named = ", ".join(_show(k, 24) for k in unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
+        raise InputError(f"Unknown setting(s) {named}; the settings are {', '.join(FIELDS)}.")
     return dict(raw)
 
 

@@ -6,7 +6,41 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import faulthandler  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
+
+# A last-resort watchdog that needs no GIL: pytest-timeout (pytest.ini, 600 s) runs in a Python thread and
+# cannot fire while native code holds the GIL. faulthandler's C thread can: after HANG_S it writes every
+# thread's stack to STACKS and ends the run (exit code 1); .ci/run prints that file.
+HANG_S = int(os.environ.get("PLLAVA_TEST_HANG_S", 660))
+STACKS = Path(os.environ.get("PLLAVA_TEST_STACKS", Path(tempfile.gettempdir()) / "pllava-test-stacks.txt"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Arms the watchdog around a test's setup (session fixtures included), call and teardown."""
+    with open(STACKS, "w") as out:
+        out.write(f"{item.nodeid} ran for more than {HANG_S} s; its threads:\n")
+        out.flush()
+        faulthandler.dump_traceback_later(HANG_S, exit=True, file=out)
+        try:
+            yield
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+    STACKS.unlink(missing_ok=True)
+
+
+@pytest.fixture(autouse=True)
+def _ordinary_scheduling():
+    """Fails a test that leaves the process's main thread at a real-time priority (see
+    videos.own_scheduling: that is how a run once stalled), and gives the next test an ordinary one."""
+    yield
+    if os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        pytest.fail("the test left the main thread at a real-time scheduling priority")
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import math
 import shutil
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from videos import write_video
 
@@ -75,6 +75,7 @@ def answers(studio) -> None:
 
 @FUZZ
 @given(payload=payloads)
+@example(payload={"\U000108b0\U00012544\U00018d09\U00018d09\U0001dab0": None, "\U00018d09\U0001b2fc": None})
 def test_set_options_payloads(studio, payload):
     before = studio.options
     try:

@@ -12,6 +12,8 @@ mjpeg) and otherwise pads to the next even size (mpeg4, av1): `padded_size` says
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -116,6 +118,20 @@ def video_path(directory: Path, name: str, codec: str = "h264") -> Path:
     return Path(directory) / f"{name}{CODECS[codec][1]}"
 
 
+@contextmanager
+def own_scheduling():
+    """Gives the calling thread its scheduling policy back afterwards. SVT-AV1 (libsvtav1) run as root
+    switches the thread that opens an encoder to real-time SCHED_FIFO 99, and every thread started from
+    that thread later inherits it (the scheduler's, OpenMP's). Two such threads spinning on a 2-core
+    machine then starve the whole process, watchdogs included: the test run stalled in CI that way."""
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        if (os.sched_getscheduler(0), os.sched_getparam(0)) != (policy, param):
+            os.sched_setscheduler(0, policy, param)
+
+
 def write_video(
     path,
     *,
@@ -144,7 +160,7 @@ def write_video(
     out_w, out_h = padded_size(codec, width, height) if pix_fmt is None else (width, height)
     options = {"movflags": "+faststart"} if faststart else {}
     path = Path(path)
-    with av.open(str(path), "w", options=options) as container:
+    with own_scheduling(), av.open(str(path), "w", options=options) as container:
         stream = container.add_stream(encoder, rate=fps, options=dict(_FAST_OPTIONS.get(encoder, {})))
         stream.width, stream.height, stream.pix_fmt = out_w, out_h, fmt
         if gop is not None:
