@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chat-format", choices=["vicuna", "chatml"], default="vicuna")
     p.set_defaults(func=cmd_make_tiny)
     add_caption_parser(sub)
+    from .eval.cli import add_parser as add_eval_parser  # here, not at the top: eval's parser reads this module
+
+    add_eval_parser(sub)
     return parser
 
 
