@@ -73,7 +73,8 @@ def stop_at_keywords(tokenizer, ids: list[int], keywords: tuple[str, ...]) -> li
 
 
 class Sweep:
-    def __init__(self, engine, protocol: Protocol, settings: list[Setting], *, num_frames: int = 16):
+    def __init__(self, engine, protocol: Protocol, settings: list[Setting], *, num_frames: int = 16,
+                 generation: GenerationSettings | None = None):
         if not settings:
             raise InputError("The sweep has no setting (give at least one --lora-alpha and --strategy).")
         self.engine, self.protocol, self.settings, self.num_frames = engine, protocol, settings, num_frames
@@ -82,7 +83,8 @@ class Sweep:
         grid = self.loaded.spec.frame_grid
         for s in settings:
             s.strategy.check_fits(num_frames, grid, self.loaded.context_length)
-        self.gen = GenerationSettings(max_new_tokens=protocol.max_new_tokens)
+        # greedy at the protocol's limit; a benchmark may fix the answer length instead (min = max)
+        self.gen = generation or GenerationSettings(max_new_tokens=protocol.max_new_tokens)
         self._records = {s: s.record(protocol, num_frames, self.loaded.name) for s in settings}
 
     def todo(self, items: Iterable[Item], writer: RowWriter, limit: int | None = None) -> list[tuple[Item, list[Setting]]]:
