@@ -38,6 +38,9 @@ def add_parser(sub) -> None:
         k.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="clip-decoding threads")
         k.add_argument("--limit", type=int, default=None, help="run at most this many new questions")
         k.add_argument("--retry-errors", action="store_true", help="run again the rows recorded with an error")
+        k.add_argument("--ray", action="store_true", help="spread the clips over Ray actors (pip install -r requirements-ray.txt)")
+        k.add_argument("--ray-address", default=None, help="Ray cluster address (default: start Ray locally)")
+        k.add_argument("--actors", type=int, default=None, help="with --ray: model actors (default: one per GPU, else 1)")
         if kind == "open":
             k.add_argument("--judge-url", default=None, help="OpenAI-compatible API base URL, e.g. https://api.openai.com/v1")
             k.add_argument("--judge-model", default="gpt-3.5-turbo-0125", help="judge model (official: %(default)s)")
@@ -121,9 +124,14 @@ def run(args) -> int:
             bar.update(1)
 
         try:
-            stats = run_sweep(sweep, todo, write, workers=args.workers)
-            print(f"clips decoded {stats['clips_decoded']}, encoded {stats['clips_encoded']}, rows {stats['rows']}",
-                  file=sys.stderr)
+            if args.ray:
+                from .on_ray import run_ray
+
+                run_ray(args, sweep, todo, write)
+            else:
+                stats = run_sweep(sweep, todo, write, workers=args.workers)
+                print(f"clips decoded {stats['clips_decoded']}, encoded {stats['clips_encoded']}, rows {stats['rows']}",
+                      file=sys.stderr)
         except KeyboardInterrupt:
             interrupted = True
         finally:
