@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from _common import checkpoint, load_average, machine, table  # noqa: E402
+from _common import OUT, checkpoint, load_average, machine, table  # noqa: E402
 from pllava_demo.chat.engine import Engine  # noqa: E402
 from pllava_demo.config import GenerationSettings  # noqa: E402
 from pllava_demo.eval.datasets import read_mc_jsonl  # noqa: E402
@@ -41,10 +41,15 @@ from pllava_demo.network.checkpoint import load_pllava  # noqa: E402
 from videos import write_video  # noqa: E402
 
 
-def write_set(directory: Path, n: int) -> list:
+def write_set(directory: Path, n: int, seconds: float, fps: int, width: int, height: int) -> list:
+    """n textured h264 clips (x264's default keyframe interval), cached under bench/out, and a JSONL set."""
     lines = []
+    directory.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        write_video(directory / f"v{i}.mp4", n_frames=120, fps=24, width=640, height=360, pattern="colour")
+        path = directory / f"v{i}.mp4"
+        if not path.exists():
+            write_video(path.with_suffix(".part.mp4"), n_frames=int(seconds * fps), fps=fps, width=width, height=height,
+                        pattern="colour").rename(path)
         lines.append(json.dumps({"video": f"v{i}.mp4", "question": f"What happens in clip {i}?",
                                  "options": ["a dog runs", "a man sits", "nothing"], "answer": i % 3}))
     (directory / "set.jsonl").write_text("\n".join(lines))
@@ -91,6 +96,10 @@ def main() -> int:
     ap.add_argument("--model", default="tiny", help="tiny | small (random, cached under bench/out) or a checkpoint path")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--videos", type=int, default=8)
+    # MVBench's largest sources (STAR / Charades_v1_480) are ~30 s 480p clips
+    ap.add_argument("--seconds", type=float, default=30.0, help="clip length (default: %(default)s)")
+    ap.add_argument("--size", default="640x480", help="clip size WxH (default: %(default)s)")
+    ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--alphas", default="0,4,8,16,20,32")
     ap.add_argument("--tokens", type=int, default=8, help="answer length (fixed; MVBench answers are a few tokens)")
     ap.add_argument("--frames", type=int, default=16)
@@ -102,7 +111,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        items = write_set(tmp, args.videos)
+        width, height = (int(v) for v in args.size.split("x"))
+        items = write_set(OUT / f"eval_clips_{args.seconds:g}s_{args.size}_{args.fps}fps", args.videos, args.seconds,
+                          args.fps, width, height)
         loaded = load_pllava(model, device=args.device, quantization="none")
         engine = Engine(loaded, batching=True, max_rows=len(alphas))
         gen = GenerationSettings(max_new_tokens=args.tokens, min_new_tokens=args.tokens)
@@ -117,7 +128,8 @@ def main() -> int:
         assert set(ours["rows"]) == set(theirs["rows"]) and len(ours["rows"]) == len(items) * len(alphas)
         n_rows = len(ours["rows"])
 
-    print(f"# eval sweep: {len(alphas)} alphas ({args.alphas}) x {args.videos} videos (640x360, 5 s, 24 fps), "
+    print(f"# eval sweep: {len(alphas)} alphas ({args.alphas}) x {args.videos} videos ({args.size}, {args.seconds:g} s, "
+          f"{args.fps} fps, h264), "
           f"{args.frames} frames, answers {args.tokens} tokens; {loaded.describe()}")
     print(f"machine: {machine()}; load {load_average()}; best of {args.repeats}; same answers: {same}\n")
     print(table(["run", "clips decoded", "clips CLIP-encoded", "rows", "seconds", "rows/s", "speed-up"], [

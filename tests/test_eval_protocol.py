@@ -271,7 +271,9 @@ def test_the_judge_sends_the_official_prompts_and_reads_the_replies(judge_server
     assert qa["correct"] is True and qa["scores"] == {"score": 5}
     cons = judge.score_row({"task": "consistency_qa", "questions": ["Q1?", "Q2?"], "preds": ["a", "b"], "answer": "c"})
     assert cons["scores"] == {"consistency": 5}
-    assert "Question 2: Q2?" in _Judge.seen[-1][2]["messages"][1]["content"]
+    # as the official run records them (questions swapped after the second answer): Question 1 is Q2
+    assert "Question 1: Q2?\nQuestion 2: Q1?\nCorrect Answer: c\nPredicted Answer to Question 1: a\n" in \
+        _Judge.seen[-1][2]["messages"][1]["content"]
     assert judge.score_row({"task": "temporal_qa", "questions": ["q"], "preds": [""], "answer": "a"})["scores"] == {"temporal": 0}
 
 

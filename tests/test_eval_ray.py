@@ -10,20 +10,10 @@ ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -
 pytest.importorskip("ray.data", reason="Ray Data is missing: pip install -r requirements-ray.txt")
 
 from eval_data import write_mvbench  # noqa: E402
+from test_caption_ray import local_ray  # noqa: E402, F401 - the same local Ray instance fixture
 
 from pllava_demo.cli import main  # noqa: E402
 from pllava_demo.eval.results import read_rows  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    from pllava_demo.caption.on_ray import init_ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def test_ray_rows_equal_the_plain_run(local_ray, tiny_official, tmp_path, capsys):

@@ -3,7 +3,8 @@
 tasks/eval/videoqabench, gpt-3.5-turbo-0125 in the paper's runs).
 
 - VCG: generic_qa gets three scores (context, detailed_orientation, correctness), temporal_qa one
-  (temporal), consistency_qa one (consistency, both answers in one prompt); a score above 3 counts as right.
+  (temporal), consistency_qa one (consistency, both answers in one prompt, the questions in the official
+  run's swapped order); a score above 3 counts as right.
 - VideoQA (ActivityNet-QA, MSVD, MSRVTT, TGIF, a plain JSONL): {'pred': 'yes'|'no', 'score': n}.
 - The reply is read as a Python dict literal (ast.literal_eval), as the official script does; a reply it
   cannot read scores 0 (and not right), as there, and the row says so.
@@ -136,8 +137,9 @@ class Judge:
         if row["task"] in VCG_SUBTASKS:
             for sub in VCG_SUBTASKS[row["task"]]:
                 fields = {"question": q[0], "answer": answer, "pred": preds[0]}
-                if sub == "consistency":
-                    fields.update(question1=q[1], pred1=preds[1])
+                if sub == "consistency":  # the official run swaps the questions before recording them, so its
+                    # judge reads "Question 1: Q2, Question 2: Q1" beside the answers to Q1 and Q2 (kept: same numbers)
+                    fields.update(question=q[1], question1=q[0], pred1=preds[1])
                 if any(not p for p in preds):  # official: an empty answer scores 0 without asking
                     scores[sub] = 0
                     continue
