@@ -22,7 +22,7 @@ from legacy_tokenizer import build_legacy_tokenizer, make_legacy_tiny
 from release_layout import official_ids, write_release_tokenizer
 
 from pllava_demo.chat.tokens import encode_prompt
-from pllava_demo.errors import InputError
+from pllava_demo.errors import InputError, VideoError
 from pllava_demo.eval.judge import Judge, VCG_PROMPTS
 from pllava_demo.eval.matching import official_match
 from pllava_demo.eval.protocols import PROTOCOLS, SYSTEM_MVBENCH, SYSTEM_VCG, VIDEOQA_PRE, mvbench_question, protocol_for
@@ -282,3 +282,26 @@ def test_an_unreachable_judge_is_one_clear_error():
         Judge("http://127.0.0.1:9/v1", timeout=2).score_row({"task": "MSVD_QA", "questions": ["q"], "preds": ["p"], "answer": "a"})
     with pytest.raises(InputError, match="http"):
         Judge("127.0.0.1:8000")
+
+
+# -- the frames read ------------------------------------------------------------------------------
+def test_gif_and_bounded_video_frames_are_the_official_ones(tmp_path):
+    from PIL import Image
+    from videos import counter_frame, frame_index, write_video
+
+    from pllava_demo.eval.media import load_clip
+
+    frames = [Image.fromarray(counter_frame(k, 96, 64)) for k in range(7)]
+    frames[0].save(tmp_path / "short.gif", save_all=True, append_images=frames[1:], duration=40, loop=0)
+    clip = load_clip(tmp_path / "short.gif", 16, data_type="gif")
+    read = [frame_index(f) for f in clip.frames]
+    assert read == list(clip.indices) == gif_order(official_indices(16, 7, 0.0, None, "gif"), 16)
+    assert read[:7] == list(range(7)) and read[7:14] == list(range(7))  # the list repeated, not frames doubled
+
+    write_video(tmp_path / "v.mp4", n_frames=60, fps=10, width=96, height=64)
+    for bound in [(0.4, 2.2), (1.25, 5.95), (3.0, 9.0), (0.0, 60.0)]:
+        clip = load_clip(tmp_path / "v.mp4", 8, bound=bound)
+        assert [frame_index(f) for f in clip.frames] == list(clip.indices) == official_indices(8, 60, 10.0, bound)
+        assert clip.exact
+    with pytest.raises(VideoError, match="outside"):
+        load_clip(tmp_path / "v.mp4", 8, bound=(7.0, 9.0))

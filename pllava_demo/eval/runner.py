@@ -44,12 +44,6 @@ class Setting:
         return {"lora_alpha": self.alpha, "strategy": self.strategy.as_dict(), "frames": num_frames,
                 "protocol": protocol.name, "model": model}
 
-    @property
-    def label(self) -> str:
-        s = self.strategy
-        name = s.name if s.name != "pllava" else "pllava " + "x".join(map(str, s.shape))
-        return f"{name} alpha={'-' if self.alpha is None else f'{self.alpha:g}'}"
-
 
 @dataclass
 class _Prepared:
