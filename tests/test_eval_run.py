@@ -186,6 +186,7 @@ def test_open_ended_rows_are_kept_unscored_then_judged(tiny_official, tmp_path, 
     assert _Yes.calls == 4 and all(r["judge"]["correct"] and r["judge"]["scores"] == {"score": 4} for r in rows.values())
     summary = json.loads((tmp_path / "open_rows.summary.json").read_text())
     assert summary["metric"] == "judge score (0-5)" and all(s["avg"] == 4.0 for s in summary["settings"])
+    assert all(s["judge_acc"] == 100.0 for s in summary["settings"])
 
 
 def test_bad_data_gets_one_clear_sentence(tmp_path):
@@ -201,3 +202,47 @@ def test_bad_data_gets_one_clear_sentence(tmp_path):
     (tmp_path / "mc.jsonl").write_text(json.dumps({"video": "v.mp4", "question": "q", "options": ["a", "b"], "answer": 1}))
     assert read_mc_jsonl(tmp_path / "mc.jsonl")[0].answer == "(B) b"
     assert main(["eval", "mc", "--data", str(tmp_path / "mc.jsonl"), "--lora-alpha", "4,x"]) == 2
+
+
+class _Score(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        out = json.dumps({"choices": [{"message": {"content": "{'score': 4}"}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_vcg_layout_with_its_consistency_task(tiny_official, tmp_path, capsys):
+    from videos import write_video
+
+    root = tmp_path / "VCGBench"
+    qa = root / "Zero_Shot_QA" / "Benchmarking_QA"
+    qa.mkdir(parents=True)
+    (root / "Videos" / "Benchmarking").mkdir(parents=True)
+    write_video(root / "Videos" / "Benchmarking" / "v_a.mp4", n_frames=12, width=64, height=48)
+    (qa / "generic_qa.json").write_text(json.dumps([{"video_name": "v_a", "Q": "What happens?", "A": "A dog runs."}]))
+    (qa / "consistency_qa.json").write_text(json.dumps([{"video_name": "v_a", "Q1": "Who runs?", "Q2": "Which animal runs?",
+                                                         "A": "A dog."}]))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Score)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    out = tmp_path / "vcg.jsonl"
+    try:
+        assert main(["eval", "open", "--data", str(root), "--out", str(out), "--model", str(tiny_official), "--device", "cpu",
+                     "--frames", "4", "--pooling", "4,2,2", "--judge-url", f"http://127.0.0.1:{server.server_port}/v1"]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    rows = {r["task"]: r for r in read_rows(out).values()}
+    assert rows["consistency_qa"]["questions"] == ["Who runs?", "Which animal runs?"]
+    assert len(rows["consistency_qa"]["preds"]) == len(rows["consistency_qa"]["prompts"]) == 2
+    assert rows["consistency_qa"]["prompts"][1] == PROTOCOLS["vcg"].text("Which animal runs?")
+    assert rows["generic_qa"]["settings"]["protocol"] == "vcg"
+    assert rows["generic_qa"]["judge"]["scores"] == {"context": 4, "detailed_orientation": 4, "correctness": 4}
+    summary = json.loads((tmp_path / "vcg.summary.json").read_text())["settings"][0]
+    assert summary["tasks"] == {"consistency": 4.0, "context": 4.0, "correctness": 4.0, "detailed_orientation": 4.0}
+    assert summary["judge_acc"] == 100.0 and "Acc %" in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """Rows -> per-setting results: multiple choice accuracy per task and the average over every question
-(the official leaderboard's "Avg"); open-ended judge scores per task (VCG: per sub-score) and their
-average, or a note that the rows are unscored. Rendered as a terminal table, Markdown and JSON.
+(the official leaderboard's "Avg"); open-ended judge scores per task (VCG: per sub-score), their average
+and the judge's accuracy (VideoQA: 'yes'; VCG: scores above 3), or a note that the rows are unscored. Rendered as a terminal table, Markdown and JSON.
 
 Knows row dictionaries only.
 """
@@ -30,6 +30,7 @@ def summarise(rows) -> dict:
     for g in groups.values():
         ok = [r for r in g["rows"] if "error" not in r]
         per_task: dict[str, list[float]] = defaultdict(list)
+        right: list[bool] = []  # judged rows: VideoQA's 'yes', or each VCG score above 3 (official Avg_Acc)
         unscored = 0
         for r in ok:
             if r["kind"] == "mc":
@@ -38,12 +39,14 @@ def summarise(rows) -> dict:
                 metric = "judge score (0-5)"
                 for name, score in r["judge"]["scores"].items():
                     per_task[r["task"] if name == "score" else name].append(float(score))
+                    right.append(bool(r["judge"]["correct"]) if name == "score" else score > 3)
             else:
                 unscored += 1
         values = [v for vs in per_task.values() for v in vs]
         out.append({"label": g["label"], "settings": g["settings"],
                     "tasks": {t: sum(v) / len(v) for t, v in sorted(per_task.items())},
                     "avg": sum(values) / len(values) if values else None, "n": len(ok),
+                    "judge_acc": 100.0 * sum(right) / len(right) if right else None,
                     "errors": len(g["rows"]) - len(ok), "unscored": unscored})
     out.sort(key=lambda s: (s["settings"]["strategy"]["name"], str(s["settings"]["strategy"]),
                             s["settings"]["lora_alpha"] if s["settings"]["lora_alpha"] is not None else -1))
@@ -52,9 +55,12 @@ def summarise(rows) -> dict:
 
 def _cells(summary: dict) -> tuple[list[str], list[list[str]]]:
     tasks = sorted({t for s in summary["settings"] for t in s["tasks"]})
-    head = ["setting", *tasks, "Avg", "n", "errors"]
+    judged = any(s["judge_acc"] is not None for s in summary["settings"])
+    head = ["setting", *tasks, "Avg", *(["Acc %"] if judged else []), "n", "errors"]
     body = [[s["label"], *(f"{s['tasks'][t]:.2f}" if t in s["tasks"] else "" for t in tasks),
-             "" if s["avg"] is None else f"{s['avg']:.2f}", str(s["n"]), str(s["errors"])]
+             "" if s["avg"] is None else f"{s['avg']:.2f}",
+             *([] if not judged else ["" if s["judge_acc"] is None else f"{s['judge_acc']:.2f}"]),
+             str(s["n"]), str(s["errors"])]
             for s in summary["settings"]]
     return head, body
 
