@@ -140,6 +140,7 @@ def test_a_killed_run_resumes_without_redoing_rows(mvbench, tiny_official, tmp_p
     assert "Avg" in Path(f"{stem}.summary.md").read_text()
     with Image.open(f"{stem}.alpha.png") as im:
         assert im.size == (900, 560)
+        assert sum(1 for p in im.convert("L").getdata() if p < 128) > 500  # axes, lines and labels are drawn
     again = subprocess.run(_cli(tiny_official, root, out), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and f"0 row(s) to run, {total} already in" in again.stderr
 
@@ -170,6 +171,8 @@ def test_open_ended_rows_are_kept_unscored_then_judged(tiny_official, tmp_path, 
     out = tmp_path / "open_rows.jsonl"
     args = ["eval", "open", "--data", str(data), "--out", str(out), "--model", str(tiny_official), "--device", "cpu",
             "--frames", "4", "--pooling", "4,2,2", "--lora-alpha", "0,4"]
+    assert main(args + ["--limit", "1"]) == 0  # one question, under both alphas
+    assert len(read_rows(out)) == 2
     assert main(args) == 0
     printed = capsys.readouterr()
     assert "4 open-ended answer(s) are recorded but unscored" in printed.out
