@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -145,20 +146,31 @@ def test_a_killed_run_resumes_without_redoing_rows(mvbench, tiny_official, tmp_p
     assert again.returncode == 0 and f"0 row(s) to run, {total} already in" in again.stderr
 
 
-class _Yes(BaseHTTPRequestHandler):
-    calls = 0
+@contextmanager
+def fixed_judge(reply: str):
+    """An OpenAI-compatible endpoint on 127.0.0.1 answering every chat completion with `reply`; yields
+    (base URL, list of the requests it got)."""
+    got = []
 
-    def do_POST(self):  # noqa: N802
-        self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).calls += 1
-        out = json.dumps({"choices": [{"message": {"content": "{'pred': 'yes', 'score': 4}"}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            out = json.dumps({"choices": [{"message": {"content": reply}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
 
-    def log_message(self, *args):
-        pass
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1", got
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_open_ended_rows_are_kept_unscored_then_judged(tiny_official, tmp_path, capsys):
@@ -178,15 +190,10 @@ def test_open_ended_rows_are_kept_unscored_then_judged(tiny_official, tmp_path, 
     assert "4 open-ended answer(s) are recorded but unscored" in printed.out
     rows = read_rows(out)
     assert len(rows) == 4 and all(r["settings"]["protocol"] == "videoqa" and "judge" not in r for r in rows.values())
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Yes)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        assert main(args + ["--judge-url", f"http://127.0.0.1:{server.server_port}/v1", "--judge-model", "j"]) == 0
-    finally:
-        server.shutdown()
-        server.server_close()
+    with fixed_judge("{'pred': 'yes', 'score': 4}") as (url, got):
+        assert main(args + ["--judge-url", url, "--judge-model", "j"]) == 0
     rows = read_rows(out)
-    assert _Yes.calls == 4 and all(r["judge"]["correct"] and r["judge"]["scores"] == {"score": 4} for r in rows.values())
+    assert len(got) == 4 and all(g["model"] == "j" for g in got) and all(r["judge"]["correct"] and r["judge"]["scores"] == {"score": 4} for r in rows.values())
     summary = json.loads((tmp_path / "open_rows.summary.json").read_text())
     assert summary["metric"] == "judge score (0-5)" and all(s["avg"] == 4.0 for s in summary["settings"])
     assert all(s["judge_acc"] == 100.0 for s in summary["settings"])
@@ -207,19 +214,6 @@ def test_bad_data_gets_one_clear_sentence(tmp_path):
     assert main(["eval", "mc", "--data", str(tmp_path / "mc.jsonl"), "--lora-alpha", "4,x"]) == 2
 
 
-class _Score(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
-        self.rfile.read(int(self.headers["Content-Length"]))
-        out = json.dumps({"choices": [{"message": {"content": "{'score': 4}"}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-
-    def log_message(self, *args):
-        pass
-
-
 def test_vcg_layout_with_its_consistency_task(tiny_official, tmp_path, capsys):
     from videos import write_video
 
@@ -231,15 +225,11 @@ def test_vcg_layout_with_its_consistency_task(tiny_official, tmp_path, capsys):
     (qa / "generic_qa.json").write_text(json.dumps([{"video_name": "v_a", "Q": "What happens?", "A": "A dog runs."}]))
     (qa / "consistency_qa.json").write_text(json.dumps([{"video_name": "v_a", "Q1": "Who runs?", "Q2": "Which animal runs?",
                                                          "A": "A dog."}]))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Score)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     out = tmp_path / "vcg.jsonl"
-    try:
+    with fixed_judge("{'score': 4}") as (url, got):
         assert main(["eval", "open", "--data", str(root), "--out", str(out), "--model", str(tiny_official), "--device", "cpu",
-                     "--frames", "4", "--pooling", "4,2,2", "--judge-url", f"http://127.0.0.1:{server.server_port}/v1"]) == 0
-    finally:
-        server.shutdown()
-        server.server_close()
+                     "--frames", "4", "--pooling", "4,2,2", "--judge-url", url]) == 0
+    assert len(got) == 4  # generic: three scores; consistency: one
     rows = {r["task"]: r for r in read_rows(out).values()}
     assert rows["consistency_qa"]["questions"] == ["Who runs?", "Which animal runs?"]
     assert len(rows["consistency_qa"]["preds"]) == len(rows["consistency_qa"]["prompts"]) == 2
