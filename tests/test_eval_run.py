@@ -239,3 +239,17 @@ def test_vcg_layout_with_its_consistency_task(tiny_official, tmp_path, capsys):
     summary = json.loads((tmp_path / "vcg.summary.json").read_text())["settings"][0]
     assert summary["tasks"] == {"consistency": 4.0, "context": 4.0, "correctness": 4.0, "detailed_orientation": 4.0}
     assert summary["judge_acc"] == 100.0 and "Acc %" in capsys.readouterr().out
+
+
+def test_a_question_too_long_for_the_context_is_an_error_row(tiny_official, tmp_path):
+    from videos import write_video
+
+    write_video(tmp_path / "a.mp4", n_frames=12, width=64, height=48)
+    long = "Why " * 5000
+    (tmp_path / "set.jsonl").write_text("\n".join(json.dumps({"video": "a.mp4", "question": q, "options": ["x", "y"],
+                                                              "answer": "y"}) for q in ("Short?", long)))
+    _, stats, rows = _sweep(tiny_official, read_mc_jsonl(tmp_path / "set.jsonl"), tmp_path / "r.jsonl",
+                            [PllavaPooling((4, 2, 2))], alphas=[4.0])
+    short, too_long = sorted(rows.values(), key=lambda r: len(r["questions"][0]))
+    assert "error" not in short and short["preds"] and stats["clips_decoded"] == 1
+    assert "answer tokens" in too_long["error"] and "preds" not in too_long

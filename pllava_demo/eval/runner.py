@@ -120,9 +120,11 @@ class Sweep:
         self.stats["clips_encoded"] += 1
         self.stats["frames_encoded"] += prep.pixels.shape[0]
         h, w = clip.frames.shape[1:3]
-        fake = Clip(clip.frames, tuple(float(i) for i in clip.indices), clip.indices, 0.0, 0.0, w, h,
-                    len(clip.indices), prep.items[0].video, clip.key)
-        vf = VideoFeatures(clip=fake, features=feats, num_frames=len(clip.indices))
+        # the engine's caches read the frames (a strategy's own images) and the key; the ordinals stand in
+        # for timestamps, which nothing here shows
+        as_clip = Clip(clip.frames, tuple(float(i) for i in clip.indices), clip.indices, 0.0, 0.0, w, h,
+                       len(clip.indices), prep.items[0].video, clip.key)
+        vf = VideoFeatures(clip=as_clip, features=feats, num_frames=len(clip.indices))
         eng.features.put(key, vf)
         return vf
 
@@ -140,7 +142,7 @@ class Sweep:
         t0 = time.perf_counter()
         vf = self.features(prep)
         t = len(prep.clip.indices)
-        pending = []  # (item, setting, [(question, text, ids, job)])
+        pending = []  # (item, setting, [(prompt text, ids, job)] or the error that stopped it)
         for item in prep.items:
             for s in work[id(item)]:
                 tokens = eng.visual_tokens(vf, s.strategy)  # (N, D), pooled once per (clip, strategy)
@@ -151,6 +153,8 @@ class Sweep:
                     ids = encode_prompt(tok, parts)
                     room = self.loaded.context_length - (len(ids) - 1 + n)
                     if room < self.gen.max_new_tokens:
+                        for _, _, job in asks:  # a consistency pair's first question: not needed any more
+                            job.cancel()
                         asks = f"The prompt and {n} visual tokens leave {room} of the {self.gen.max_new_tokens} answer tokens."
                         break
                     with torch.inference_mode():
@@ -158,7 +162,7 @@ class Sweep:
                         embeds = model.embed(expanded.to(model.device), tokens)  # (1, S, D)
                     row = Row.new(self.gen, eng.vocab_size, model.device, None, self.gen.max_new_tokens)
                     job = eng.submit(Job(embeds, new_kv_cache(), 0, row, alpha=s.alpha))
-                    asks.append(("".join(t for t, _ in parts), ids, job))
+                    asks.append(("".join(piece for piece, _ in parts), ids, job))
                 pending.append((item, s, asks))
         rows = []
         for item, s, asks in pending:
