@@ -19,7 +19,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", default=env("PLLAVA_MODEL", "ermu2001/pllava-7b"),
                    help="Hub repo id or local checkpoint folder (env PLLAVA_MODEL; default %(default)s)")
     p.add_argument("--quantization", default=env("PLLAVA_QUANTIZATION", "auto"), choices=["auto", "none", "4bit"],
-                   help="auto = 4-bit nf4 on CUDA, none on CPU (env PLLAVA_QUANTIZATION)")
+                   help="auto = 4-bit nf4 on CUDA, none (bf16) on ZeroGPU and on CPU (env PLLAVA_QUANTIZATION)")
     p.add_argument("--device", default=env("PLLAVA_DEVICE", "auto"), choices=["auto", "cpu", "cuda"],
                    help="(env PLLAVA_DEVICE)")
     p.add_argument("--host", default=env("PLLAVA_HOST", env("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else "127.0.0.1")),

@@ -3,7 +3,7 @@
 Which videos and what is already done live in records.py (`discover`, `CaptionWriter`: one
 line per video, flush + fsync each, resumable). Here:
 - `Captioner.prepare` decodes + preprocesses one video (thread-safe, no model), and
-  `Captioner.caption_batch` runs several videos through CLIP and the LLM in one padded batch;
+  `Captioner.caption_batch` runs several videos through CLIP and the LLM together (see Batching);
   `run_captions` keeps worker threads decoding ahead while the model generates.
 
 Batching: each prompt is prefilled on its own cache (no padding), then the scheduler decodes all
@@ -132,7 +132,7 @@ class Captioner:
 
     @torch.inference_mode()
     def caption_batch(self, items: list[Prepared]) -> list[dict]:
-        """Caption decoded videos in one padded batch; returns one record per item, in order. If the
+        """Caption decoded videos together (one decode loop); returns one record per item, in order. If the
         batch fails (e.g. out of memory), its videos are retried one by one so only a culprit fails."""
         records: list[dict | None] = [None] * len(items)
         ok = []

@@ -297,6 +297,15 @@ def _pick_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def auto_quantization(device_type: str) -> str:
+    """What quantization="auto" means: 4-bit nf4 on a GPU of your own, none on CPU, and none on ZeroGPU,
+    whose CUDA emulation moves the weights with `.to()` between calls, which bitsandbytes' quantized
+    layers refuse (bf16 there)."""
+    from ..zerogpu import forks_per_call
+
+    return "4bit" if device_type == "cuda" and not forks_per_call() else "none"
+
+
 CPU_DTYPES = ("auto", "float32", "bfloat16")
 
 
@@ -402,7 +411,7 @@ def load_pllava(
         lora_alpha = check_lora_alpha(lora_alpha)
     spec = spec_from_config(cfg, lora_rank, lora_alpha)  # the alpha asked for at load is the default
     dev = _pick_device(str(device))
-    quant = ("4bit" if dev.type == "cuda" else "none") if quantization == "auto" else quantization
+    quant = auto_quantization(dev.type) if quantization == "auto" else quantization
     if dtype is None:
         if dev.type == "cuda":
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
