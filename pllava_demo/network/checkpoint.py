@@ -161,6 +161,18 @@ def pixel_spec_for(source: str | os.PathLike) -> PixelSpec:
     return read_pixel_spec(path, size, [])
 
 
+def _context_length(text_config) -> int:
+    return int(getattr(text_config, "max_position_embeddings", 4096) or 4096)
+
+
+def frames_room_for(source: str | os.PathLike) -> tuple[tuple[int, int], int]:
+    """A checkpoint's patch grid per frame and context length without loading its weights (what a
+    strategy needs to say how many frames fit, for decoding workers that start before the model)."""
+    vision_config, text_config = _hf_configs(read_config(resolve_source(source)))
+    side = int(vision_config.image_size) // int(vision_config.patch_size)
+    return (side, side), _context_length(text_config)
+
+
 def _stored_keys(path: Path, files: list[Path]) -> list[str]:
     from safetensors import safe_open
 
@@ -442,7 +454,7 @@ def load_pllava(
 
     pixels = read_pixel_spec(path, int(vision_config.image_size), notes)
     tokenizer = _load_tokenizer(path, spec, notes)
-    context = int(getattr(text_config, "max_position_embeddings", 4096) or 4096)
+    context = _context_length(text_config)
     is_tiny = bool(cfg.get("pllava_demo_tiny", False))
     if is_tiny:
         notes.append("This is a tiny random test model: its answers are random text.")
