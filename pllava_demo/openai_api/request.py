@@ -67,10 +67,10 @@ def _show(value) -> str:
     return api_types._show(value)
 
 
-def _checked(name: str, fn, *args):
+def _checked(name: str, fn, *args, **kwargs):
     """An api_types check whose InputError becomes a 400 naming the field."""
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     except InputError as e:
         raise bad(str(e), name) from None
 

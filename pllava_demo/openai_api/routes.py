@@ -56,6 +56,7 @@ def make_router(service: ChatService, *, refuse: str | None = None) -> APIRouter
     async def models(request: Request):
         try:
             check(request)
+            service.engine()  # 503 while the model loads
         except ApiError as e:
             return error_response(e)
         return {"object": "list", "data": [{"id": service.model_name, "object": "model", "created": STARTED,
