@@ -10,6 +10,7 @@ Knows FastAPI/Starlette and the protocol's response shapes; the work is service.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -85,7 +86,8 @@ def make_router(service: ChatService, *, refuse: str | None = None) -> APIRouter
                                      "finish_reason": answer.finish_reason, "logprobs": None}],
                         "usage": answer.usage}
             streaming = True  # the stream holds the place in the queue until it ends
-            return StreamingResponse(_events(answer, ident, created, req, service.leave),
+            pieces = _produce(answer, service.leave)
+            return StreamingResponse(_events(answer, pieces, ident, created, req),
                                      media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         except ApiError as e:
@@ -126,36 +128,55 @@ def _sse(obj) -> bytes:
     return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
 
 
-async def _events(answer, ident: str, created: int, req, leave):
-    """The answer as chat.completion.chunk events, then [DONE]."""
+def _produce(answer, leave) -> asyncio.Queue:
+    """Start reading the answer in a thread of its own, into a queue the event loop reads: pieces of text,
+    then an ApiError or nothing, then _DONE. The place in the queue is left when the thread ends, whether or
+    not anyone reads the stream."""
     loop = asyncio.get_running_loop()
     pieces: asyncio.Queue = asyncio.Queue()
+
+    def put(item) -> None:
+        with contextlib.suppress(RuntimeError):  # the server has stopped: nobody to tell
+            loop.call_soon_threadsafe(pieces.put_nowait, item)
 
     def produce():
         try:
             for delta in answer.deltas():
-                loop.call_soon_threadsafe(pieces.put_nowait, delta)
+                put(delta)
         except ApiError as e:
-            loop.call_soon_threadsafe(pieces.put_nowait, e)
-        except Exception as e:  # noqa: BLE001 - the client gets one line, the log the traceback
+            put(e)
+        except Exception:  # noqa: BLE001 - the client gets one line, the log the traceback
             log.exception("streamed answer failed")
-            loop.call_soon_threadsafe(pieces.put_nowait, ApiError(500, UNEXPECTED))
+            put(ApiError(500, UNEXPECTED))
         finally:
-            loop.call_soon_threadsafe(pieces.put_nowait, _DONE)
+            leave()
+            put(_DONE)
 
+    threading.Thread(target=produce, name="openai-stream", daemon=True).start()
+    return pieces
+
+
+async def _events(answer, pieces: asyncio.Queue, ident: str, created: int, req):
+    """The answer as chat.completion.chunk events, then [DONE]."""
     def chunk(delta: dict, finish=None, **extra) -> bytes:
         return _sse({"id": ident, "object": "chat.completion.chunk", "created": created, "model": req.model,
                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra})
 
-    thread = threading.Thread(target=produce, name="openai-stream", daemon=True)
-    thread.start()
     try:
         yield chunk({"role": "assistant", "content": ""})
-        while (item := await pieces.get()) is not _DONE:
-            if isinstance(item, ApiError):
-                yield _sse(item.body())
+        while True:
+            items = [await pieces.get()]
+            while not pieces.empty():  # pieces that came while the last event was sent go out as one event
+                items.append(pieces.get_nowait())
+            text = "".join(i for i in items if isinstance(i, str))
+            if text:
+                yield chunk({"content": text})
+            failed = next((i for i in items if isinstance(i, ApiError)), None)
+            if failed is not None:
+                yield _sse(failed.body())
                 return
-            yield chunk({"content": item})
+            if any(i is _DONE for i in items):
+                break
         yield chunk({}, answer.finish_reason)
         if req.include_usage:
             yield _sse({"id": ident, "object": "chat.completion.chunk", "created": created, "model": req.model,
@@ -163,5 +184,3 @@ async def _events(answer, ident: str, created: int, req, leave):
         yield b"data: [DONE]\n\n"
     finally:
         answer.cancel()  # a client gone mid-answer: the row leaves the batch after its next token
-        await asyncio.to_thread(thread.join)
-        leave()
