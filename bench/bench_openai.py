@@ -2,9 +2,9 @@
 
   in-process  N page studios (ui.handlers: the same settings, video and answer path the API uses) ask at
               the same moment from N threads; their answers are decoded together by the scheduler.
-  API         N `openai` clients stream the same questions at the same moment from N threads over HTTP
-              (127.0.0.1, uvicorn, the video sent as a base64 data: URL every time, as a stateless client
-              does), to the same engine.
+  API         N `openai` clients (threads of another process) stream the same questions at the same moment
+              over HTTP (127.0.0.1, uvicorn, the video sent as a base64 data: URL every time, as a stateless
+              client does), to the same engine.
 
 Rows: first questions (a new conversation: its whole prompt is prefilled, the encoded video is a cache
 hit) and follow-ups (the earlier messages repeated: the KV prefix is reused). Each answer is exactly
@@ -20,10 +20,12 @@ the server has never seen (decoded, CLIP-encoded, prefilled) against its follow-
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import base64
 import socket
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
 from _common import at_once, checkpoint, drain, first_token_clock, load_average, machine, median, table
@@ -34,6 +36,7 @@ from pllava_demo.openai_api import mount
 from pllava_demo.openai_api.service import ApiSettings
 from pllava_demo.ui import handlers as H
 
+CLIENTS = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))  # the API's clients run here
 NUM_FRAMES = 8
 ANSWER_TOKENS = 32
 QUESTIONS = ["What is happening in this video?", "Describe the background.", "Who is in the video?",
@@ -104,7 +107,16 @@ def in_process_round(engine, video, n: int) -> tuple[float, float]:
     return first, follow
 
 
-def api_round(clients, model: str, url: str, n: int) -> tuple[float, float]:
+def api_round(base: str, model: str, url: str, n: int) -> tuple[float, float]:
+    """First questions, then follow-ups, from N clients in a process of their own (as clients are: their
+    parsing does not share the server's interpreter lock)."""
+    return CLIENTS.submit(client_round, base, model, url, n).result()
+
+
+def client_round(base: str, model: str, url: str, n: int) -> tuple[float, float]:
+    import openai
+
+    clients = [openai.OpenAI(base_url=base, api_key="-", max_retries=0, timeout=600) for _ in range(n)]
     answers = [None] * n
 
     def first_call(k):
@@ -142,15 +154,15 @@ def main() -> None:
     url = "data:video/mp4;base64," + base64.b64encode(video.read_bytes()).decode()
     engine = Engine.load(checkpoint(args.model), device="cpu", quantization="none", max_rows=args.sessions)
     base = serve(engine, args.sessions)
-    clients = [openai.OpenAI(base_url=base, api_key="-", max_retries=0, timeout=600) for _ in range(args.sessions)]
-    model = clients[0].models.list().data[0].id
+    client = openai.OpenAI(base_url=base, api_key="-", max_retries=0, timeout=600)
+    model = client.models.list().data[0].id
     n = args.sessions
     in_process_round(engine, video, n)  # warm-up: the video is encoded once, caches and threads are up
-    api_round(clients, model, url, n)
+    api_round(base, model, url, n)
     rows = {"in-process": ([], []), "API": ([], [])}
     for _ in range(args.rounds):  # interleaved, so a change in the machine's load hits both alike
         for name, run in (("in-process", lambda: in_process_round(engine, video, n)),
-                          ("API", lambda: api_round(clients, model, url, n))):
+                          ("API", lambda: api_round(base, model, url, n))):
             first, follow = run()
             rows[name][0].append(first)
             rows[name][1].append(follow)
@@ -158,8 +170,8 @@ def main() -> None:
     for k in range(args.rounds):
         forget_videos(engine)
         question = QUESTIONS[k % len(QUESTIONS)]
-        answer, t_first = time_to_first_token(clients[0], model, messages(url, question))
-        _, t_follow = time_to_first_token(clients[0], model, messages(url, FOLLOW_UP, (question, answer)))
+        answer, t_first = time_to_first_token(client, model, messages(url, question))
+        _, t_follow = time_to_first_token(client, model, messages(url, FOLLOW_UP, (question, answer)))
         ttft_first.append(t_first)
         ttft_follow.append(t_follow)
 
