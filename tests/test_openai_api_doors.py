@@ -162,3 +162,41 @@ def _wait_for_model(client, proc, log, timeout: float = 120.0) -> str:
         except (openai.APIConnectionError, openai.InternalServerError):
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
+
+
+def test_a_client_gone_mid_stream_stops_its_answer_and_frees_its_place(engine, serving, clip):
+    app = FastAPI()
+    service = mount(app, ModelHolder.ready(engine), ApiSettings(concurrency=1, max_queue=0))
+    client = openai.OpenAI(base_url=serving(app), api_key="-", max_retries=0, timeout=120)
+    model = client.models.list().data[0].id
+    before = engine.stats["decode_steps"]
+    stream = client.chat.completions.create(model=model, messages=request(clip), stream=True, max_tokens=1000,
+                                            extra_body={"min_tokens": 1000, "num_frames": 4})
+    assert any(chunk.choices and chunk.choices[0].delta.content for chunk in stream)  # it is answering
+    stream.close()
+    deadline = time.monotonic() + 60
+    while service._active:  # the answer's thread ends once its row has left the batch
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert engine.stats["decode_steps"] - before < 1000  # stopped early
+    # its place is free again (one answer at a time, nobody waiting: it would be 429 otherwise)
+    assert client.chat.completions.create(model=model, messages=request(clip), max_tokens=4,
+                                          extra_body={"num_frames": 4}).choices[0].message.content
+
+
+def test_kept_conversations_hold_no_video_the_feature_cache_let_go(engine, clip, tmp_path):
+    from pllava_demo.openai_api.conversations import Conversations
+    from pllava_demo.ui import handlers as H
+
+    other = write_video(tmp_path / "other.mp4", n_frames=10, width=64, height=48)
+    pool, studios = Conversations(), []
+    for path in (clip, other):
+        studio = pool.take(engine, "key", H.default_options(engine).system, ())
+        H.load_video(studio, path, 2)
+        studios.append(studio)
+    pool.give_back(studios[0])
+    assert len(pool) == 1
+    engine.features.pop(studios[0].video.key)  # the cache's budget let the first video go
+    pool.give_back(studios[1])
+    assert len(pool) == 1 and studios[0].video is None and studios[1].video is not None
+    assert pool.take(engine, studios[1].video.clip.content_key, studios[1].session.system, ()) is studios[1]

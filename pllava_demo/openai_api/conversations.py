@@ -62,9 +62,14 @@ class Conversations:
         for turn in studio.session.turns[-1:]:
             if turn.raw is not None:
                 self._remember(turn.answer, turn.raw)
+        encoded = set(studio.engine.features.keys())
         with self._lock:
             self._idle[id(studio)] = studio
             extra = [self._idle.popitem(last=False)[1] for _ in range(len(self._idle) - self.max_idle)]
+            # a studio whose video the engine's feature cache has let go would keep it in memory past that
+            # budget: it goes too (its follow-up, if any, finds the video again in the request)
+            for key in [k for k, s in self._idle.items() if s.video is None or s.video.key not in encoded]:
+                extra.append(self._idle.pop(key))
         for old in extra:
             old.close()
 
