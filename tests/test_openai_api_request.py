@@ -9,7 +9,6 @@ import base64
 import contextlib
 import http.server
 import threading
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings

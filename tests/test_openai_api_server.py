@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import io
 import json
 import re
@@ -20,8 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 import pytest
 from gradio_client import handle_file
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_api_fuzz import json_values
 from test_openai_api_request import _Media, serve_media
 from ui_server import ROOT, Client, app_process
+
+from pllava_demo.openai_api.request import KNOBS, STANDARD
 from videos import write_image, write_video
 
 KEY = "sk-test-key"
@@ -181,6 +187,8 @@ def test_every_error_class(server, client, media, tiny_official):
         ask(client, [user(url, "Hi")], presence_penalty=1)
     with pytest.raises(openai.BadRequestError, match="question"):
         ask(client, [user(url, "   ")])
+    with pytest.raises(openai.BadRequestError, match="system prompt is 9,000 characters"):
+        ask(client, [{"role": "system", "content": "s" * 9000}, user(url, "Hi")])
     bad_video = data_url(ROOT / "README.md")
     with pytest.raises(openai.BadRequestError):
         ask(client, [user(bad_video, "Hi")])
@@ -243,3 +251,25 @@ def test_readme_openai_example_runs(server, media):
         exec(compile(code, "README openai example", "exec"), {})
     lines = out.getvalue().splitlines()
     assert len(lines) >= 2 and lines[-1].startswith("usage:") and "video tokens" in lines[-1]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.dictionaries(st.sampled_from(STANDARD + KNOBS + ("colour",)), json_values, max_size=4) | json_values,
+       st.booleans())
+def test_any_payload_gets_an_answer_or_one_readable_error(server, media, payload, merge):
+    if merge and isinstance(payload, dict):
+        payload = {"model": MODEL[0], "max_tokens": 4, "messages": [user(data_url(media[1]), "Hi?")], **payload}
+    body = json.dumps(payload).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", int(server.rsplit(":", 1)[1]), timeout=120)
+    try:
+        conn.request("POST", "/v1/chat/completions", body=body,
+                     headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+        r = conn.getresponse()
+        status, data = r.status, r.read()
+    finally:
+        conn.close()
+    if status == 200:
+        return
+    error = json.loads(data)["error"]
+    assert status in (400, 404) and error["type"] == "invalid_request_error"
+    assert error["message"] and "\n" not in error["message"] and "Traceback" not in error["message"]

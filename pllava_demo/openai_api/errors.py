@@ -14,7 +14,7 @@ TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invali
          413: "invalid_request_error", 429: "rate_limit_error", 500: "server_error", 503: "service_unavailable"}
 
 
-@dataclass
+@dataclass(eq=False)
 class ApiError(Exception):
     """One request refused or failed; `message` is one sentence a person can read."""
 

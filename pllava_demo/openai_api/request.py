@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from .. import api_types
 from ..errors import InputError
-from .errors import ApiError, bad
+from .errors import bad
 
 KNOBS = ("num_frames", "strategy", "pooling", "lora_alpha", "start_s", "end_s", "repetition_penalty")
 IGNORED = ("user", "store", "metadata", "service_tier", "parallel_tool_calls", "prompt_cache_key",

@@ -23,9 +23,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..api_types import Bounds
+from ..errors import PllavaError
 from .errors import ApiError, bad
 from .request import parse_request
-from .service import ChatService
+from .service import ChatService, api_error
 
 log = logging.getLogger(__name__)
 ZEROGPU = ("The OpenAI-compatible API does not run on ZeroGPU, where each answer runs in its own GPU worker "
@@ -92,6 +93,8 @@ def make_router(service: ChatService, *, refuse: str | None = None) -> APIRouter
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         except ApiError as e:
             return error_response(e)
+        except PllavaError as e:  # a check of the page's own (a system prompt's length, ...)
+            return error_response(api_error(e))
         except Exception:  # noqa: BLE001 - the client gets one line, the log the traceback
             log.exception("chat completion failed")
             return error_response(ApiError(500, UNEXPECTED))

@@ -9,7 +9,6 @@ Blocking code (runs in worker threads); knows no HTTP framework.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,6 @@ from .errors import ApiError, bad
 from .media import MediaFiles, MediaPolicy, resolve
 from .request import ChatRequest
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
