@@ -200,3 +200,13 @@ def test_kept_conversations_hold_no_video_the_feature_cache_let_go(engine, clip,
     pool.give_back(studios[1])
     assert len(pool) == 1 and studios[0].video is None and studios[1].video is not None
     assert pool.take(engine, studios[1].video.clip.content_key, studios[1].session.system, ()) is studios[1]
+
+
+def test_a_model_that_failed_to_load_is_a_500_that_says_why(tmp_path, serving, clip):
+    holder = ModelHolder(str(tmp_path / "no-such-checkpoint"), device="cpu").start()
+    assert holder.wait(60) and holder.error
+    client = openai.OpenAI(base_url=serving(_app(holder, ApiSettings())), api_key="-", max_retries=0)
+    with pytest.raises(openai.InternalServerError) as e:
+        client.chat.completions.create(model="m", messages=request(clip))
+    assert e.value.status_code == 500 and "failed to load" in e.value.body["message"]
+    assert str(tmp_path) not in e.value.body["message"]  # the server's paths are nobody's business
