@@ -219,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chat-format", choices=["vicuna", "chatml"], default="vicuna")
     p.set_defaults(func=cmd_make_tiny)
     add_caption_parser(sub)
+    from .openai_api.serve import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 
