@@ -50,5 +50,9 @@ def run(args: argparse.Namespace) -> int:
                                   concurrency=args.concurrency, max_queue=args.max_queue)
     app = FastAPI(title="PLLaVA Studio API", docs_url=None, redoc_url=None, openapi_url=None)
     mount(app, holder, settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        if holder.engine is not None:  # never exit while the scheduler's thread is inside torch
+            holder.engine.scheduler.wait_idle()
     return 0
