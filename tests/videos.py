@@ -250,3 +250,29 @@ def write_animated_webp(path, n_frames: int = 6, width: int = 96, height: int = 
     frames = [Image.fromarray(counter_frame(k, width, height)) for k in range(n_frames)]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0, lossless=True)
     return Path(path)
+
+
+def write_mpeg2(
+    path, *, n_frames: int = 60, fps: int = 25, width: int = 320, height: int = 240, gop: int = 12,
+    interlaced: bool = False, pattern: str = "counter", fmt: str | None = None,
+) -> Path:
+    """An MPEG-2 video in an MPEG container, as DVDs and camcorders write them: a program stream
+    (.mpg / .vob) or a transport stream (.ts), chosen from the extension unless `fmt` names the muxer.
+    Two B-frames between references, a GOP of `gop` frames. interlaced: coded as interlaced pictures
+    (field DCT and motion, top field first), so decoders flag the frames interlaced."""
+    path = Path(path)
+    muxer = fmt or {".mpg": "mpeg", ".mpeg": "mpeg", ".vob": "vob", ".ts": "mpegts"}[path.suffix.lower()]
+    with av.open(str(path), "w", format=muxer) as container:
+        stream = container.add_stream("mpeg2video", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        ctx = stream.codec_context
+        ctx.gop_size, ctx.max_b_frames, ctx.bit_rate = gop, 2, 8_000_000
+        if interlaced:
+            ctx.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+            ctx.options = {**ctx.options, "top": "1"}
+        for k in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(counter_frame(k, width, height, pattern), format="rgb24")
+            frame.pts = k
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path

@@ -48,6 +48,12 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
 _NO_INDEX_SEEK_S = 10.0  # without a keyframe index, seek only for jumps longer than this
+# Containers whose seeks land where they say (a real index: mp4/mov sample tables, Matroska cues, AVI
+# idx1). Others (MPEG program and transport streams, raw elementary streams, ...) seek by guessing a
+# byte offset: PyAV marks every packet of an MPEG-2 PS a keyframe, the decoder resumes at the next real
+# I-frame, and the first picture after such a seek can even carry a neighbour's pts. Those are decoded
+# forward, never seeked.
+_INDEXED_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi"})
 
 
 def sample_indices(n_total: int, num_frames: int) -> list[int]:
@@ -369,6 +375,7 @@ class _Decoder:
         self.deadline, self.budget = deadline, budget
         self.start_pts, self.spf_pts = start_pts, spf_pts  # stream start; one frame, in time_base units
         self.decoded = 0
+        self.seekable = bool(_INDEXED_FORMATS & set(container.format.name.split(",")))
         entries = stream.index_entries
         # container index (mp4 sample table, mkv cues): where GOPs start. mp4 indexes hold dts, which
         # B-frame reordering shifts before pts (seeking works on pts): align the first keyframe on start.
@@ -413,7 +420,7 @@ class _Decoder:
 
     def worth_seeking(self, thr: float, pos: float) -> bool:
         """Seek only if a keyframe lies between where the decoder is and the target."""
-        if thr <= pos:
+        if thr <= pos or not self.seekable:
             return False
         if self.keyframes:
             i = bisect.bisect_right(self.keyframes, thr + self.spf_pts / 2) - 1
