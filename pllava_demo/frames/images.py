@@ -68,7 +68,10 @@ class ImageSource:
 
     @property
     def duration(self) -> float:
-        return 0.0 if self.still else (self.frame_times() and self._total)
+        if self.still:
+            return 0.0
+        self.frame_times()  # an animation's total is learnt with its times
+        return self._total
 
     @property
     def fps(self) -> float:
