@@ -32,7 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pllava_demo.frames.preprocess import CLIP_PIXELS  # noqa: E402
 from pllava_demo.frames.video import read_video, sample_indices  # noqa: E402
 from tests.videos import (  # noqa: E402
-    counter_frame,
     frame_index,
     texture_frame,
     write_edit_list_cut,

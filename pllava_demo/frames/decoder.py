@@ -21,7 +21,6 @@ from __future__ import annotations
 import bisect
 import numbers
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import av
