@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 
+from .chapters import cli as chapters_cli
 from .errors import PllavaError
 from .frames.strategies import NAMES, STRATEGIES, PllavaPooling, make
 
@@ -121,9 +122,9 @@ def _session(args):
     return engine, session
 
 
-def _answer(session, question, args) -> None:
-    stream = session.ask(question, strategy=args.visual, lora_alpha=args.lora_alpha,
-                         settings=_settings(args))
+def _answer(session, question, args, stream=None) -> None:
+    stream = stream or session.ask(question, strategy=args.visual, lora_alpha=args.lora_alpha,
+                                   settings=_settings(args))
     if session.notice:
         print(f"Note: {session.notice}", file=sys.stderr)
     try:
@@ -136,6 +137,10 @@ def _answer(session, question, args) -> None:
 
 
 def cmd_ask(args) -> int:
+    if args.scope == "whole":
+        from .chapters.cli import cmd_ask_whole
+
+        return cmd_ask_whole(args, settings=_settings(args), strategy=strategy_from_args(args), answer=_answer)
     _, session = _session(args)
     _answer(session, args.question, args)
     return 0
@@ -182,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     _gen_args(p)
     _range_args(p)
+    chapters_cli.add_scope_args(p)
     p.set_defaults(func=cmd_ask)
     p = sub.add_parser("chat", help="chat about a video in the terminal (the video is encoded once)")
     p.add_argument("video")
@@ -195,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chat-format", choices=["vicuna", "chatml"], default="vicuna")
     p.set_defaults(func=cmd_make_tiny)
     add_caption_parser(sub)
+    chapters_cli.add_parser(sub, _model_args)
     return parser
 
 

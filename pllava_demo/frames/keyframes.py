@@ -1,0 +1,131 @@
+"""Frames one every S seconds, for scanning a long video (chapters): keyframes only where the file
+has them often enough, every frame decoded otherwise. To be folded into the decoder object (#20) as
+its "every S seconds" / "keyframes only" samplers; until then it is self-contained here.
+
+Memory stays flat in the video's length: frames are yielded one at a time, shrunk (swscale) to a
+short side of `short_side` as they are decoded, and nothing is kept. This module knows PyAV and
+numpy; it does not know CLIP, chapters or the official PLLaVA frame rule (video.py has that). It does
+not apply a display-rotation flag: the frames feed similarity scores, which do not need them upright.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import VideoError
+
+SPARSE_FACTOR = 2.0  # keyframes further apart than this many steps (median) are too sparse: decode every frame
+
+
+@dataclass
+class ScanStats:
+    """What a scan cost: frames the decoder produced, frames yielded, and whether it read keyframes only."""
+
+    decoded: int = 0
+    kept: int = 0
+    keyframes_only: bool = False
+    keyframe_times: list[float] = field(default_factory=list)
+
+
+def _open(path) -> tuple[object, object]:
+    p = Path(path)
+    try:
+        container = av.open(str(p))
+    except (av.FFmpegError, OSError, ValueError) as e:
+        raise VideoError(f"'{p.name}' could not be opened as a video.") from e
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"'{p.name}' contains no video track.")
+    return container, container.streams.video[0]
+
+
+def duration_s(path) -> float:
+    """The video's duration in seconds (stream, else container), 0.0 when the file does not say."""
+    container, stream = _open(path)
+    with container:
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        if container.duration is not None:
+            return container.duration / av.time_base
+    return 0.0
+
+
+def keyframe_times(path) -> list[float]:
+    """Presentation times of the keyframes, read from packet flags (demuxing only: nothing is decoded)."""
+    container, stream = _open(path)
+    times = []
+    with container:
+        for packet in container.demux(stream):
+            if packet.is_keyframe and packet.pts is not None:
+                times.append(float(packet.pts * stream.time_base))
+    return sorted(times)
+
+
+def _sparse(times: list[float], step_s: float) -> bool:
+    if len(times) < 2:
+        return True
+    gaps = np.diff(times)
+    return float(np.median(gaps)) > SPARSE_FACTOR * step_s
+
+
+def sample_every(path, step_s: float, *, short_side: int = 336, keyframes: str = "auto",
+                 stats: ScanStats | None = None, stop: threading.Event | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield (seconds, RGB uint8 (H, W, 3)) for at most one frame per `step_s`: the first frame at or
+    after each step's start. keyframes: "yes" decodes keyframes only (the cheap floor), "no" every frame,
+    "auto" keyframes only unless they are further apart than SPARSE_FACTOR steps. `stop` ends the scan
+    early (what was yielded stays yielded)."""
+    if not step_s > 0:
+        raise VideoError(f"The sampling step must be a positive number of seconds, got {step_s}.")
+    if keyframes not in ("auto", "yes", "no"):
+        raise VideoError(f"keyframes must be 'auto', 'yes' or 'no', got {keyframes!r}.")
+    stats = stats if stats is not None else ScanStats()
+    if keyframes == "auto":
+        stats.keyframe_times = keyframe_times(path)
+        only_key = not _sparse(stats.keyframe_times, step_s)
+    else:
+        only_key = keyframes == "yes"
+    stats.keyframes_only = only_key
+    container, stream = _open(path)
+    with container:
+        stream.thread_type = "AUTO"
+        if only_key:
+            stream.codec_context.skip_frame = "NONKEY"
+        last_cell = None
+        for frame in container.decode(stream):
+            stats.decoded += 1
+            if stop is not None and stop.is_set():
+                return
+            t = frame.time
+            cell = None if t is None else int((t + 1e-3) // step_s)  # which step this frame falls in
+            if cell is None or (last_cell is not None and cell <= last_cell):
+                continue
+            last_cell = cell
+            yield t, _shrunk(frame, short_side)
+            stats.kept += 1
+
+
+def _shrunk(frame, short_side: int) -> np.ndarray:
+    w, h = frame.width, frame.height
+    scale = short_side / min(w, h)
+    if scale < 1:
+        w, h = max(2, round(w * scale)), max(2, round(h * scale))
+    return frame.to_ndarray(width=w, height=h, format="rgb24")  # (H, W, 3) uint8
+
+
+def decode_floor(path) -> int:
+    """Decode every keyframe and nothing else, converting no pixels: the least a keyframe scan can cost
+    (bench/bench_chapters.py compares a chapter scan with it). Returns the number of frames decoded."""
+    container, stream = _open(path)
+    n = 0
+    with container:
+        stream.thread_type = "AUTO"
+        stream.codec_context.skip_frame = "NONKEY"
+        for _ in container.decode(stream):
+            n += 1
+    return n
