@@ -276,22 +276,25 @@ def srt_text(cues: list[tuple[float, float, str]]) -> str:
 
 
 def write_scene_video(path, scene_seconds: list[float], *, fps: int = 1, width: int = 64, height: int = 48,
-                      gop_s: float = 4.0, subtitles: list[tuple[float, float, str]] | None = None) -> Path:
-    """A Matroska h264 video of visually distinct scenes (`scene_frame`) of the given lengths, cheap to
-    make (tiny frames, low fps, a keyframe every gop_s seconds and at no scene cut of its own), with an
-    embedded SubRip track of `subtitles` (start_s, end_s, text), copied from a .srt written beside it
-    (PyAV has no SubRip encoder, but can copy a demuxed .srt stream)."""
+                      gop_s: float = 4.0, subtitles: list[tuple[float, float, str]] | None = None,
+                      subtitle_file=None, webm: bool = False) -> Path:
+    """A Matroska h264 (or, webm=True, WebM VP9) video of visually distinct scenes (`scene_frame`) of the
+    given lengths, cheap to make (tiny frames, low fps, a keyframe every gop_s seconds and at no scene
+    cut of its own), with an embedded SubRip track of `subtitles` (start_s, end_s, text), or the stream
+    of `subtitle_file` (.srt, .ass, .vtt) copied in (PyAV has no text-subtitle encoders, but can copy
+    a demuxed stream)."""
     path = Path(path)
     gop = max(1, int(round(gop_s * fps)))
     srt = None
     if subtitles:
         srt = path.with_suffix(".embedded.srt")
         srt.write_text(srt_text(subtitles), encoding="utf-8")
-    with av.open(str(path), "w", format="matroska") as container:
-        opts = {"preset": "ultrafast", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
-        stream = container.add_stream("libx264", rate=fps, options=opts)
+    with av.open(str(path), "w", format="webm" if webm else "matroska") as container:
+        opts = ({"deadline": "realtime", "cpu-used": "8", "g": str(gop)} if webm else
+                {"preset": "ultrafast", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"})
+        stream = container.add_stream("libvpx-vp9" if webm else "libx264", rate=fps, options=opts)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        source = av.open(str(srt)) if srt else None
+        source = av.open(str(srt or subtitle_file)) if (srt or subtitle_file) else None
         sub = container.add_stream_from_template(source.streams.subtitles[0]) if source else None
         k = 0
         for scene, seconds in enumerate(scene_seconds):

@@ -2,8 +2,9 @@
 
 The library is `bm25s` rather than `rank_bm25`: bm25s is maintained (releases through 2026, against
 rank_bm25's last in 2022), needs only numpy, scores with sparse matrices built once per index (rank_bm25
-loops over every document in Python for every query), and ships its own English stop-word list, so
-"what is said about the zebra" matches on "zebra" and not on "what" or "the".
+loops over every document in Python for every query), and ships English stop-word lists (the larger
+STOPWORDS_EN_PLUS, with question words), so "what is said about the zebra" matches on "zebra" and
+not on "what" or "the".
 Knows chapters' text only; no model, no video.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import bm25s
+from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from .records import Chapter, Chapters
 
@@ -29,7 +31,7 @@ def chapter_text(c: Chapter) -> str:
 
 
 def _tokens(texts: list[str]) -> list[list[str]]:
-    return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
+    return bm25s.tokenize(texts, stopwords=STOPWORDS_EN_PLUS, return_ids=False, show_progress=False)
 
 
 class ChapterIndex:
