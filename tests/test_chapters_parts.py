@@ -127,6 +127,9 @@ def test_scan_reads_keyframes_only_when_they_are_dense_enough(tmp_path):
     times = [t for t, _ in sample_every(dense, 4.0, stats=stats)]
     assert stats.keyframes_only and stats.decoded == decode_floor(dense) == 20
     assert times == [4.0 * k for k in range(20)]
+    stats = ScanStats()
+    assert [t for t, _ in sample_every(dense, 8.0, keyframes="yes", stats=stats)] == [8.0 * k for k in range(10)]
+    assert stats.decoded == 10  # a keyframe in a step already served is not even decoded
     sparse = write_scene_video(tmp_path / "sparse.mkv", [40, 40], fps=2, gop_s=40)
     stats = ScanStats()
     frames = list(sample_every(sparse, 4.0, short_side=24, stats=stats))

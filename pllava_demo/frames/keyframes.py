@@ -56,14 +56,17 @@ def duration_s(path) -> float:
     return 0.0
 
 
-def keyframe_times(path) -> list[float]:
-    """Presentation times of the keyframes, read from packet flags (demuxing only: nothing is decoded)."""
+def keyframe_times(path, *, first: int | None = None) -> list[float]:
+    """Presentation times of the keyframes, read from packet flags (demuxing only: nothing is decoded);
+    `first` stops after that many keyframes (enough to judge how often they come)."""
     container, stream = _open(path)
     times = []
     with container:
         for packet in container.demux(stream):
             if packet.is_keyframe and packet.pts is not None:
                 times.append(float(packet.pts * stream.time_base))
+                if first is not None and len(times) >= first:
+                    break
     return sorted(times)
 
 
@@ -74,19 +77,23 @@ def _sparse(times: list[float], step_s: float) -> bool:
     return float(np.median(gaps)) > SPARSE_FACTOR * step_s
 
 
+JUDGE_KEYFRAMES = 12  # "auto" looks at this many keyframes to choose keyframes-only or every frame
+
+
 def sample_every(path, step_s: float, *, short_side: int = 336, keyframes: str = "auto",
                  stats: ScanStats | None = None, stop: threading.Event | None = None) -> Iterator[tuple[float, np.ndarray]]:
     """Yield (seconds, RGB uint8 (H, W, 3)) for at most one frame per `step_s`: the first frame at or
-    after each step's start. keyframes: "yes" decodes keyframes only (the cheap floor), "no" every frame,
-    "auto" keyframes only unless they are further apart than SPARSE_FACTOR steps. `stop` ends the scan
-    early (what was yielded stays yielded)."""
+    after each step's start. keyframes: "yes" reads keyframes only, and decodes only the keyframes it
+    keeps (a keyframe decodes on its own); "no" decodes every frame; "auto" reads keyframes only unless
+    the first JUDGE_KEYFRAMES are further apart than SPARSE_FACTOR steps. `stop` ends the scan early
+    (what was yielded stays yielded)."""
     if not step_s > 0:
         raise VideoError(f"The sampling step must be a positive number of seconds, got {step_s}.")
     if keyframes not in ("auto", "yes", "no"):
         raise VideoError(f"keyframes must be 'auto', 'yes' or 'no', got {keyframes!r}.")
     stats = stats if stats is not None else ScanStats()
     if keyframes == "auto":
-        stats.keyframe_times = keyframe_times(path)
+        stats.keyframe_times = keyframe_times(path, first=JUDGE_KEYFRAMES)
         only_key = not _sparse(stats.keyframe_times, step_s)
     else:
         only_key = keyframes == "yes"
@@ -94,15 +101,15 @@ def sample_every(path, step_s: float, *, short_side: int = 336, keyframes: str =
     container, stream = _open(path)
     with container:
         stream.thread_type = "AUTO"
-        if only_key:
-            stream.codec_context.skip_frame = "NONKEY"
+        frames = _keyframes(container, stream, step_s) if only_key else container.decode(stream)
         last_cell = None
-        for frame in container.decode(stream):
+        for frame in frames:
             stats.decoded += 1
             if stop is not None and stop.is_set():
                 return
-            t = frame.time
-            cell = None if t is None else int((t + 1e-3) // step_s)  # which step this frame falls in
+            # frames from codec_context.decode carry no time base of their own: use the stream's
+            t = None if frame.pts is None else float(frame.pts * stream.time_base)
+            cell = _cell(t, step_s)
             if cell is None or (last_cell is not None and cell <= last_cell):
                 continue
             last_cell = cell
@@ -110,12 +117,36 @@ def sample_every(path, step_s: float, *, short_side: int = 336, keyframes: str =
             stats.kept += 1
 
 
+def _cell(t: float | None, step_s: float) -> int | None:
+    """Which step a time falls in (a frame a millisecond early still counts as on time)."""
+    return None if t is None else int((t + 1e-3) // step_s)
+
+
+def _keyframes(container, stream, step_s: float):
+    """Decoded keyframes, at most about one per step: a keyframe packet in a step already served is
+    never decoded."""
+    codec = stream.codec_context
+    codec.skip_frame = "NONKEY"
+    served = None
+    for packet in container.demux(stream):
+        if not packet.is_keyframe or packet.pts is None:
+            continue
+        cell = _cell(float(packet.pts * stream.time_base), step_s)
+        if served is not None and cell <= served:
+            continue
+        served = cell
+        yield from codec.decode(packet)
+    yield from codec.decode(None)  # frames the decoder still holds (reordering delay)
+
+
 def _shrunk(frame, short_side: int) -> np.ndarray:
     w, h = frame.width, frame.height
     scale = short_side / min(w, h)
     if scale < 1:
         w, h = max(2, round(w * scale)), max(2, round(h * scale))
-    return frame.to_ndarray(width=w, height=h, format="rgb24")  # (H, W, 3) uint8
+    # swscale's area filter: quick, and pixels good enough for similarity scores (captions re-read the
+    # chapter's frames with the official resize)
+    return frame.to_ndarray(width=w, height=h, format="rgb24", interpolation="AREA")  # (H, W, 3) uint8
 
 
 def decode_floor(path) -> int:
