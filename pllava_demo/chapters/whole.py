@@ -151,21 +151,27 @@ def _remember(session, turn: int, plan: WholePlan) -> None:
     _PLANS[session.id][turn] = plan
 
 
-def ask_whole(session, path, chapters: Chapters, question: str, *, top_k: int = 3, num_frames: int = 16,
-              index: ChapterIndex | None = None, progress=None, **ask_kwargs) -> tuple[Iterator[str], WholePlan]:
-    """Point the session at the chosen chapters' frames and ask. Returns the answer stream (as
-    ChatSession.ask) and the plan; the plan is also kept for the turn (`plans_of`)."""
+def point_session(session, path, chapters: Chapters, question: str, *, top_k: int = 3, num_frames: int = 16,
+                  index: ChapterIndex | None = None, progress=None) -> tuple[str, WholePlan]:
+    """Retrieve the chapters for `question` and point the session's video at their frames (the chat
+    goes on; another file starts a new one). Returns the question as the model gets it (after the
+    retrieved subtitle lines) and the plan, which is kept for the turn about to be asked (`plans_of`)."""
     engine = session.engine
     question = engine.limits.check_question(question)
     num_frames = engine.limits.check_frames(num_frames)
     plan = plan_whole(chapters, question, top_k=top_k, num_frames=num_frames, index=index)
     vf = compose(engine, path, chapters, plan, progress)
-    base = chapters.content_key
-    if session.video is None or not session.video.clip.content_key.startswith(base):
+    if session.video is None or not session.video.clip.content_key.startswith(chapters.content_key):
         session.clear()  # another file: a new chat (the same file in another scope keeps it)
     session.video = vf
     session.closed = False
-    turn = len(session.turns)
-    stream = session.ask(question_with_context(question, plan.lines, engine.limits.max_question_chars), **ask_kwargs)
-    _remember(session, turn, plan)
-    return stream, plan
+    _remember(session, len(session.turns), plan)
+    return question_with_context(question, plan.lines, engine.limits.max_question_chars), plan
+
+
+def ask_whole(session, path, chapters: Chapters, question: str, *, top_k: int = 3, num_frames: int = 16,
+              index: ChapterIndex | None = None, progress=None, **ask_kwargs) -> tuple[Iterator[str], WholePlan]:
+    """point_session, then ChatSession.ask: the answer stream and the plan."""
+    asked, plan = point_session(session, path, chapters, question, top_k=top_k, num_frames=num_frames, index=index,
+                                progress=progress)
+    return session.ask(asked, **ask_kwargs), plan

@@ -504,7 +504,13 @@ def _answer(studio, question, regenerate, stream) -> Iterator[str]:
     if regenerate and session.turns:
         question = session.turns[-1].question
     at, epoch = len(session.turns) - (1 if regenerate and session.turns else 0), session.epoch
+    plan = None
+    if not regenerate:  # the whole-video scope retrieves the question's chapters first (chapters_scope.py)
+        from .chapters_scope import before_answer
+        question, plan = before_answer(studio, question)
     used = answer_settings(studio)  # as they are when the question is asked, before any later change
+    if plan is not None:
+        used["chapters"] = plan
     pieces = (stream or stream_answer)(studio, question, regenerate)
     try:
         yield from pieces

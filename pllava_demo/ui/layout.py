@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..frames import strategies as S
+from . import chapters_view
 from . import handlers as H
 
 # Each example teaches: a name, and a question worth asking of it (one click loads both).
@@ -79,6 +80,7 @@ class Page:
     knobs: dict  # every other strategy's knobs, by field name: gr.Slider each (shown with their strategy)
     strategy_image: gr.Image  # the image a strategy makes (IG-VLM's grid, TS-LLaVA's thumbnail)
     strategy_b: gr.Dropdown  # Compare's B strategy ("" = the same as A)
+    chapters: "chapters_view.ChapterPage | None" = None  # the chapter list and its controls
 
     @property
     def options(self) -> dict:
@@ -132,6 +134,7 @@ def _conversation(c: dict, assets: Path) -> None:
         with gr.Tab("Image or GIF"):
             c["upload"] = gr.File(label="A still image, a GIF or any video file", elem_id="file-input",
                                   file_types=list(H.VIDEO_TYPES + H.IMAGE_TYPES))
+    c["chapters"] = chapters_view.build()  # under the player (ui/chapters_view.py)
     c["chatbot"] = gr.Chatbot(label="Chat", elem_id="chat", height=300, buttons=["copy"])
     with gr.Row(equal_height=True):
         c["msg"] = gr.Textbox(placeholder="Ask about the video…", label="Your question", scale=5,
