@@ -53,6 +53,12 @@ def find(loaded, path, settings: ChapterSettings, seconds: float):
     return find_segments(times, feats, seconds, settings)
 
 
+def table(header: list[str], rows: list[list[str]]) -> None:
+    print("| " + " | ".join(header) + " |\n" + "|---" * len(header) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def peak_mb(fn) -> float:
     tracemalloc.start()
     fn()
@@ -100,9 +106,7 @@ def main() -> int:
         floor = rows["keyframe-only decode floor"]
         print(f"\nChapter finding, {args.seconds} s {args.width}x{args.height} video, step {args.step:g} s, "
               f"{loaded.name} on {args.device}")
-        print("| what | seconds | x floor |\n|---|---|---|")
-        for name, s in rows.items():
-            print(f"| {name} | {s:.2f} | {s / floor:.2f} |")
+        table(["what", "seconds", "x floor"], [[name, f"{s:.2f}", f"{s / floor:.2f}"] for name, s in rows.items()])
         mem_full = peak_mb(lambda: find(loaded, full, settings, args.seconds))
         mem_half = peak_mb(lambda: find(loaded, half, settings, args.seconds / 2))
         print(f"\nPeak traced memory during chapter finding: {mem_half:.1f} MB ({args.seconds // 2} s video), "
@@ -120,9 +124,8 @@ def main() -> int:
         one = caps["one by one"]
         print(f"\nChapter captions: {args.chapters} chapters x {settings.caption_frames} frames, {args.tokens} new "
               f"tokens each")
-        print("| what | seconds | chapters/s | x one by one |\n|---|---|---|---|")
-        for name, s in caps.items():
-            print(f"| {name} | {s:.2f} | {args.chapters / s:.2f} | {one / s:.2f} |")
+        table(["what", "seconds", "chapters/s", "x one by one"],
+              [[name, f"{s:.2f}", f"{args.chapters / s:.2f}", f"{one / s:.2f}"] for name, s in caps.items()])
     return 0
 
 

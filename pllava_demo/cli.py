@@ -221,6 +221,7 @@ def add_caption_parser(sub) -> None:
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start Ray locally)")
     p.add_argument("--actors", type=int, default=None, help="with --ray: captioning actors (default: one per GPU, else 1)")
     p.add_argument("--parquet", default=None, help="also write all records of --out to this Parquet file at the end")
+    chapters_cli.add_caption_flag(p)
     _model_args(p)
     _gen_args(p)
     p.set_defaults(func=cmd_caption)
@@ -263,7 +264,9 @@ def cmd_caption(args) -> int:
     with CaptionWriter(args.out, retry_errors=args.retry_errors) as writer:
         todo, skipped = pending_jobs(args, writer)
         print(f"{len(todo)} video(s) to caption, {skipped} already in {args.out}", file=sys.stderr)
-        if args.ray:
+        if args.chapters:
+            interrupted = chapters_cli.caption_folder(args, todo, writer)
+        elif args.ray:
             from .caption.on_ray import run_ray
 
             interrupted = False

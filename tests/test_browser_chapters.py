@@ -3,6 +3,9 @@ chapters fills the list, choosing a chapter seeks the player and makes it the fo
 gets a WebVTT chapters track, the .vtt/.srt/.json downloads are offered, and on a phone the list fits
 the screen's width."""
 
+import os
+from pathlib import Path
+
 import pytest
 from browser import needs_chromium, open_tab, chromium
 from test_browser import load
@@ -61,7 +64,11 @@ def test_chapter_list_seeks_sets_the_range_and_gives_a_track_and_downloads(live,
     sync_api.expect(tab.locator("#range-end :is(input, textarea)")).to_have_value(f"{chapter.end:g}")
     sync_api.expect(tab.locator("#view-info")).to_contain_text(f"sampled from {chapter.start:g} s", timeout=60_000)
     assert studio.video.clip.time_range == (chapter.start, chapter.end)
-    tab.screenshot(path=str(tmp_path / "chapters.png"), full_page=True)
+    # PLLAVA_SCREENSHOTS=docs refreshes the README's picture of the chapter list
+    folder = Path(os.environ.get("PLLAVA_SCREENSHOTS", tmp_path))
+    tab.locator("#chapters").scroll_into_view_if_needed()
+    tab.screenshot(path=str(folder / "screenshot-chapters.png"))
+    assert (folder / "screenshot-chapters.png").stat().st_size > 10_000
 
     tab.set_viewport_size({"width": 390, "height": 844})  # a phone: the list fits the width
     box = tab.locator("#chapter-list").evaluate("e => e.getBoundingClientRect().toJSON()")

@@ -5,6 +5,7 @@ Stop keeping what was made, the cache and the reuse counters, and the two CLI do
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,3 +139,25 @@ def test_top_k_out_of_range_is_one_sentence(engine, scene_video):
     ch = Chapters("k", 10.0, (Chapter(0, 0.0, 10.0, "x"),), "scenes", True)
     with pytest.raises(InputError, match="top-k"):
         plan_whole(ch, "q", top_k=0)
+
+
+def test_caption_chapters_writes_a_line_per_video_with_its_chapters(tiny_official, tmp_path, capsys):
+    import json
+
+    from pllava_demo.cli import main
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    write_scene_video(folder / "a.mkv", [40, 60, 50], subtitles=[(70.0, 72.0, "hello from the middle")])
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    out = tmp_path / "chapters.jsonl"
+    args = ["caption", str(folder), "--chapters", "--out", str(out), "--model", str(tiny_official), "--device", "cpu",
+            "--frames", "4", "--max-new-tokens", "4", "--min-new-tokens", "2"]
+    assert main(args) == 0
+    records = {Path(r["path"]).name: r for r in map(json.loads, out.read_text().splitlines())}
+    assert records["broken.mp4"]["error"]
+    ch = records["a.mkv"]["chapters"]
+    assert len(ch) == 3 and all(abs(c["start"] - t) <= 4 for c, t in zip(ch, [0, 40, 100]))
+    assert all(c["caption"] for c in ch)
+    assert ch[1]["subtitles"] == [[70.0, 72.0, "hello from the middle"]]
+    assert main(args) == 0 and "0 video(s) to caption, 2 already" in capsys.readouterr().err  # resumable

@@ -8,18 +8,11 @@ import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from test_chapters import SCENES, SUBTITLES
-from ui_server import Client, app_process, wait_until_ready
+from test_app_server import server  # noqa: F401  (python app.py with the tiny checkpoint)
+from ui_server import Client
 from videos import write_scene_video
 
 SMALL = {"caption_frames": 4, "caption_tokens": 4, "caption_min_tokens": 2}
-
-
-@pytest.fixture(scope="module")
-def server(tiny_official, tmp_path_factory):
-    log = tmp_path_factory.mktemp("chapters_server") / "app.log"
-    with app_process(tiny_official, log) as (url, _):
-        wait_until_ready(url)
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +20,7 @@ def scene_video(tmp_path_factory):
     return write_scene_video(tmp_path_factory.mktemp("chapters_api") / "scenes.mkv", SCENES, subtitles=SUBTITLES)
 
 
-def test_chapters_scope_and_info_through_the_named_api(server, scene_video):
+def test_chapters_scope_and_info_through_the_named_api(server, scene_video):  # noqa: F811
     client = Client(server, verbose=False)
     client.predict(handle_file(str(scene_video)), 4, api_name="/upload")
     ch = client.predict(SMALL, api_name="/chapters")

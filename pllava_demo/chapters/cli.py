@@ -141,3 +141,47 @@ def cmd_ask_whole(args, *, settings, strategy, answer) -> int:
         print(f"  subtitle [{line.start:.1f} s] {line.text}", file=sys.stderr)
     answer(session, args.question, args, stream)
     return 0
+
+
+# -- caption --chapters ---------------------------------------------------------------------------
+def add_caption_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chapters", action="store_true",
+                   help="write each video's chapters (times + a caption each) instead of one caption per video")
+
+
+def caption_folder(args, todo: list, writer) -> bool:
+    """`caption --chapters`: one JSON line per video with its chapters (resumable like the captions;
+    a bad video gets an error record). Returns True if Ctrl-C stopped the run."""
+    from ..chapters.maker import ChapterMaker
+    from ..network.checkpoint import load_pllava
+
+    if getattr(args, "ray", False):
+        from ..errors import InputError
+
+        raise InputError("caption --chapters runs in this process; it cannot be combined with --ray yet.")
+    if not todo:
+        return False
+    loaded = load_pllava(args.model, device=args.device, quantization=args.quantization, lora_alpha=args.lora_alpha,
+                         cpu_dtype=args.cpu_dtype)
+    print(f"Loaded {loaded.describe()}", file=sys.stderr)
+    from .cache import ChapterCache
+
+    maker = ChapterMaker(loaded, cache=ChapterCache(getattr(args, "cache_dir", None) or None))
+    settings = ChapterSettings(caption_frames=args.frames, caption_tokens=min(args.max_new_tokens, 512),
+                               caption_min_tokens=args.min_new_tokens, batch_size=max(1, args.batch_size))
+    stop = threading.Event()
+    for i, job in enumerate(todo, 1):
+        try:
+            ch = maker.chapters(job.path, settings, stop=stop)
+            record = {"path": job.path, "chapters": [c.as_dict() for c in ch.chapters], "method": ch.method,
+                      "duration": round(ch.duration, 3)}
+        except KeyboardInterrupt:
+            stop.set()
+            return True
+        except Exception as e:  # noqa: BLE001 - one bad file of a folder must not stop the run
+            record = {"path": job.path, "error": str(e) or type(e).__name__, "error_type": type(e).__name__}
+        record.update(model=loaded.name, settings=settings.as_dict())
+        writer.write(record)
+        print(f"[{i}/{len(todo)}] {job.path}: " + (f"{len(record['chapters'])} chapters" if "chapters" in record
+                                                    else f"skipped ({record['error']})"), file=sys.stderr)
+    return False
