@@ -1,4 +1,5 @@
-"""The chapters on the page, under the player: a Chapters button (with Stop and a progress line),
+"""The chapters on the page, in the player's column below the chat (the first screen of a phone stays
+video, chat and question): a Chapters button (with Stop and a progress line),
 the chapter list (time range + the caption's first line; choosing one seeks the player and makes it
 the focus range), the scope of a question (focus range or whole video, and top-k), the chapters as a
 WebVTT chapters track on the player and as .vtt/.srt/.json downloads; and the named endpoints
@@ -74,7 +75,8 @@ def build() -> ChapterPage:
 
 
 def _label(c) -> str:
-    line = f"{c.label}  {c.title}"
+    title = c.title if len(c.title) <= 70 else c.title[:69] + "…"
+    line = f"{c.label}  {title}"
     if c.lines:
         line += f" — “{c.lines[0].text[:60]}”"
     return line

@@ -134,7 +134,6 @@ def _conversation(c: dict, assets: Path) -> None:
         with gr.Tab("Image or GIF"):
             c["upload"] = gr.File(label="A still image, a GIF or any video file", elem_id="file-input",
                                   file_types=list(H.VIDEO_TYPES + H.IMAGE_TYPES))
-    c["chapters"] = chapters_view.build()  # under the player (ui/chapters_view.py)
     c["chatbot"] = gr.Chatbot(label="Chat", elem_id="chat", height=300, buttons=["copy"])
     with gr.Row(equal_height=True):
         c["msg"] = gr.Textbox(placeholder="Ask about the video…", label="Your question", scale=5,
@@ -157,6 +156,7 @@ def _conversation(c: dict, assets: Path) -> None:
         c["examples"] = gr.Examples(examples=[[str(p), q] for p, _, q in found],
                                     inputs=[c["video"], c["msg"]], example_labels=[n for _, n, _ in found],
                                     label="Examples: one click loads a video and a question to ask")
+    c["chapters"] = chapters_view.build()  # the chapter list, under the chat: the first screen stays as it is
 
 
 def _view_settings(c: dict, limits) -> None:
