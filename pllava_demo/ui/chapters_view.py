@@ -86,9 +86,9 @@ def _choices(ch: Chapters) -> list[tuple[str, int]]:
     return [(_label(c), c.index) for c in ch.chapters]
 
 
-def _progress_text(ch: Chapters) -> str:
+def _progress_text(ch: Chapters, final: bool = False) -> str:
     n = len(ch.chapters)
-    state = "done" if ch.complete else "captioning…"
+    state = "done" if ch.complete else ("stopped (Make chapters goes on from here)" if final else "captioning…")
     return f"**{n} chapters** ({ch.method}), {ch.captioned} of {n} captioned: {state}"
 
 
@@ -101,7 +101,7 @@ def _files(studio, ch: Chapters) -> list[str]:
 
 def _shown(cp: ChapterPage, studio, ch: Chapters, final: bool) -> dict:
     out = {cp.listing: gr.update(choices=_choices(ch), visible=bool(ch.chapters), value=None),
-           cp.progress: _progress_text(ch)}
+           cp.progress: _progress_text(ch, final)}
     if final:
         out.update({cp.files: gr.update(value=_files(studio, ch) if ch.chapters else None, visible=bool(ch.chapters)),
                     cp.vtt: chapter_files.to_vtt(ch) if ch.chapters else "", cp.make: gr.update(visible=True),
