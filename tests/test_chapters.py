@@ -34,11 +34,14 @@ def new_maker(engine) -> ChapterMaker:
 
 @pytest.fixture(scope="module")
 def maker(engine):
-    """Shared by the tests that read finished chapters (each makes them at most once)."""
-    return new_maker(engine)
+    """The engine's own maker (the page's too), shared by the tests that read finished chapters."""
+    from pllava_demo.chapters.maker import maker_for
+
+    return maker_for(engine)
 
 
 def test_boundaries_within_one_step_and_subtitles_in_their_scene(maker, scene_video):
+    before = dict(maker.stats)
     ch = maker.chapters(scene_video, SETTINGS)
     assert ch.method == "scenes" and ch.complete
     starts = [c.start for c in ch.chapters[1:]]
@@ -51,7 +54,8 @@ def test_boundaries_within_one_step_and_subtitles_in_their_scene(maker, scene_vi
     for chapter, (start, _, text) in zip(ch.chapters, SUBTITLES):
         assert [x.text for x in chapter.lines] == [text] and chapter.start <= start < chapter.end
     assert all(c.caption for c in ch.chapters)
-    assert maker.stats["chapters_captioned"] == 6 and maker.stats["scans"] == 1
+    assert maker.stats["chapters_captioned"] - before.get("chapters_captioned", 0) == 6
+    assert maker.stats["scans"] - before.get("scans", 0) == 1
 
 
 def test_stop_keeps_the_chapters_made_and_the_next_run_finishes_them(engine, scene_video):
@@ -161,3 +165,33 @@ def test_caption_chapters_writes_a_line_per_video_with_its_chapters(tiny_officia
     assert all(c["caption"] for c in ch)
     assert ch[1]["subtitles"] == [[70.0, 72.0, "hello from the middle"]]
     assert main(args) == 0 and "0 video(s) to caption, 2 already" in capsys.readouterr().err  # resumable
+
+
+def test_the_page_scope_answers_from_the_retrieved_chapter_and_links_it(engine, maker, scene_video):
+    from pllava_demo.ui import chapters_scope, handlers
+    from pllava_demo.ui.view import video_info
+
+    studio = handlers.Studio(engine)
+    handlers.load_video(studio, str(scene_video), 4)
+    studio.options = studio.options.replace(max_new_tokens=3, min_new_tokens=1)
+    assert video_info(studio)["scope"] == "focus"
+    captioned = maker.stats["chapters_captioned"]
+    chapters_scope.make_chapters(studio, SETTINGS)  # the page's maker is the engine's: from the cache
+    assert maker.stats["chapters_captioned"] == captioned
+    assert chapters_scope.scope_of(studio) == "whole"  # a 20-minute video with chapters: whole by default
+    chapters_scope.set_scope(studio, top_k=1)
+    for _ in handlers.chat_stream(studio, "Where does the zebra parade cross?"):
+        pass
+    info = video_info(studio)
+    assert [c["chapter"] for c in info["chapters_used"]] == [3]
+    assert handlers.turn_settings(studio, 0)["chapters"]["chapters"][0]["chapter"] == 3  # the download's record
+    answer = handlers.history(studio)[-1]["content"]
+    start = chapters_scope.tab(studio).chapters.chapters[2].start
+    assert answer.endswith(f"*Chapters used:* [{chapters_scope.tab(studio).chapters.chapters[2].label}](#t={start:g})")
+    chapters_scope.set_scope(studio, "focus")
+    for _ in handlers.chat_stream(studio, "And the whole video?"):
+        pass
+    assert "chapters_used" not in video_info(studio) and "Chapters used" not in handlers.history(studio)[-1]["content"]
+    assert max(studio.video.clip.timestamps) > 1000  # the focus range's frames are back
+    studio.session.clear()  # Clear: a new chat has no whole-video answers
+    assert chapters_scope.last_plan(studio) is None

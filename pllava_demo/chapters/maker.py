@@ -46,11 +46,6 @@ class ChapterMaker:
         with self._runs_lock:
             return self._runs.setdefault(key, threading.Lock())
 
-    def cached(self, path, settings: ChapterSettings = ChapterSettings()) -> Chapters | None:
-        from ..frames.video import content_key
-
-        return self.cache.get(cache_key(content_key(path), settings.key, self.loaded.name))
-
     def chapters(self, path, settings: ChapterSettings = ChapterSettings(), *, sidecar=None,
                  stop: threading.Event | None = None, on_update: Callable[[Chapters], None] | None = None,
                  progress: Progress | None = None) -> Chapters:

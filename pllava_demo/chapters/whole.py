@@ -136,19 +136,21 @@ def compose(engine, path, chapters: Chapters, plan: WholePlan, progress=None):
     return VideoFeatures(clip=clip, features=features, num_frames=features.shape[0])
 
 
-_PLANS: dict[int, dict[int, WholePlan]] = {}  # session id -> turn number -> plan; dropped with the session
+# session id -> turn number -> (the chat's epoch, plan); dropped with the session
+_PLANS: dict[int, dict[int, tuple[int, WholePlan]]] = {}
 
 
 def plans_of(session) -> dict[int, WholePlan]:
-    """turn number -> the plan its answer was made from, for every whole-video answer of the session."""
-    return _PLANS.get(session.id, {})
+    """turn number -> the plan its answer was made from, for every whole-video answer of the session's
+    current chat (a Clear or a new video starts a chat with none)."""
+    return {turn: plan for turn, (epoch, plan) in _PLANS.get(session.id, {}).items() if epoch == session.epoch}
 
 
 def _remember(session, turn: int, plan: WholePlan) -> None:
     if session.id not in _PLANS:
         _PLANS[session.id] = {}
         weakref.finalize(session, _PLANS.pop, session.id, None)
-    _PLANS[session.id][turn] = plan
+    _PLANS[session.id][turn] = (session.epoch, plan)
 
 
 def point_session(session, path, chapters: Chapters, question: str, *, top_k: int = 3, num_frames: int = 16,

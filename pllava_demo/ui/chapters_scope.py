@@ -120,3 +120,12 @@ def info(studio) -> dict:
     if plan is not None:
         out["chapters_used"] = plan["chapters"]
     return out
+
+
+def chapters_note(studio, turn: int) -> str:
+    """For the chat: the chapters a whole-video answer used, as seek links ("" for other answers)."""
+    plan = plans_of(studio.session).get(turn)
+    if plan is None:
+        return ""
+    links = ", ".join(f"[{u.label}](#t={u.start:g})" for u in plan.used)
+    return f"\n\n*Chapters used:* {links}"

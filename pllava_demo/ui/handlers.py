@@ -432,9 +432,11 @@ def history(studio: Studio | None) -> list[dict]:
     """The chat as gradio 'messages', rebuilt from the session (the one source of truth)."""
     if studio is None:
         return []
+    from .chapters_scope import chapters_note  # a whole-video answer's chapters, as seek links
+
     out = []
-    for turn in studio.session.turns:
-        answer = shown_answer(studio, turn.answer) + (" *(stopped)*" if turn.stopped else "")
+    for k, turn in enumerate(studio.session.turns):
+        answer = shown_answer(studio, turn.answer) + (" *(stopped)*" if turn.stopped else "") + chapters_note(studio, k)
         out += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": answer}]
     return out
 
