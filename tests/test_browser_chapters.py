@@ -1,5 +1,5 @@
 """The chapter list in a real browser (system Chromium) on the real page served in this process: Make
-chapters fills the list, choosing a chapter seeks the player and makes it the focus range, the player
+chapters fills the list (with a sidecar .vtt's line under its chapter), choosing a chapter seeks the player and makes it the focus range, the player
 gets a WebVTT chapters track, the .vtt/.srt/.json downloads are offered, and on a phone the list fits
 the screen's width."""
 
@@ -31,11 +31,17 @@ def test_chapter_list_seeks_sets_the_range_and_gives_a_track_and_downloads(live,
     tab = open_tab(browser, url)
     load(tab, write_scene_video(tmp_path / "scenes.webm", SCENES, fps=2, gop_s=4, webm=True))
     (studio,) = demo.registry._items.values()
+    side = tmp_path / "side.vtt"
+    side.write_text("WEBVTT\n\n00:00:50.000 --> 00:00:52.000\na heron lands by the pond\n", encoding="utf-8")
+    tab.locator("#chapters-subtitles input[type=file]").set_input_files(str(side))
+    sync_api.expect(tab.locator("#chapters-subtitles")).to_contain_text("side.vtt")
     tab.locator("#chapters-make").click()
     sync_api.expect(tab.locator("#chapters-progress")).to_contain_text("3 of 3 captioned: done", timeout=120_000)
     options = tab.locator("#chapter-list label")
     sync_api.expect(options).to_have_count(3)
-    assert options.nth(1).inner_text().startswith("0:4")  # the second scene starts at 0:40 (one step: 0:44)
+    second = options.nth(1).inner_text()
+    assert second.startswith("0:4")  # the second scene starts at 0:40 (one step: 0:44)
+    assert "a heron lands by the pond" in second  # the sidecar's line, under its chapter
     links = tab.locator("#chapter-files a")
     sync_api.expect(links).to_have_count(3)
     got = {}

@@ -59,8 +59,10 @@ def scope_of(studio) -> str:
     return "whole" if long else "focus"
 
 
-def make_chapters(studio, settings: ChapterSettings = ChapterSettings(), *, on_update=None, progress=None) -> Chapters:
-    """The chapters of the tab's video (cached by content and settings; Stop keeps what was made)."""
+def make_chapters(studio, settings: ChapterSettings = ChapterSettings(), *, sidecar=None, on_update=None,
+                  progress=None) -> Chapters:
+    """The chapters of the tab's video (cached by content and settings; Stop keeps what was made), with
+    a sidecar subtitle file's lines added when one is given."""
     if not studio.video_path:
         raise InputError("Upload a video (or pick an example) before making chapters.")
     t = tab(studio)
@@ -71,7 +73,8 @@ def make_chapters(studio, settings: ChapterSettings = ChapterSettings(), *, on_u
         if on_update:
             on_update(ch)
 
-    ch = maker_for(studio.engine).chapters(studio.video_path, settings, stop=t.stop, on_update=keep, progress=progress)
+    ch = maker_for(studio.engine).chapters(studio.video_path, settings, sidecar=sidecar, stop=t.stop, on_update=keep,
+                                           progress=progress)
     keep(ch)
     return ch
 

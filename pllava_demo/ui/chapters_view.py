@@ -51,6 +51,7 @@ class ChapterPage:
     files: gr.File
     vtt: gr.Textbox  # the WebVTT text, for the player's track (hidden, in the DOM)
     seek: gr.Number  # the chosen chapter's start, for the player
+    subtitles: gr.File  # a sidecar .srt / .vtt for the video
 
 
 def build() -> ChapterPage:
@@ -59,6 +60,8 @@ def build() -> ChapterPage:
         with gr.Row(equal_height=True):
             make = gr.Button("Make chapters", size="sm", elem_id="chapters-make", min_width=120)
             stop = gr.Button("Stop", size="sm", variant="stop", elem_id="chapters-stop", visible=False, min_width=80)
+        subtitles = gr.File(label="Subtitles beside the video (optional: .srt or .vtt)", file_types=[".srt", ".vtt"],
+                            elem_id="chapters-subtitles", height=90)
         progress = gr.Markdown("", elem_id="chapters-progress")
         listing = gr.Radio([], label="Chapters (choose one to watch it and focus on it)", elem_id="chapter-list",
                            visible=False)
@@ -71,7 +74,7 @@ def build() -> ChapterPage:
                         visible=False, elem_id="chapter-files")
         vtt = gr.Textbox("", visible="hidden", elem_id="chapters-vtt")
         seek = gr.Number(None, visible=False)
-    return ChapterPage(make, stop, progress, listing, scope_radio, top_k, files, vtt, seek)
+    return ChapterPage(make, stop, progress, listing, scope_radio, top_k, files, vtt, seek, subtitles)
 
 
 def _label(c) -> str:
@@ -129,7 +132,7 @@ def on_make(ctx, cp: ChapterPage, data: dict, request: gr.Request = None):
 
     def work():
         try:
-            result["chapters"] = scope.make_chapters(studio, on_update=updates.put,
+            result["chapters"] = scope.make_chapters(studio, sidecar=data.get(cp.subtitles), on_update=updates.put,
                                                      progress=lambda f, what: updates.put((f, what)))
         except Exception as e:  # noqa: BLE001
             result["error"] = e
@@ -186,7 +189,7 @@ def wire(ctx, cp: ChapterPage) -> None:
     private = dict(api_visibility="private")
     bind = functools.partial
     make_out = [p.state, p.notice, cp.make, cp.stop, cp.progress, cp.listing, cp.files, cp.vtt, cp.scope]
-    cp.make.click(bind(on_make, ctx, cp), {p.state}, make_out, concurrency_id="gpu", **private).then(
+    cp.make.click(bind(on_make, ctx, cp), {p.state, cp.subtitles}, make_out, concurrency_id="gpu", **private).then(
         None, [cp.vtt], None, js=TRACK_JS)
     cp.stop.click(bind(on_stop, ctx), {p.state}, None, queue=False, **private)
     pick_out = [p.start, p.end, cp.seek, p.state, p.gallery, p.view_md, p.heatmap, p.notice, p.strategy_image]
