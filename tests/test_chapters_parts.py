@@ -135,3 +135,16 @@ def test_scan_reads_keyframes_only_when_they_are_dense_enough(tmp_path):
     frames = list(sample_every(sparse, 4.0, short_side=24, stats=stats))
     assert not stats.keyframes_only and stats.decoded == 160  # every frame decoded, one kept per step
     assert [t for t, _ in frames] == [4.0 * k for k in range(20)] and frames[0][1].shape == (24, 32, 3)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["chapters", "v.mkv", "--out", "c.txt"], "can be written as .vtt, .srt, .json; got '.txt'"),
+    (["chapters", "v.mkv", "--min-chapter", "500"], "must not be longer"),
+    (["ask", "v.mkv", "q", "--scope", "whole", "--top-k", "0"], "top-k"),
+])
+def test_cli_refuses_bad_chapter_flags_before_loading_a_model(argv, words, capsys):
+    from pllava_demo.cli import main
+
+    assert main([*argv, "--model", "/nonexistent/model"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Loaded" not in err

@@ -105,8 +105,11 @@ def make_chapters(engine, args) -> tuple[Chapters, bool]:
 
 
 def cmd_chapters(args) -> int:
-    from .export import write
+    from .export import render, write
 
+    settings_from_args(args)  # bad settings and a bad --out are refused before the model loads
+    if args.out:
+        render(Chapters("", 0.0, (), "check"), Path(args.out).suffix)
     engine = _engine(args)
     ch, stopped = make_chapters(engine, args)
     print(f"{len(ch.chapters)} chapters ({ch.method}), {ch.captioned} captioned", file=sys.stderr)
@@ -125,8 +128,10 @@ def cmd_ask_whole(args, *, settings, strategy, answer) -> int:
     settings / strategy: the generation settings and visual strategy the ask flags name; answer: the
     ask command's printer (answer(session, question, args, stream))."""
     from ..chat.prompt import DEFAULT_SYSTEM
-    from .whole import ask_whole
+    from .whole import ask_whole, check_top_k
 
+    check_top_k(args.top_k)  # refused before the model loads and the chapters are made
+    settings_from_args(args)
     engine = _engine(args)
     ch, stopped = make_chapters(engine, args)
     if stopped:
