@@ -1,7 +1,7 @@
 """The chapter list in a real browser (system Chromium) on the real page served in this process: Make
 chapters fills the list (with a sidecar .vtt's line under its chapter), choosing a chapter seeks the player and makes it the focus range, the player
 gets a WebVTT chapters track, the .vtt/.srt/.json downloads are offered, and on a phone the list fits
-the screen's width."""
+the screen's width; a video of 3 minutes or more gets its chapters without a click."""
 
 import os
 from pathlib import Path
@@ -31,6 +31,7 @@ def test_chapter_list_seeks_sets_the_range_and_gives_a_track_and_downloads(live,
     tab = open_tab(browser, url)
     load(tab, write_scene_video(tmp_path / "scenes.webm", SCENES, fps=2, gop_s=4, webm=True))
     (studio,) = demo.registry._items.values()
+    assert tab.locator("#chapters-progress").inner_text().strip() == ""  # 2:30 is short: no chapters unasked
     side = tmp_path / "side.vtt"
     side.write_text("WEBVTT\n\n00:00:50.000 --> 00:00:52.000\na heron lands by the pond\n", encoding="utf-8")
     tab.locator("#chapters-subtitles input[type=file]").set_input_files(str(side))
@@ -79,4 +80,16 @@ def test_chapter_list_seeks_sets_the_range_and_gives_a_track_and_downloads(live,
     tab.set_viewport_size({"width": 390, "height": 844})  # a phone: the list fits the width
     box = tab.locator("#chapter-list").evaluate("e => e.getBoundingClientRect().toJSON()")
     assert box["left"] >= 0 and box["right"] <= 390
+    assert tab.evaluate("() => document.documentElement.scrollWidth") <= 390
+
+
+def test_a_long_video_gets_its_chapters_without_a_click(live, browser, tmp_path):  # noqa: F811
+    from playwright import sync_api
+
+    demo, url = live
+    tab = open_tab(browser, url, 390, 844)  # on a phone
+    load(tab, write_scene_video(tmp_path / "long.webm", [60, 70, 60], fps=1, gop_s=4, webm=True))  # 3:10
+    sync_api.expect(tab.locator("#chapters-progress")).to_contain_text("3 of 3 captioned: done", timeout=120_000)
+    sync_api.expect(tab.locator("#chapter-list label")).to_have_count(3)
+    sync_api.expect(tab.locator("#chapters-make")).to_be_visible()  # back for a rerun (it hits the cache)
     assert tab.evaluate("() => document.documentElement.scrollWidth") <= 390

@@ -28,6 +28,7 @@ class TabChapters:
     index: ChapterIndex | None = None
     path: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    running: bool = False
 
 
 _TABS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -73,10 +74,22 @@ def make_chapters(studio, settings: ChapterSettings = ChapterSettings(), *, side
         if on_update:
             on_update(ch)
 
-    ch = maker_for(studio.engine).chapters(studio.video_path, settings, sidecar=sidecar, stop=t.stop, on_update=keep,
-                                           progress=progress)
+    t.running = True
+    try:
+        ch = maker_for(studio.engine).chapters(studio.video_path, settings, sidecar=sidecar, stop=t.stop,
+                                               on_update=keep, progress=progress)
+    finally:
+        t.running = False
     keep(ch)
     return ch
+
+
+def wants_chapters(studio) -> bool:
+    """A video of LONG_VIDEO_S or more whose chapters are neither made nor being made."""
+    t, video = tab(studio), studio.video
+    if t.running or video is None or (t.path == studio.video_path and t.chapters is not None):
+        return False
+    return float(video.clip.duration) >= LONG_VIDEO_S
 
 
 def stop(studio) -> None:

@@ -112,6 +112,16 @@ def _shown(cp: ChapterPage, studio, ch: Chapters, final: bool) -> dict:
     return out
 
 
+def on_auto(ctx, cp: ChapterPage, data: dict, request: gr.Request = None):
+    """After a new video's frames are shown: a video of LONG_VIDEO_S or more gets its chapters without
+    a click (shorter ones, or one whose chapters are made or being made, are left alone)."""
+    studio = data.get(ctx.page.state)
+    if studio is None or not studio.video_path or not scope.wants_chapters(studio):
+        yield {cp.progress: gr.update()}
+        return
+    yield from on_make(ctx, cp, data, request)
+
+
 def on_make(ctx, cp: ChapterPage, data: dict, request: gr.Request = None):
     """Chapters as they are made: the list fills in after the scan, then caption by caption."""
     import queue
@@ -122,6 +132,8 @@ def on_make(ctx, cp: ChapterPage, data: dict, request: gr.Request = None):
         studio = ctx.studio(data, request)
         if not studio.video_path:
             raise scope.InputError("Upload a video (or pick an example) before making chapters.")
+        if scope.tab(studio).running:
+            raise scope.InputError("The chapters are being made already: wait for them, or press Stop.")
     except Exception as e:  # noqa: BLE001 - one line in the notice box, as every page event
         yield {page.notice: gr.update(value=message(e, "on_make"), visible=True)}
         return
@@ -189,8 +201,15 @@ def wire(ctx, cp: ChapterPage) -> None:
     private = dict(api_visibility="private")
     bind = functools.partial
     make_out = [p.state, p.notice, cp.make, cp.stop, cp.progress, cp.listing, cp.files, cp.vtt, cp.scope]
-    cp.make.click(bind(on_make, ctx, cp), {p.state, cp.subtitles}, make_out, concurrency_id="gpu", **private).then(
+    # the chapters' own queue group: the model work inside takes the engine's lock, and a long scan does
+    # not hold back the page's other GPU events
+    make_kw = dict(concurrency_id="chapters", concurrency_limit=2, **private)
+    cp.make.click(bind(on_make, ctx, cp), {p.state, cp.subtitles}, make_out, **make_kw).then(
         None, [cp.vtt], None, js=TRACK_JS)
+    # a long video's chapters start by themselves once its frames are shown (the gallery is the last
+    # thing a new video's event writes)
+    p.gallery.change(bind(on_auto, ctx, cp), {p.state, cp.subtitles}, make_out, trigger_mode="always_last",
+                     show_progress="hidden", **make_kw).then(None, [cp.vtt], None, js=TRACK_JS)
     cp.stop.click(bind(on_stop, ctx), {p.state}, None, queue=False, **private)
     pick_out = [p.start, p.end, cp.seek, p.state, p.gallery, p.view_md, p.heatmap, p.notice, p.strategy_image]
     cp.listing.input(bind(on_pick, ctx, cp), {cp.listing, p.start, p.end, p.state}, pick_out, concurrency_id="gpu",
