@@ -19,7 +19,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", default=env("PLLAVA_MODEL", "ermu2001/pllava-7b"),
                    help="Hub repo id or local checkpoint folder (env PLLAVA_MODEL; default %(default)s)")
     p.add_argument("--quantization", default=env("PLLAVA_QUANTIZATION", "auto"), choices=["auto", "none", "4bit"],
-                   help="auto = 4-bit nf4 on CUDA, none on CPU (env PLLAVA_QUANTIZATION)")
+                   help="auto = 4-bit nf4 on CUDA, none (bf16) on ZeroGPU and on CPU (env PLLAVA_QUANTIZATION)")
     p.add_argument("--device", default=env("PLLAVA_DEVICE", "auto"), choices=["auto", "cpu", "cuda"],
                    help="(env PLLAVA_DEVICE)")
     p.add_argument("--host", default=env("PLLAVA_HOST", env("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else "127.0.0.1")),
@@ -68,6 +68,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--debug-stats", action="store_true",
                    help="add the engine's work counters to /status, for your own tests; never on a public server "
                         "(cache hits tell whether someone uploaded the same bytes)")
+    from pllava_demo.openai_api.flags import add_flags
+
+    add_flags(p)  # the OpenAI-compatible API under /v1: --no-openai-api, --api-key, media sources
     return p.parse_args(argv)
 
 
@@ -94,8 +97,17 @@ def main(argv=None) -> None:
                          expose_stats=args.debug_stats, cpu_dtype=args.cpu_dtype,
                          max_rows=args.concurrency).start()
     demo = build_demo(holder, idle_timeout_s=args.idle_timeout, concurrency=args.concurrency, max_queue=args.max_queue)
+    from pllava_demo.openai_api.flags import settings_from_args
+
+    api = settings_from_args(args, max_file_mb=args.max_file_size, host=args.host, share=args.share,
+                             concurrency=args.concurrency, max_queue=args.max_queue)
     launch(demo, host=args.host, port=args.port, share=args.share, max_file_mb=args.max_file_size,
-           model_dir=args.model)
+           model_dir=args.model, prevent_thread_lock=api is not None)
+    if api is not None:  # the /v1 routes on gradio's own app, then serve until stopped
+        from pllava_demo.openai_api import mount
+
+        mount(demo.app, holder, api)
+        demo.block_thread()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import os
 import sys
 
 from .chapters import cli as chapters_cli
+from .config import DEFAULT_FRAMES
 from .errors import PllavaError
 from .frames.strategies import NAMES, STRATEGIES, PllavaPooling, make
 
@@ -38,7 +39,8 @@ def _range_args(p: argparse.ArgumentParser) -> None:
 
 
 def _gen_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--frames", type=int, default=16, help="frames sampled from the video (default 16)")
+    p.add_argument("--frames", type=int, default=None,
+                   help=f"frames sampled from the video (default {DEFAULT_FRAMES}, or the most the strategy fits)")
     _strategy_args(p)
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     p.add_argument("--temperature", type=float, default=0.7)
@@ -80,6 +82,17 @@ def strategy_from_args(args):
     return make(cls.name, **given)
 
 
+def frames_for(args, strategy, grid, context: int) -> int:
+    """--frames when given (the strategy refuses it later if it does not fit), else the default or the
+    most frames the strategy fits, said on stderr."""
+    if args.frames is not None:
+        return args.frames
+    frames, note = strategy.fitted_frames(DEFAULT_FRAMES, grid, context)
+    if note:
+        print(f"Note: {note}", file=sys.stderr)
+    return frames
+
+
 def parse_pooling(text: str | None):
     if not text:
         return None
@@ -110,9 +123,10 @@ def _session(args):
     for note in engine.loaded.notes:
         print(f"Note: {note}", file=sys.stderr)
     session = engine.new_session(DEFAULT_SYSTEM if args.system is None else args.system)
-    vf = session.set_video(args.video, args.frames, start_s=args.start, end_s=args.end,
-                           progress=lambda f, what: print(f"[{f:4.0%}] {what}", file=sys.stderr))
     args.visual = engine.strategy(strategy_from_args(args))
+    frames = frames_for(args, args.visual, engine.spec.frame_grid, engine.loaded.context_length)
+    vf = session.set_video(args.video, frames, start_s=args.start, end_s=args.end,
+                           progress=lambda f, what: print(f"[{f:4.0%}] {what}", file=sys.stderr))
     info = engine.describe_view(vf, args.visual)
     print(f"Video: {vf.clip.width}x{vf.clip.height}, {vf.clip.duration:.1f} s; {info['frames']} frames at "
           f"{', '.join(f'{t:.1f}' for t in info['timestamps'])} s -> {info['strategy_text']} = "
@@ -140,14 +154,25 @@ def cmd_ask(args) -> int:
     if args.scope == "whole":
         from .chapters.cli import cmd_ask_whole
 
-        return cmd_ask_whole(args, settings=_settings(args), strategy=strategy_from_args(args), answer=_answer)
-    _, session = _session(args)
-    _answer(session, args.question, args)
+        return cmd_ask_whole(args, settings=_settings(args), strategy=strategy_from_args(args), answer=_answer,
+                             frames_for=frames_for)
+    engine, session = _session(args)
+    try:
+        _answer(session, args.question, args)
+    finally:
+        engine.scheduler.wait_idle()
     return 0
 
 
 def cmd_chat(args) -> int:
-    _, session = _session(args)
+    engine, session = _session(args)
+    try:
+        return _chat_loop(session, args)
+    finally:
+        engine.scheduler.wait_idle()
+
+
+def _chat_loop(session, args) -> int:
     print("Ask about the video. Commands: /clear (forget the chat), /quit. Ctrl-C stops an answer.", file=sys.stderr)
     while True:
         try:
@@ -202,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_make_tiny)
     add_caption_parser(sub)
     chapters_cli.add_parser(sub, _model_args)
+    from .openai_api.serve import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 
@@ -301,6 +329,8 @@ def _run_local(args, options, todo: list, writer) -> bool:
                          cpu_dtype=args.cpu_dtype)
     print(f"Loaded {loaded.describe()}", file=sys.stderr)
     captioner = Captioner(loaded, options)
+    if captioner.frames_note:
+        print(f"Note: {captioner.frames_note}", file=sys.stderr)
     bar = tqdm(total=len(todo), unit="video", file=sys.stderr, dynamic_ncols=True)
     try:
         run_captions(captioner, todo, writer.write, batch_size=args.batch_size, workers=args.workers,

@@ -50,6 +50,9 @@ def clean_text(text: str) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+DEFAULT_FRAMES = 16  # the official frame count: every PLLaVA checkpoint is trained and evaluated at 16
+
+
 @dataclass(frozen=True)
 class VideoModelSpec:
     """What the PLLaVA glue needs from a checkpoint's config.json (not the CLIP or LLM shapes)."""
@@ -72,10 +75,6 @@ class VideoModelSpec:
             raise ValueError(
                 f"vision_feature_select_strategy must be 'default' or 'full', got {self.vision_feature_select_strategy!r}"
             )
-
-    @property
-    def patches_per_frame(self) -> int:
-        return self.frame_grid[0] * self.frame_grid[1]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ file among them, the tiny random checkpoint in float32 on CPU.
 
 Pinned here: one JSON line per video with its fields; a bad video is recorded with its error and
 the run goes on; reruns skip what is written; a run stopped with SIGINT keeps every written line
-and the rerun completes; batched greedy captions (left-padded prompts of different lengths) are
+and the rerun completes; batched greedy captions (prompts of different lengths, each prefilled on its own cache) are
 identical to one-by-one captions and to the chat engine's answer.
 """
 
@@ -167,7 +167,7 @@ def test_batched_greedy_captions_equal_one_by_one_and_the_chat_engine(loaded, vi
     settings = GenerationSettings(max_new_tokens=20, min_new_tokens=20)
     captioner = Captioner(loaded, CaptionOptions(settings=settings))
     jobs = discover(video_dir)
-    # different prompt lengths per video, so the batch really is left-padded
+    # different prompt lengths per video, so the rows really decode at different positions
     prompts = [None, "what is happening in this video ?", None, "describe the background , characters and actions .", None, "yes"]
     jobs = [CaptionJob(j.path, p) for j, p in zip(jobs, prompts)]
     lengths = {len(captioner._prompt_ids(p or RECAPTION_PROMPT)[0]) for p in prompts}

@@ -162,8 +162,8 @@ def test_engine_caches_per_time_range(engine, tmp_path):
 
 
 def test_phone_video_is_turned_upright_then_given_the_official_pixels(tmp_path):
-    """A deliberate difference: the rotation flag is honoured (decord ignores it); the official chain
-    then runs on the upright frames."""
+    """The rotation flag is honoured (as decord 0.6.0 honours it: tests/test_decord_reference.py); the
+    official chain then runs on the upright frames."""
     from pllava_demo.caption.captioner import prepare_video
     from pllava_demo.caption.records import CaptionJob
 

@@ -216,3 +216,31 @@ def test_caption_and_ask_commands_take_strategy_flags(tiny_official, tmp_path, c
     assert code == 0 and "4 frame means + 576 patch means = 580 visual tokens" in err
     code = main(["ask", str(video), "What?", "--model", str(tiny_official), "--frames", "4", "--grid-frames", "4"])
     assert code == 2 and "--grid-frames is a setting of the ig-vlm strategy, not of pllava" in capsys.readouterr().err
+
+
+def test_a_strategy_chosen_with_the_default_frame_count_takes_the_most_that_fit_and_says_so(tiny_official, tmp_path,
+                                                                                          capsys):
+    """--strategy n-frame with no --frames was refused ("at most 6 frame(s) fit") although the person
+    chose no frame count: the default now gives way to the strategy, and the command says so. A count
+    the person chose is still refused when it does not fit."""
+    assert NFrame().fitted_frames(16, GRID, 4096) == (6, "No pooling (n-frame): 6 frame(s), the most whose tokens "
+                                                          "fit the 4,096-token context window (the default is 16).")
+    assert PllavaPooling().fitted_frames(16, GRID, 4096) == (16, None)
+    video = write_video(tmp_path / "a.mp4", n_frames=24)
+    common = ["--model", str(tiny_official), "--device", "cpu", "--quantization", "none", "--max-new-tokens", "3"]
+    assert main(["ask", str(video), "What?", "--strategy", "n-frame", *common]) == 0
+    err = capsys.readouterr().err
+    assert "6 frame(s), the most whose tokens fit" in err and "no pooling, 6 frames × 576 tokens = 3456 visual" in err
+    assert main(["ask", str(video), "What?", "--strategy", "n-frame", "--frames", "8", *common]) == 2
+    assert "at most 6 frame(s) fit" in capsys.readouterr().err
+    # the captioner's prompt (the recaption system prompt) is longer: it fits fewer, and one more would not fit
+    out = tmp_path / "caps.jsonl"
+    assert main(["caption", str(video), "--out", str(out), "--strategy", "n-frame", "--workers", "0", *common]) == 0
+    record = json.loads(out.read_text().splitlines()[0])
+    fitted = record["settings"]["frames"]
+    assert 1 <= fitted < 6 and record.get("error") is None, record
+    assert f"{fitted} frame(s), the most whose tokens fit" in capsys.readouterr().err
+    more = tmp_path / "more.jsonl"
+    assert main(["caption", str(video), "--out", str(more), "--strategy", "n-frame", "--workers", "0",
+                 "--frames", str(fitted + 1), *common]) == 0
+    assert "no room for an answer" in json.loads(more.read_text().splitlines()[0])["error"]

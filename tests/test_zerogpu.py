@@ -185,3 +185,15 @@ def test_duration_grows_with_frames_and_tokens_within_the_limit():
     assert gpu_duration(16, 64) < gpu_duration(16, 512) < gpu_duration(16, 1024)
     assert gpu_duration(16, 512) < gpu_duration(16, 512, answers=2)
     assert gpu_duration(32, 10**6, answers=2) == MAX_S <= 120
+
+
+def test_auto_quantization_is_bf16_on_zerogpu_and_4bit_on_a_gpu_of_your_own(monkeypatch):
+    """bitsandbytes' 4-bit layers refuse the `.to()` that ZeroGPU's CUDA emulation moves weights with:
+    --quantization auto must not pick them there (the real `spaces` package, in ZeroGPU mode)."""
+    from pllava_demo.network.checkpoint import auto_quantization
+
+    monkeypatch.delenv("PLLAVA_NO_ZEROGPU", raising=False)
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert auto_quantization("cuda") == "4bit" and auto_quantization("cpu") == "none"
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert auto_quantization("cuda") == "none" and auto_quantization("cpu") == "none"

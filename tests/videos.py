@@ -252,6 +252,83 @@ def write_animated_webp(path, n_frames: int = 6, width: int = 96, height: int = 
     return Path(path)
 
 
+def write_mpeg2(
+    path, *, n_frames: int = 60, fps: int = 25, width: int = 320, height: int = 240, gop: int = 12,
+    interlaced: bool = False, pattern: str = "counter", fmt: str | None = None,
+) -> Path:
+    """An MPEG-2 video in an MPEG container, as DVDs and camcorders write them: a program stream
+    (.mpg / .vob) or a transport stream (.ts), chosen from the extension unless `fmt` names the muxer.
+    Two B-frames between references, a GOP of `gop` frames. interlaced: coded as interlaced pictures
+    (field DCT and motion, top field first), so decoders flag the frames interlaced."""
+    path = Path(path)
+    muxer = fmt or {".mpg": "mpeg", ".mpeg": "mpeg", ".vob": "vob", ".ts": "mpegts"}[path.suffix.lower()]
+    with av.open(str(path), "w", format=muxer) as container:
+        stream = container.add_stream("mpeg2video", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        ctx = stream.codec_context
+        ctx.gop_size, ctx.max_b_frames, ctx.bit_rate = gop, 2, 8_000_000
+        if interlaced:
+            ctx.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+            ctx.options = {**ctx.options, "top": "1"}
+        for k in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(counter_frame(k, width, height, pattern), format="rgb24")
+            frame.pts = k
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def write_encoded(
+    path, picture=None, *, encoder: str = "libx264", pix_fmt: str = "yuv420p", n_frames: int = 8, fps: int = 24,
+    width: int = 320, height: int = 240, muxer: str | None = None, options: dict | None = None,
+    context: dict | None = None, flags: int = 0, rotation: int = 0, pts_seconds: list[float] | None = None,
+) -> Path:
+    """Any encoder with any settings, for files as people's devices write them: `options` go to the
+    encoder (x264-params, open-gop, ...), `context` sets codec-context attributes (colorspace,
+    color_range, gop_size, max_b_frames, ...), `flags` are codec flags (interlaced), `muxer` overrides
+    the container chosen from the extension. picture(k, width, height) -> RGB (H, W, 3) uint8 is frame k
+    (default: the counter grid). Encoded under own_scheduling(), as write_video is."""
+    picture = picture or counter_frame
+    path = Path(path)
+    time_base = Fraction(1, 1000) if pts_seconds is not None else Fraction(1, fps)
+    with own_scheduling(), av.open(str(path), "w", format=muxer) as container:
+        stream = container.add_stream(encoder, rate=fps, options=dict(options or {}))
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for name, value in (context or {}).items():
+            setattr(stream.codec_context, name, value)
+        stream.codec_context.flags |= flags
+        stream.codec_context.time_base = time_base
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for k in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(picture(k, width, height), format="rgb24")
+            frame.pts = round(pts_seconds[k] * 1000) if pts_seconds is not None else k
+            frame.time_base = time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def write_edit_list_cut(source, path, start_frame: int) -> Path:
+    """What `ffmpeg -ss T -c copy` writes: the packets from the keyframe at or before `start_frame`,
+    shifted so that `start_frame` is at time 0; the pre-roll frames get negative times, which the mp4
+    muxer turns into an edit list (players decode them but never show them). `source` must be a
+    constant-rate mp4 without B-frames before its first keyframe."""
+    path = Path(path)
+    with av.open(str(source)) as src, av.open(str(path), "w") as dst:
+        stream = src.streams.video[0]
+        out = dst.add_stream_from_template(stream)
+        spf = round(1 / (stream.average_rate * stream.time_base))  # one frame, in time-base units
+        target = (stream.start_time or 0) + start_frame * spf
+        keys = [p.pts for p in src.demux(stream) if p.is_keyframe and p.pts is not None and p.pts <= target]
+        src.seek(0, stream=stream)
+        for packet in src.demux(stream):
+            if packet.dts is None or packet.pts is None or packet.pts < max(keys):
+                continue
+            packet.pts, packet.dts, packet.stream = packet.pts - target, packet.dts - target, out
+            dst.mux(packet)
+
+
 def scene_frame(scene: int, k: int, width: int, height: int) -> np.ndarray:
     """RGB uint8 (H, W, 3) of scene `scene` at frame k: each scene its own colours, stripe direction and
     period, and noise seed; within a scene the stripes drift slowly with k (a little motion)."""

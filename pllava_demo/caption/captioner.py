@@ -3,7 +3,7 @@
 Which videos and what is already done live in records.py (`discover`, `CaptionWriter`: one
 line per video, flush + fsync each, resumable). Here:
 - `Captioner.prepare` decodes + preprocesses one video (thread-safe, no model), and
-  `Captioner.caption_batch` runs several videos through CLIP and the LLM in one padded batch;
+  `Captioner.caption_batch` runs several videos through CLIP and the LLM together (see Batching);
   `run_captions` keeps worker threads decoding ahead while the model generates.
 
 Batching: each prompt is prefilled on its own cache (no padding), then the scheduler decodes all
@@ -23,15 +23,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
 from ..frames import strategies
 from .records import CaptionJob
-from ..config import GenerationSettings, PoolingShape, check_pooling_shape, clean_text
+from ..config import DEFAULT_FRAMES, GenerationSettings, PoolingShape, check_pooling_shape, clean_text
 from ..errors import InputError, PllavaError
-from ..chat.prompt import RECAPTION_PROMPT, RECAPTION_SYSTEM, TextStream, chat_format_for, fit_prompt, stop_token_ids
+from ..chat.prompt import (MIN_ANSWER_TOKENS, RECAPTION_PROMPT, RECAPTION_SYSTEM, TextStream, chat_format_for,
+                           encode_prompt, fit_prompt, stop_token_ids)
 from ..frames.preprocess import CLIP_PIXELS, PixelSpec
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class Prepared:
 class CaptionOptions:
     prompt: str = RECAPTION_PROMPT
     system: str = RECAPTION_SYSTEM
-    num_frames: int = 16
+    num_frames: int | None = None  # None: DEFAULT_FRAMES, or the most the strategy fits (Captioner says which)
     pooling_shape: PoolingShape | None = None  # PLLaVA pooling at this shape (None: the checkpoint's)
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     strategy: strategies.Strategy | None = None  # another visual-token strategy than PLLaVA pooling
@@ -66,7 +67,7 @@ class CaptionOptions:
             object.__setattr__(self, name, clean_text(getattr(self, name)))
         if not self.prompt.strip():
             raise InputError("The caption prompt is empty.")
-        if self.num_frames < 1:
+        if self.num_frames is not None and self.num_frames < 1:
             raise InputError(f"The number of frames must be at least 1, got {self.num_frames}.")
 
 
@@ -97,14 +98,20 @@ class Captioner:
 
     def __init__(self, loaded, options: CaptionOptions = CaptionOptions()):
         self.loaded, self.model, self.tokenizer = loaded, loaded.model, loaded.tokenizer
-        self.options = options
         grid = loaded.spec.frame_grid
         self.strategy = strategies.parse(options.strategy or options.pooling_shape, loaded.spec.pooling_shape)
         if isinstance(self.strategy, strategies.PllavaPooling):
             check_pooling_shape(self.strategy.shape, grid)
-        self.strategy.check_fits(options.num_frames, grid, loaded.context_length)
         self.format = chat_format_for(self.tokenizer, loaded.family)
         self.stop_ids = stop_token_ids(self.tokenizer, self.format)
+        self.frames_note = None  # set when the frame count was fitted to the strategy
+        if options.num_frames is None:
+            words = len(encode_prompt(self.tokenizer, self.format.parts(options.system, (), options.prompt)))
+            frames, self.frames_note = self.strategy.fitted_frames(DEFAULT_FRAMES, grid, loaded.context_length,
+                                                                   words + MIN_ANSWER_TOKENS)
+            options = replace(options, num_frames=frames)
+        self.options = options
+        self.strategy.check_fits(options.num_frames, grid, loaded.context_length)
         self.n_video_tokens = self.strategy.n_tokens(options.num_frames, grid)
 
     def settings_record(self) -> dict:
@@ -132,7 +139,7 @@ class Captioner:
 
     @torch.inference_mode()
     def caption_batch(self, items: list[Prepared]) -> list[dict]:
-        """Caption decoded videos in one padded batch; returns one record per item, in order. If the
+        """Caption decoded videos together (one decode loop); returns one record per item, in order. If the
         batch fails (e.g. out of memory), its videos are retried one by one so only a culprit fails."""
         records: list[dict | None] = [None] * len(items)
         ok = []

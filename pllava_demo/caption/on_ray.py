@@ -18,6 +18,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -115,9 +116,16 @@ def build_dataset(jobs: list[CaptionJob], *, model: str, device: str, quantizati
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 1000)))
     # A remote-args function stops Ray from fusing decoding into the caption actors (its fusion rule
     # skips ops that have one), so decoding runs in separate CPU tasks, ahead of and beside the model.
-    from ..network.checkpoint import pixel_spec_for
+    from ..network.checkpoint import frames_room_for, pixel_spec_for
 
     pixels = pixel_spec_for(model)  # the checkpoint's own, read before any weight is loaded
+    if options.num_frames is None:  # the actors' Captioner would fit the same count; the decoders need it now
+        from ..config import DEFAULT_FRAMES
+        from ..frames.strategies import parse
+
+        grid, context = frames_room_for(model)
+        visual = parse(options.strategy or options.pooling_shape, options.pooling_shape or (16, 12, 12))
+        options = replace(options, num_frames=visual.fitted_frames(DEFAULT_FRAMES, grid, context)[0])
     images = options.strategy if options.strategy is not None and options.strategy.changes_frames else None
     ds = ds.map(decode_row, fn_kwargs={"num_frames": options.num_frames, "pixels": pixels, "strategy": images},
                 ray_remote_args_fn=_decode_resources)

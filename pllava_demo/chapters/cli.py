@@ -82,7 +82,8 @@ def _progress(fraction: float, what: str) -> None:
     print(f"[{fraction:4.0%}] {what}", file=sys.stderr)
 
 
-def print_chapters(ch: Chapters, out=sys.stdout) -> None:
+def print_chapters(ch: Chapters, out=None) -> None:
+    out = out or sys.stdout  # looked up at the call: stdout may have been replaced since import
     for c in ch.chapters:
         print(f"{c.index + 1:3d}  {c.label:>17}  {c.title}", file=out)
         for line in c.lines:
@@ -123,10 +124,11 @@ def cmd_chapters(args) -> int:
     return 0
 
 
-def cmd_ask_whole(args, *, settings, strategy, answer) -> int:
+def cmd_ask_whole(args, *, settings, strategy, answer, frames_for) -> int:
     """`ask --scope whole`: chapters (cached), retrieval, then the answer streamed from their frames.
     settings / strategy: the generation settings and visual strategy the ask flags name; answer: the
-    ask command's printer (answer(session, question, args, stream))."""
+    ask command's printer (answer(session, question, args, stream)); frames_for: its frame budget rule
+    (frames_for(args, strategy, grid, context))."""
     from ..chat.prompt import DEFAULT_SYSTEM
     from .whole import ask_whole, check_top_k
 
@@ -139,12 +141,16 @@ def cmd_ask_whole(args, *, settings, strategy, answer) -> int:
         return 130
     session = engine.new_session(DEFAULT_SYSTEM if args.system is None else args.system)
     args.visual = engine.strategy(strategy)
-    stream, plan = ask_whole(session, args.video, ch, args.question, top_k=args.top_k, num_frames=args.frames,
+    frames = frames_for(args, args.visual, engine.spec.frame_grid, engine.loaded.context_length)
+    stream, plan = ask_whole(session, args.video, ch, args.question, top_k=args.top_k, num_frames=frames,
                              progress=_progress, strategy=args.visual, lora_alpha=args.lora_alpha, settings=settings)
     print(plan.describe(), file=sys.stderr)
     for line in plan.lines:
         print(f"  subtitle [{line.start:.1f} s] {line.text}", file=sys.stderr)
-    answer(session, args.question, args, stream)
+    try:
+        answer(session, args.question, args, stream)
+    finally:
+        engine.scheduler.wait_idle()  # as ask does: no torch thread may still run at exit
     return 0
 
 
@@ -172,7 +178,8 @@ def caption_folder(args, todo: list, writer) -> bool:
     from .cache import ChapterCache
 
     maker = ChapterMaker(loaded, cache=ChapterCache(getattr(args, "cache_dir", None) or None))
-    settings = ChapterSettings(caption_frames=args.frames, caption_tokens=min(args.max_new_tokens, 512),
+    settings = ChapterSettings(caption_frames=args.frames or ChapterSettings.caption_frames,
+                               caption_tokens=min(args.max_new_tokens, 512),
                                caption_min_tokens=args.min_new_tokens, batch_size=max(1, args.batch_size))
     stop = threading.Event()
     for i, job in enumerate(todo, 1):

@@ -134,6 +134,17 @@ class _KV:
         return cache_nbytes(self.cache)
 
 
+@dataclass(frozen=True)
+class AnswerUsage:
+    """Token counts of one answer, for a door that reports them (the OpenAI API's `usage`)."""
+
+    prompt_tokens: int  # the whole prompt, its visual tokens included
+    video_tokens: int
+    cached_tokens: int  # of the prompt, taken from the KV cache instead of prefilled
+    completion_tokens: int  # the answer's ids, a stop id not counted
+    hit_limit: bool  # ended at its token budget, not by a stop id
+
+
 JOB_WAIT_S = 120.0  # a stream's end waits this long at most for its row to leave the batch
 KV_PER_SESSION = 3  # KV caches a session keeps, one per recent (video, frames, strategy, alpha)
 
@@ -376,6 +387,7 @@ class ChatSession:
     closed: bool = False
     id: int = -1
     epoch: int = 0  # bumped whenever the chat starts over: an answer begun before then is not kept
+    last_usage: AnswerUsage | None = None  # the token counts of the last answer that started
 
     def __post_init__(self):
         self.id = next(self.engine._session_ids)
@@ -504,6 +516,7 @@ class ChatSession:
             raise
         finally:
             if job is not None:  # stopped, disconnected or done: the row leaves the batch at once
+                self.last_usage = AnswerUsage(len(seq), n_tokens, start, row.count, row.count >= row.limit)
                 if not job.stop(JOB_WAIT_S):
                     failed = True  # still running (a stuck step): its cache cannot be trusted
                 elif job.error is None:

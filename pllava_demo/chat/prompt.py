@@ -139,8 +139,11 @@ class FittedPrompt:
     ids: tuple[int, ...] = ()  # the text's token ids (one <image> id), so nobody tokenizes it again
 
 
+MIN_ANSWER_TOKENS = 16  # a prompt that leaves fewer for the answer is refused
+
+
 def fit_prompt(tokenizer, fmt: ChatFormat, system: str, turns, question: str, *, n_video_tokens: int,
-               context: int, max_new_tokens: int, min_answer_tokens: int = 16,
+               context: int, max_new_tokens: int, min_answer_tokens: int = MIN_ANSWER_TOKENS,
                max_chars: int | None = None) -> FittedPrompt:
     """Drop the oldest turns (never the video) until prompt + video + answer fit the context window, and
     the prompt text fits max_chars (checked before tokenizing, so a huge history costs no tokenizer time).

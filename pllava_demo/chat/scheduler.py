@@ -236,16 +236,30 @@ class Scheduler:
         self.running: list[Job] = []  # running[i] is in slot i
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._closing = False  # set by wait_idle: an idle thread ends at once instead of after IDLE_EXIT_S
 
     def submit(self, job: Job) -> Job:
         job._scheduler = self
         with self._cond:
             self.pending.append(job)
+            self._closing = False
             self._cond.notify()
             if self.threaded and self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="pllava-scheduler", daemon=True)
                 self._thread.start()
         return job
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until the stepping thread has ended (no work left): a process must not exit while that
+        daemon thread is inside a torch call, which aborts the interpreter ("terminate called without an
+        active exception"). True when it ended in time."""
+        with self._cond:
+            thread, self._closing = self._thread, True
+            self._cond.notify()
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
 
     def _wake(self) -> None:
         with self._cond:
@@ -262,7 +276,7 @@ class Scheduler:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                if not self.has_work():
+                if not self.has_work() and not self._closing:
                     self._cond.wait(IDLE_EXIT_S)
                 if not self.has_work():  # idle: the thread ends (submit starts another), so an engine
                     self._thread = None  # nobody uses any more is not kept alive by its thread

@@ -36,6 +36,7 @@ from .pooling import frames_seen, pool_video
 from .preprocess import CLIP_PIXELS, PixelSpec
 
 Grid = tuple[int, int]  # (H, W) patches per frame side, 24x24 for CLIP ViT-L/14-336
+WORDS_ROOM = 128  # tokens a fitted frame count leaves for a short question and the start of an answer
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,20 @@ class Strategy:
 
     def note(self, t: int, grid: Grid) -> str | None:
         return None
+
+    def most_frames(self, grid: Grid, context: int, words: int = WORDS_ROOM) -> int | None:
+        """The most frames whose tokens leave `words` tokens for the prompt's text and the answer, or None
+        when the token count does not grow with the frames faster than any frame count allows."""
+        return None
+
+    def fitted_frames(self, wanted: int, grid: Grid, context: int, words: int = WORDS_ROOM) -> tuple[int, str | None]:
+        """The frame count to use when a person did not choose one: `wanted` (the default), or the most
+        that fit this strategy, with a sentence saying so."""
+        most = self.most_frames(grid, context, words)
+        if most is None or wanted <= most:
+            return wanted, None
+        return max(1, most), (f"{self.title}: {max(1, most)} frame(s), the most whose tokens fit the "
+                              f"{context:,}-token context window (the default is {wanted}).")
 
     def check_fits(self, t: int, grid: Grid, context: int) -> None:
         """InputError when the tokens alone cannot fit the context window."""
@@ -158,13 +173,15 @@ class NFrame(Strategy):
     def describe(self, t: int) -> str:
         return f"no pooling, {t} frames × 576 tokens"
 
+    def most_frames(self, grid: Grid, context: int, words: int = WORDS_ROOM) -> int | None:
+        return max(0, (context - words) // (grid[0] * grid[1]))
+
     def check_fits(self, t: int, grid: Grid, context: int) -> None:
         per = grid[0] * grid[1]
         if t * per >= context:
-            fit = max(0, (context - 1) // per - (1 if (context - 1) % per < 64 else 0))
             raise InputError(f"No pooling keeps all {per} tokens of each frame: {t} frames are {t * per:,} tokens, "
-                             f"more than the {context:,}-token context window; at most {fit} frame(s) fit with "
-                             f"room for the question and answer.")
+                             f"more than the {context:,}-token context window; at most "
+                             f"{self.most_frames(grid, context)} frame(s) fit with room for the question and answer.")
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,18 @@ def pixel_spec_for(source: str | os.PathLike) -> PixelSpec:
     return read_pixel_spec(path, size, [])
 
 
+def _context_length(text_config) -> int:
+    return int(getattr(text_config, "max_position_embeddings", 4096) or 4096)
+
+
+def frames_room_for(source: str | os.PathLike) -> tuple[tuple[int, int], int]:
+    """A checkpoint's patch grid per frame and context length without loading its weights (what a
+    strategy needs to say how many frames fit, for decoding workers that start before the model)."""
+    vision_config, text_config = _hf_configs(read_config(resolve_source(source)))
+    side = int(vision_config.image_size) // int(vision_config.patch_size)
+    return (side, side), _context_length(text_config)
+
+
 def _stored_keys(path: Path, files: list[Path]) -> list[str]:
     from safetensors import safe_open
 
@@ -297,6 +309,15 @@ def _pick_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def auto_quantization(device_type: str) -> str:
+    """What quantization="auto" means: 4-bit nf4 on a GPU of your own, none on CPU, and none on ZeroGPU,
+    whose CUDA emulation moves the weights with `.to()` between calls, which bitsandbytes' quantized
+    layers refuse (bf16 there)."""
+    from ..zerogpu import forks_per_call
+
+    return "4bit" if device_type == "cuda" and not forks_per_call() else "none"
+
+
 CPU_DTYPES = ("auto", "float32", "bfloat16")
 
 
@@ -402,7 +423,7 @@ def load_pllava(
         lora_alpha = check_lora_alpha(lora_alpha)
     spec = spec_from_config(cfg, lora_rank, lora_alpha)  # the alpha asked for at load is the default
     dev = _pick_device(str(device))
-    quant = ("4bit" if dev.type == "cuda" else "none") if quantization == "auto" else quantization
+    quant = auto_quantization(dev.type) if quantization == "auto" else quantization
     if dtype is None:
         if dev.type == "cuda":
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -433,7 +454,7 @@ def load_pllava(
 
     pixels = read_pixel_spec(path, int(vision_config.image_size), notes)
     tokenizer = _load_tokenizer(path, spec, notes)
-    context = int(getattr(text_config, "max_position_embeddings", 4096) or 4096)
+    context = _context_length(text_config)
     is_tiny = bool(cfg.get("pllava_demo_tiny", False))
     if is_tiny:
         notes.append("This is a tiny random test model: its answers are random text.")
