@@ -1,6 +1,8 @@
 """Frames one every S seconds, for scanning a long video (chapters): keyframes only where the file
-has them often enough, every frame decoded otherwise. To be folded into the decoder object (#20) as
-its "every S seconds" / "keyframes only" samplers; until then it is self-contained here.
+has them often enough, every frame decoded otherwise. To be folded into the decoder object (#20,
+frames/decoder.py) as a streaming form of its samplers: samplers.every_seconds / keyframes_only
+return the whole FrameBatch at once (an hour at one frame per 4 s is ~900 frames, ~0.5 GB at 336 px),
+while a chapter scan needs a generator that decodes only the keyframes it keeps and holds none.
 
 Memory stays flat in the video's length: frames are yielded one at a time, shrunk (swscale) to a
 short side of `short_side` as they are decoded, and nothing is kept. This module knows PyAV and
