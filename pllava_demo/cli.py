@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 
+from .chapters import cli as chapters_cli
 from .config import DEFAULT_FRAMES
 from .errors import PllavaError
 from .frames.strategies import NAMES, STRATEGIES, PllavaPooling, make
@@ -135,9 +136,9 @@ def _session(args):
     return engine, session
 
 
-def _answer(session, question, args) -> None:
-    stream = session.ask(question, strategy=args.visual, lora_alpha=args.lora_alpha,
-                         settings=_settings(args))
+def _answer(session, question, args, stream=None) -> None:
+    stream = stream or session.ask(question, strategy=args.visual, lora_alpha=args.lora_alpha,
+                                   settings=_settings(args))
     if session.notice:
         print(f"Note: {session.notice}", file=sys.stderr)
     try:
@@ -150,6 +151,11 @@ def _answer(session, question, args) -> None:
 
 
 def cmd_ask(args) -> int:
+    if args.scope == "whole":
+        from .chapters.cli import cmd_ask_whole
+
+        return cmd_ask_whole(args, settings=_settings(args), strategy=strategy_from_args(args), answer=_answer,
+                             frames_for=frames_for)
     engine, session = _session(args)
     try:
         _answer(session, args.question, args)
@@ -206,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     _gen_args(p)
     _range_args(p)
+    chapters_cli.add_scope_args(p)
     p.set_defaults(func=cmd_ask)
     p = sub.add_parser("chat", help="chat about a video in the terminal (the video is encoded once)")
     p.add_argument("video")
@@ -219,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chat-format", choices=["vicuna", "chatml"], default="vicuna")
     p.set_defaults(func=cmd_make_tiny)
     add_caption_parser(sub)
+    chapters_cli.add_parser(sub, _model_args)
     from .openai_api.serve import add_parser as add_serve_parser
 
     add_serve_parser(sub)
@@ -244,6 +252,7 @@ def add_caption_parser(sub) -> None:
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start Ray locally)")
     p.add_argument("--actors", type=int, default=None, help="with --ray: captioning actors (default: one per GPU, else 1)")
     p.add_argument("--parquet", default=None, help="also write all records of --out to this Parquet file at the end")
+    chapters_cli.add_caption_flag(p)
     _model_args(p)
     _gen_args(p)
     p.set_defaults(func=cmd_caption)
@@ -286,7 +295,9 @@ def cmd_caption(args) -> int:
     with CaptionWriter(args.out, retry_errors=args.retry_errors) as writer:
         todo, skipped = pending_jobs(args, writer)
         print(f"{len(todo)} video(s) to caption, {skipped} already in {args.out}", file=sys.stderr)
-        if args.ray:
+        if args.chapters:
+            interrupted = chapters_cli.caption_folder(args, todo, writer)
+        elif args.ray:
             from .caption.on_ray import run_ray
 
             interrupted = False

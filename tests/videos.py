@@ -327,4 +327,66 @@ def write_edit_list_cut(source, path, start_frame: int) -> Path:
                 continue
             packet.pts, packet.dts, packet.stream = packet.pts - target, packet.dts - target, out
             dst.mux(packet)
+
+
+def scene_frame(scene: int, k: int, width: int, height: int) -> np.ndarray:
+    """RGB uint8 (H, W, 3) of scene `scene` at frame k: each scene its own colours, stripe direction and
+    period, and noise seed; within a scene the stripes drift slowly with k (a little motion)."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    period = 4 + 3 * scene
+    angle = scene * np.pi / 6
+    phase = (xx * np.cos(angle) + yy * np.sin(angle) + k * 0.5) / period
+    stripes = (np.sin(2 * np.pi * phase) > 0)[..., None]  # (H, W, 1)
+    rng = np.random.default_rng(100 + scene)
+    a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    noise = rng.integers(-20, 21, size=(height, width, 3))
+    img = np.where(stripes, a, b) + noise
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def srt_text(cues: list[tuple[float, float, str]]) -> str:
+    def stamp(s: float) -> str:
+        ms = int(round(s * 1000))
+        return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+    return "\n".join(f"{i + 1}\n{stamp(a)} --> {stamp(b)}\n{text}\n" for i, (a, b, text) in enumerate(cues))
+
+
+def write_scene_video(path, scene_seconds: list[float], *, fps: int = 1, width: int = 64, height: int = 48,
+                      gop_s: float = 4.0, subtitles: list[tuple[float, float, str]] | None = None,
+                      subtitle_file=None, webm: bool = False) -> Path:
+    """A Matroska h264 (or, webm=True, WebM VP9) video of visually distinct scenes (`scene_frame`) of the
+    given lengths, cheap to make (tiny frames, low fps, a keyframe every gop_s seconds and at no scene
+    cut of its own), with an embedded SubRip track of `subtitles` (start_s, end_s, text), or the stream
+    of `subtitle_file` (.srt, .ass, .vtt) copied in (PyAV has no text-subtitle encoders, but can copy
+    a demuxed stream)."""
+    path = Path(path)
+    gop = max(1, int(round(gop_s * fps)))
+    srt = None
+    if subtitles:
+        srt = path.with_suffix(".embedded.srt")
+        srt.write_text(srt_text(subtitles), encoding="utf-8")
+    with av.open(str(path), "w", format="webm" if webm else "matroska") as container:
+        opts = ({"deadline": "realtime", "cpu-used": "8", "g": str(gop)} if webm else
+                {"preset": "ultrafast", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"})
+        stream = container.add_stream("libvpx-vp9" if webm else "libx264", rate=fps, options=opts)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        source = av.open(str(srt or subtitle_file)) if (srt or subtitle_file) else None
+        sub = container.add_stream_from_template(source.streams.subtitles[0]) if source else None
+        k = 0
+        for scene, seconds in enumerate(scene_seconds):
+            for i in range(int(round(seconds * fps))):
+                frame = av.VideoFrame.from_ndarray(scene_frame(scene, i, width, height), format="rgb24")
+                frame.pts = k
+                k += 1
+                container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+        if source is not None:
+            with source:
+                for packet in source.demux(source.streams.subtitles[0]):
+                    if packet.size:
+                        packet.stream = sub
+                        container.mux(packet)
+    if srt is not None:
+        srt.unlink()
     return path

@@ -455,3 +455,6 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
     p.download.click(_bind(ctx, on_download), {p.state}, [p.chat_files, p.notice], concurrency_limit=None, **private)
     p.compare_btn.click(_bind(ctx, on_compare), {p.alpha_b, p.pool_h_b, p.pool_w_b, p.strategy_b, *settings},
                         [p.answer_a, p.answer_b, p.notice], concurrency_id=GPU, **private)
+    if p.chapters is not None:  # the chapter list, scope and their endpoints (ui/chapters_view.py)
+        from .chapters_view import wire as wire_chapters
+        wire_chapters(ctx, p.chapters)

@@ -40,9 +40,11 @@ def _settings_line(s: dict | None) -> str:
     decoding = (f"sampling (temperature {g['temperature']:g}, top-p {g['top_p']:g}, seed {g['seed']})"
                 if g["do_sample"] else "greedy")
     alpha = f", LoRA alpha {s['lora_alpha']:g}" if s["lora_alpha"] is not None else ""
+    used = "".join(f"  \nChapter {c['chapter']} used: {c['start']:g}-{c['end']:g} s, {c['frames']} frames"
+                   for c in (s.get("chapters") or {}).get("chapters", ()))  # a whole-video answer's chapters
     return (f"{s['frames']} frames of {s['video']} ({part}), {visual}{alpha}; {decoding}, "
             f"max {g['max_new_tokens']} new tokens, repetition penalty {g['repetition_penalty']:g}  \n"
-            f"Frame times (s): {_seconds(s['timestamps_s'])}")
+            f"Frame times (s): {_seconds(s['timestamps_s'])}{used}")
 
 
 def _quote(text: str) -> str:

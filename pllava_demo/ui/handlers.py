@@ -432,9 +432,11 @@ def history(studio: Studio | None) -> list[dict]:
     """The chat as gradio 'messages', rebuilt from the session (the one source of truth)."""
     if studio is None:
         return []
+    from .chapters_scope import chapters_note  # a whole-video answer's chapters, as seek links
+
     out = []
-    for turn in studio.session.turns:
-        answer = shown_answer(studio, turn.answer) + (" *(stopped)*" if turn.stopped else "")
+    for k, turn in enumerate(studio.session.turns):
+        answer = shown_answer(studio, turn.answer) + (" *(stopped)*" if turn.stopped else "") + chapters_note(studio, k)
         out += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": answer}]
     return out
 
@@ -504,7 +506,13 @@ def _answer(studio, question, regenerate, stream) -> Iterator[str]:
     if regenerate and session.turns:
         question = session.turns[-1].question
     at, epoch = len(session.turns) - (1 if regenerate and session.turns else 0), session.epoch
+    plan = None
+    if not regenerate:  # the whole-video scope retrieves the question's chapters first (chapters_scope.py)
+        from .chapters_scope import before_answer
+        question, plan = before_answer(studio, question)
     used = answer_settings(studio)  # as they are when the question is asked, before any later change
+    if plan is not None:
+        used["chapters"] = plan
     pieces = (stream or stream_answer)(studio, question, regenerate)
     try:
         yield from pieces

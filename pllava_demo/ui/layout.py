@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..frames import strategies as S
+from . import chapters_view
 from . import handlers as H
 
 # Each example teaches: a name, and a question worth asking of it (one click loads both).
@@ -79,6 +80,7 @@ class Page:
     knobs: dict  # every other strategy's knobs, by field name: gr.Slider each (shown with their strategy)
     strategy_image: gr.Image  # the image a strategy makes (IG-VLM's grid, TS-LLaVA's thumbnail)
     strategy_b: gr.Dropdown  # Compare's B strategy ("" = the same as A)
+    chapters: "chapters_view.ChapterPage | None" = None  # the chapter list and its controls
 
     @property
     def options(self) -> dict:
@@ -154,6 +156,7 @@ def _conversation(c: dict, assets: Path) -> None:
         c["examples"] = gr.Examples(examples=[[str(p), q] for p, _, q in found],
                                     inputs=[c["video"], c["msg"]], example_labels=[n for _, n, _ in found],
                                     label="Examples: one click loads a video and a question to ask")
+    c["chapters"] = chapters_view.build()  # the chapter list, under the chat: the first screen stays as it is
 
 
 def _view_settings(c: dict, limits) -> None:

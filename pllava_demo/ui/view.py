@@ -31,6 +31,8 @@ def video_info(studio: Studio) -> dict:
                 indices=list(clip.indices),
                 time_range=list(clip.time_range) if clip.time_range else None,
                 lora_alpha=studio.options.lora_alpha, options=options_dict(studio.options))
+    from .chapters_scope import info as chapters_info  # the scope and the chapters the last answer used
+    info.update(chapters_info(studio))
     return info
 
 
