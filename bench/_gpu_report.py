@@ -14,6 +14,7 @@ from _common import table
 TARGET_PEAK_GIB = 6.0  # 4-bit, 16-frame video
 TARGET_FOLLOW = 0.1  # follow-up TTFT / first TTFT
 TARGET_DECODE = 0.75  # our 4-bit decode / transformers' bf16 generate()
+TARGET_CHAPTERS = 2.0  # long videos: chapter captions batched / one by one (issue 23)
 
 
 def _f(x, fmt=".2f", missing="missing") -> str:
@@ -152,6 +153,20 @@ def summary(paths, stages=None, junit=None) -> str:
     out.append(table(["weights", "mode", "sessions", "tokens", "wall (s)", "total tok/s", "vs 1 session", "mean TTFT (s)",
                       "max TTFT (s)", "peak GPU alloc (GiB)", "errors"], rows))
 
+    out.append("\n## chapter captions (long videos: N chapters of 8 frames, batched through the decode loop "
+               "vs one by one; chapters/captions.py)\n")
+    rows = []
+    for r in runs:
+        caps = r.get("chapter_captions") or []
+        for c in caps:
+            rows.append([_label(r), c["chapters"], c["tokens"], _f(c["one_by_one_s"], ".2f"), _f(c["batched_s"], ".2f"),
+                         _f(c.get("speedup"), ".2f") + "x", "yes" if c.get("same_greedy") else "NO",
+                         "; ".join(c.get("errors") or []) or "-"])
+        if not caps:
+            rows.append([_label(r)] + ["missing"] * 7)
+    out.append(table(["weights", "chapters", "tokens", "one by one (s)", "batched (s)", "batched speed-up",
+                      "same captions", "errors"], rows))
+
     out.append("\n## targets\n")
     q4 = next((r for r in runs if r.get("quant") == "4bit"), {})
     bf = next((r for r in runs if r.get("quant") == "none"), {})
@@ -179,6 +194,10 @@ def summary(paths, stages=None, junit=None) -> str:
         rows.append([f"decode, ours {_label(r)} / transformers bf16", f">= {TARGET_DECODE:g}x",
                      _f(ratio, ".2f") + "x" if ratio is not None else "not measured",
                      met(None if ratio is None else ratio >= TARGET_DECODE)])
+    for r in (q4, bf):
+        speed = max((c.get("speedup") or 0 for c in r.get("chapter_captions") or []), default=None) if r else None
+        rows.append([f"chapter captions batched / one by one, {_label(r)}", f">= {TARGET_CHAPTERS:g}x",
+                     _f(speed, ".2f") + "x" if speed else "not measured", met(None if not speed else speed >= TARGET_CHAPTERS)])
     out.append(table(["target", "goal", "measured", "met"], rows))
 
     errors = [f"- {_label(r)}: {k}: {e}" for r in runs for k, e in (r.get("errors") or {}).items()]

@@ -19,6 +19,8 @@ cover decoding. Measured, per weights kind:
   concurrency  total tokens/s with N sessions asking at once: "batched" (the scheduler decodes them
                as one batch), "turns" (Engine(batching=False): one row per step, as on ZeroGPU) and
                "HF generate" (transformers' batched generate on the same N prompts, left-padded)
+  chapters     long videos' chapter captions (chapters/captions.py): N chapters of 8 frames in one batch
+               through the decode loop against one by one (target: batched >= 2x)
   official     (--official, bf16) the same prompts through language_model.generate(): CLIP and a full
                prefill every turn, transformers' DynamicCache (see _gpu_official.py)
 
@@ -242,6 +244,35 @@ def measure_concurrency(engine, sessions: int, tokens: int, dev, frames=16, shap
     return out
 
 
+def measure_chapter_captions(loaded, chapters: int, tokens: int, dev, frames: int = 8) -> dict:
+    """Long videos' chapter captions (pllava_demo/chapters/captions.py: its captioner, its prompt, each
+    chapter's own 8 frames): `chapters` captioned in one batch through the one decode loop, against the
+    same chapters one by one. Synthetic pixels stand for the decoded chapters (no PyAV here)."""
+    from pllava_demo.caption.captioner import Prepared
+    from pllava_demo.caption.records import CaptionJob
+    from pllava_demo.chapters.captions import chapter_captioner
+    from pllava_demo.chapters.settings import ChapterSettings
+
+    settings = ChapterSettings(caption_frames=frames, caption_tokens=tokens, caption_min_tokens=tokens)
+    captioner = chapter_captioner(loaded, settings)
+    items = [Prepared(CaptionJob(f"chapter-{i}"), synthetic_pixels(frames, 100 + i), duration=60.0)
+             for i in range(chapters)]
+    captioner.caption_batch(items[:1])  # warm-up: kernels, allocator
+    sync(dev)
+    t0 = time.perf_counter()
+    alone = [captioner.caption_batch([item])[0] for item in items]
+    sync(dev)
+    one_by_one = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    batched = captioner.caption_batch(items)
+    sync(dev)
+    together = time.perf_counter() - t0
+    errors = [r["error"] for r in alone + batched if r.get("error")]
+    return {"chapters": chapters, "frames": frames, "tokens": tokens, "one_by_one_s": one_by_one,
+            "batched_s": together, "speedup": one_by_one / together if together else None,
+            "same_greedy": [r.get("caption") for r in alone] == [r.get("caption") for r in batched], "errors": errors}
+
+
 def versions() -> dict:
     import transformers
 
@@ -357,6 +388,12 @@ def cmd_measure(args) -> int:
             if r:
                 res.data["concurrency"].append(r)
                 res.save()
+    res.data["chapter_captions"] = []
+    for n in args.chapters:
+        r = res.part(f"chapter captions {n}", measure_chapter_captions, loaded, n, args.concurrency_tokens, dev)
+        if r:
+            res.data["chapter_captions"].append(r)
+            res.save()
     if args.official:
         from _gpu_official import measure_official
 
@@ -407,6 +444,8 @@ def parse(argv=None):
         q.add_argument("--configs", type=int, default=len(CONFIGS), help="only the first N (frames, pooling)")
         q.add_argument("--concurrency", type=int, nargs="*", default=[1, 4, 8], help="sessions at once")
         q.add_argument("--concurrency-tokens", type=int, default=32, help="answer length per session")
+        q.add_argument("--chapters", type=int, nargs="*", default=[8],
+                       help="chapter captions batched against one by one, for these chapter counts")
 
     w = sub.add_parser("write", help="write the random checkpoint")
     common(w)

@@ -49,7 +49,7 @@ else
   DEVICE=cuda; SCALE=${SCALE:-1}; BUDGET=${GPU_CHECK_BUDGET:-470}; SLOW=1
 fi
 MEASURE=(--device "$DEVICE" --scale "$SCALE")
-[ $QUICK = 1 ] && MEASURE+=(--tokens 4 --repeats 1 --configs 1 --concurrency 1 2 --concurrency-tokens 2)
+[ $QUICK = 1 ] && MEASURE+=(--tokens 4 --repeats 1 --configs 1 --concurrency 1 2 --concurrency-tokens 2 --chapters 2)
 CKPT=${PLLAVA_CKPT:-$TMPROOT/pllava7b-random-scale$SCALE}
 START=$(date +%s)
 DEADLINE=$((START + BUDGET))

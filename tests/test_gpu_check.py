@@ -39,6 +39,9 @@ def test_gpu_check_dry_run_runs_every_stage_and_writes_every_table(tmp_path):
         assert c["follow_prefill_tokens"] < c["prompt_tokens"] / 10  # the follow-up re-used the video's cache
         assert [(x["sessions"], x["mode"], x["tokens"], x["errors"]) for x in r["concurrency"]] == [
             (n, mode, 2 * n, []) for n in (1, 2) for mode in ("batched", "turns", "HF generate")]
+        (caps,) = r["chapter_captions"]  # long videos' chapter captions, batched and one by one
+        assert (caps["chapters"], caps["errors"], caps["same_greedy"]) == (2, [], True)
+        assert caps["one_by_one_s"] > 0 and caps["batched_s"] > 0
     official = json.loads((out / "bf16.json").read_text())["official"]
     assert official["decode_tokens"] == 3 and official["first_ttft_s"] > 0
     # the official pipeline re-prefills everything, so its follow-up prompt is the whole conversation
@@ -46,7 +49,8 @@ def test_gpu_check_dry_run_runs_every_stage_and_writes_every_table(tmp_path):
 
     summary = (out / "summary.md").read_text()
     for heading in ("## stages", "## CUDA tests (pytest)", "## loading", "## chat per (frames, pooling)",
-                    "## ours vs transformers generate()", "## concurrent sessions (batched", "## targets"):
+                    "## ours vs transformers generate()", "## concurrent sessions (batched", "## chapter captions",
+                    "## targets", "chapter captions batched / one by one"):
         assert heading in summary, heading
     assert "DRY RUN on CPU" in summary and "missing" not in summary
     assert "3 skipped" in summary  # the CUDA tests were collected without CUDA (and without importing av)
