@@ -24,8 +24,12 @@ from ..frames import strategies as S
 from . import handlers as H
 from . import view as V
 from . import gpu_calls as gpu
+from . import test_gate
+from .chat_view import for_page
 from .layout import NARROW_PX, Page
 from .messages import message
+from .page_state import state_html
+from .streaming import coalesce
 
 GPU = "gpu"  # one concurrency group for everything that runs the model or CLIP
 
@@ -165,7 +169,8 @@ def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progre
     studio = ctx.studio(data, request)
     if not path:  # the video was removed: start over
         studio.close()
-        return {page.state: studio, page.chatbot: [], **view(page, studio), **say(page, None)}
+        return {page.state: studio, page.chatbot: [], **view(page, studio), **say(page, None),
+                page.page_state: state_html(False, 0)}
     out = {}
     if path != studio.video_path:
         studio.stop.set()  # an answer about the old video ends now; it will not join the new chat
@@ -177,7 +182,8 @@ def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progre
     H.set_options(studio, **changes)
     gpu.load_video(studio, path, num_frames, progress)
     out[page.pool_t] = studio.options.pooling[0]  # a still image has one time step (and a video after it its own)
-    return {**out, page.state: studio, page.chatbot: H.history(studio), **view(page, studio), **say(page, None)}
+    return {**out, page.state: studio, page.chatbot: for_page(H.history(studio)), **view(page, studio),
+            **say(page, None), page.page_state: state_html(False, len(studio.session.turns))}
 
 
 def _seconds(text):
@@ -276,6 +282,20 @@ def busy(page: Page, answering: bool) -> dict:
             page.regen: gr.update(interactive=not answering), page.compare_btn: gr.update(interactive=not answering)}
 
 
+def paced(studio: H.Studio):
+    """The GPU stream of the answer so far, a few pieces a second (streaming.py: the page stays
+    responsive whatever the token rate); a test may hold it between pieces (test_gate.py)."""
+    def stream(*args) -> typing.Iterator[str]:
+        pieces = coalesce(gpu.stream_answer(*args))
+        try:
+            for shown, text in enumerate(pieces, 1):
+                yield text
+                test_gate.hold_if_asked(shown, studio.stop)
+        finally:
+            pieces.close()
+    return stream
+
+
 def on_chat(ctx: Ctx, data: dict, request: gr.Request = None, regenerate: bool = False):
     """Stream the answer into the chat. The question box is cleared once, when the question is
     accepted, and never written again (the next question may be typed meanwhile)."""
@@ -284,10 +304,11 @@ def on_chat(ctx: Ctx, data: dict, request: gr.Request = None, regenerate: bool =
     H.set_options(studio, **_settings_only(studio, changes_from(page, data)))
     question = None if regenerate else data[page.msg]
     first = True
-    for messages in H.chat_stream(studio, question, regenerate, stream=gpu.stream_answer):
-        out = {page.chatbot: messages, page.state: studio}
+    for messages in H.chat_stream(studio, question, regenerate, stream=paced(studio)):
+        out = {page.chatbot: for_page(messages), page.state: studio}
         if first:
-            out.update({**busy(page, True), **say(page, None)})
+            out.update({**busy(page, True), **say(page, None),
+                        page.page_state: state_html(True, len(studio.session.turns))})
             if not regenerate:
                 out[page.msg] = ""
             first = False
@@ -300,8 +321,11 @@ def on_regenerate(ctx: Ctx, data: dict, request: gr.Request = None):
     yield from on_chat(ctx, data, request, regenerate=True)
 
 
-def on_idle(ctx: Ctx):
-    return busy(ctx.page, False)
+def on_idle(ctx: Ctx, data: dict):
+    """The answer is over (ended, stopped or refused): Send is back and the page's state says idle."""
+    studio = data.get(ctx.page.state)
+    return {**busy(ctx.page, False),
+            ctx.page.page_state: state_html(False, len(studio.session.turns) if studio is not None else 0)}
 
 
 def on_stop(ctx: Ctx, data: dict):
@@ -315,7 +339,8 @@ def on_clear(ctx: Ctx, data: dict):
     if studio is not None:
         studio.stop.set()  # an answer still streaming ends; clear() keeps it out of the new chat
         studio.session.clear()
-    return {page.chatbot: [], page.answer_a: "", page.answer_b: "", **say(page, None)}
+    return {page.chatbot: [], page.answer_a: "", page.answer_b: "", **say(page, None),
+            page.page_state: state_html(False, 0)}
 
 
 def on_new_video(ctx: Ctx, data: dict):
@@ -324,7 +349,7 @@ def on_new_video(ctx: Ctx, data: dict):
         studio.close()
     return {page.video: None, page.upload: None, page.chatbot: [], page.gallery: [],
             page.view_md: V.view_markdown(studio) if studio else "", page.heatmap: None,
-            page.answer_a: "", page.answer_b: "", **say(page, None)}
+            page.answer_a: "", page.answer_b: "", **say(page, None), page.page_state: state_html(False, 0)}
 
 
 # -- time you can click ----------------------------------------------------------------------------
@@ -392,7 +417,7 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
     settings = {p.state, *p.options.values()}
     private = dict(api_visibility="private")
     view_out = [p.state, p.chatbot, p.gallery, p.view_md, p.heatmap, p.notice, p.start, p.end, p.pool_t,
-                p.strategy_image]
+                p.strategy_image, p.page_state]
 
     demo.load(functools.partial(on_page_load, ctx), None,
               [p.status, p.frames, p.pool_t, p.pool_h, p.pool_w, p.alpha, p.max_new, p.msg, p.send, p.regen,
@@ -434,21 +459,21 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
 
     # Enter and Send are one event ("once": ignored while it runs), so a follow-up cannot race the answer
     controls = [p.send, p.stop, p.regen, p.compare_btn]
-    chat_out = [p.msg, p.chatbot, p.state, p.notice, *controls]
+    chat_out = [p.msg, p.chatbot, p.state, p.notice, p.page_state, *controls]
     chat_kw = dict(concurrency_id=GPU, trigger_mode="once", **private)
+    idle_kw = dict(inputs={p.state}, outputs=[*controls, p.page_state], queue=False, **private)
     gr.on([p.msg.submit, p.send.click], _bind(ctx, on_chat), {p.msg, *settings}, chat_out,
-          **chat_kw).then(functools.partial(on_idle, ctx), None, controls, queue=False)
-    p.regen.click(_bind(ctx, on_regenerate), settings, chat_out,
-                  **chat_kw).then(functools.partial(on_idle, ctx), None, controls, queue=False)
+          **chat_kw).then(_bind(ctx, on_idle), **idle_kw)
+    p.regen.click(_bind(ctx, on_regenerate), settings, chat_out, **chat_kw).then(_bind(ctx, on_idle), **idle_kw)
     # not queued: Stop must reach a stream while the queue is busy
     p.stop.click(_bind(ctx, on_stop), {p.state}, None, concurrency_limit=None, queue=False, **private)
-    clear_out = [p.chatbot, p.answer_a, p.answer_b, p.notice]
+    clear_out = [p.chatbot, p.answer_a, p.answer_b, p.notice, p.page_state]
     p.clear.click(_bind(ctx, on_clear), {p.state}, clear_out, concurrency_limit=None, **private)
     # the chat's own trash icon: the model forgets too, not only the screen
     p.chatbot.clear(_bind(ctx, on_clear), {p.state}, clear_out, concurrency_limit=None, **private)
     p.new_video.click(_bind(ctx, on_new_video), {p.state},
                       [p.video, p.upload, p.chatbot, p.gallery, p.view_md, p.heatmap, p.answer_a, p.answer_b, p.notice,
-                       p.strategy_image],
+                       p.strategy_image, p.page_state],
                       concurrency_limit=None, **private)
     p.gallery.select(_bind(ctx, on_frame_select), {p.state}, [p.seek], queue=False,
                      **private).then(None, [p.seek], None, js="(t) => { if (t !== null) window.pllavaSeek(t); }")

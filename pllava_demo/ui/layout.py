@@ -16,6 +16,7 @@ import gradio as gr
 
 from ..frames import strategies as S
 from . import handlers as H
+from .page_state import INITIAL as INITIAL_STATE
 
 # Each example teaches: a name, and a question worth asking of it (one click loads both).
 EXAMPLES = {
@@ -79,6 +80,7 @@ class Page:
     knobs: dict  # every other strategy's knobs, by field name: gr.Slider each (shown with their strategy)
     strategy_image: gr.Image  # the image a strategy makes (IG-VLM's grid, TS-LLaVA's thumbnail)
     strategy_b: gr.Dropdown  # Compare's B strategy ("" = the same as A)
+    page_state: gr.HTML = None  # the page's state for machines (page_state.py): answering, turns, last event
 
     @property
     def options(self) -> dict:
@@ -98,6 +100,7 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
     c: dict = {}
     c["state"] = gr.State(None, time_to_live=idle_timeout_s, delete_callback=on_expire)
     c["viewport"] = gr.Number(None, visible=False)  # the window's width, read once at load (events.on_viewport)
+    c["page_state"] = gr.HTML(INITIAL_STATE, elem_id="page-state", visible="hidden", padding=False, js_on_load=None)
     _header(c, holder)
     with gr.Row(equal_height=False):
         with gr.Column(scale=6, min_width=320):
@@ -132,7 +135,8 @@ def _conversation(c: dict, assets: Path) -> None:
         with gr.Tab("Image or GIF"):
             c["upload"] = gr.File(label="A still image, a GIF or any video file", elem_id="file-input",
                                   file_types=list(H.VIDEO_TYPES + H.IMAGE_TYPES))
-    c["chatbot"] = gr.Chatbot(label="Chat", elem_id="chat", height=300, buttons=["copy"])
+    # no LaTeX: answers are text and time links, and KaTeX on a growing answer is work for nothing
+    c["chatbot"] = gr.Chatbot(label="Chat", elem_id="chat", height=300, buttons=["copy"], latex_delimiters=[])
     with gr.Row(equal_height=True):
         c["msg"] = gr.Textbox(placeholder="Ask about the video…", label="Your question", scale=5,
                               elem_id="question", submit_btn=False, lines=1, max_lines=6)
