@@ -35,7 +35,7 @@ WATCH_JS = """() => {
         window.__last = now;
     }).observe(document.querySelector('#chat'), {subtree: true, childList: true, characterData: true});
 }"""
-STOP_AT = (1000, 3000)  # the tiny model's greedy answer here ends by itself at ~3,400 tokens
+STOP_AT = (1000, 3000)  # the tiny model's greedy answer here ends by itself at ~3,100-3,400 tokens
 LIMIT = 3500  # the prompt and the answer fit the tiny model's 4,096-token context (3,900 did not)
 
 
@@ -108,7 +108,7 @@ def one_tree(tree: Path, model: Path, video: Path, tokens: int, browser, tokeniz
                 tab.locator("#video-input input[type=file]").set_input_files(str(video))
                 sync_api.expect(tab.locator("#frames img")).to_have_count(16, timeout=120_000)
                 _few_visual_tokens(tab)
-                _ask(tab, video, "Describe the video again.")
+                _ask(tab, video, "Describe the video.")  # the same question: a long answer (greedy)
                 while (shown := _tokens(tokenizer, tab)) < at and tab.locator("#stop").is_visible():
                     tab.wait_for_timeout(20)
                 print(tree, at, "stop at", shown, file=sys.stderr, flush=True)

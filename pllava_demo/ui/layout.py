@@ -104,7 +104,7 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
     _header(c, holder)
     with gr.Row(equal_height=False):
         with gr.Column(scale=6, min_width=320):
-            _conversation(c, assets)
+            _conversation(c, assets, holder.limits)
         with gr.Column(scale=5, min_width=320):
             with gr.Accordion("Settings: what the model sees", open=True, elem_id="settings") as c["settings"]:
                 _view_settings(c, holder.limits)
@@ -126,14 +126,15 @@ def _header(c: dict, holder: H.ModelHolder) -> None:
     c["notice"] = gr.Markdown("", elem_id="notice", visible=False)
 
 
-def _conversation(c: dict, assets: Path) -> None:
+def _conversation(c: dict, assets: Path, limits) -> None:
     """The video, the chat and the question box: on a phone, all of the first screen."""
+    most = f"at most {limits.max_file_mb:g} MB"  # said before anyone tries a bigger file
     with gr.Tabs():
         with gr.Tab("Video"):
-            c["video"] = gr.Video(sources=["upload", "webcam"], label="Video (mp4, webm, mov, mkv)",
+            c["video"] = gr.Video(sources=["upload", "webcam"], label=f"Video (mp4, webm, mov, mkv; {most})",
                                   elem_id="video-input", height=220)
         with gr.Tab("Image or GIF"):
-            c["upload"] = gr.File(label="A still image, a GIF or any video file", elem_id="file-input",
+            c["upload"] = gr.File(label=f"A still image, a GIF or any video file ({most})", elem_id="file-input",
                                   file_types=list(H.VIDEO_TYPES + H.IMAGE_TYPES))
     # no LaTeX: answers are text and time links, and KaTeX on a growing answer is work for nothing
     c["chatbot"] = gr.Chatbot(label="Chat", elem_id="chat", height=300, buttons=["copy"], latex_delimiters=[])
