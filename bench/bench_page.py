@@ -112,8 +112,15 @@ def one_tree(tree: Path, model: Path, video: Path, tokens: int, browser, tokeniz
                 while (shown := _tokens(tokenizer, tab)) < at and tab.locator("#stop").is_visible():
                     tab.wait_for_timeout(20)
                 print(tree, at, "stop at", shown, file=sys.stderr, flush=True)
+                out[f"stop_{at}_s"], out[f"stop_{at}_at"] = None, shown
+                if shown < at:  # the page caught up with an answer already over: there was no Stop to press
+                    tab.close()
+                    continue
                 t0 = time.monotonic()
-                tab.locator("#stop").click()
+                try:
+                    tab.locator("#stop").click(timeout=120_000)
+                except Exception:  # gone meanwhile (the answer ended while the click waited for the page)
+                    pass
                 sync_api.expect(tab.locator("#send")).to_be_visible(timeout=300_000)
                 out[f"stop_{at}_s"] = time.monotonic() - t0
                 out[f"stop_{at}_at"] = _tokens(tokenizer, tab)
@@ -121,6 +128,12 @@ def one_tree(tree: Path, model: Path, video: Path, tokens: int, browser, tokeniz
     finally:
         ui_server.ROOT = saved
     return out
+
+
+def _stop_cell(r: dict, at: int) -> str:
+    if r[f"stop_{at}_s"] is None:
+        return f"no Stop to press: the page first showed {r[f'stop_{at}_at']:,} tokens, the whole answer"
+    return f"{r[f'stop_{at}_s']:.2f} ({r[f'stop_{at}_at']:,})"
 
 
 def main() -> int:
@@ -146,7 +159,7 @@ def main() -> int:
             name, _, path = spec.partition("=")
             r = one_tree(Path(path).resolve(), model, video, args.tokens, browser, tokenizer)
             rows.append([name, r["tokens"], f"{r['rate']:.0f}", f"{r['longest_ms']:.0f}", f"{r['renders_per_s']:.1f}",
-                         *[f"{r[f'stop_{at}_s']:.2f} ({r[f'stop_{at}_at']})" for at in STOP_AT]])
+                         *[_stop_cell(r, at) for at in STOP_AT]])
     print(f"{machine()}; load {load_average()}")
     print(table(["tree", "answer tokens", "tokens/s (page)", "longest block (ms)", "chat renders/s",
                  *[f"Stop delay at {at:,} (s; tokens shown)" for at in STOP_AT]], rows))

@@ -156,3 +156,73 @@ def test_a_question_is_shown_exactly_as_typed(tab, tmp_path):
     user = tab.locator("#chat [data-testid=user]").last
     assert user.inner_text().strip() == typed
     assert user.locator("a, img, em, strong").count() == 0
+
+
+def test_a_question_sent_during_an_answer_is_shown_queued_and_sent_after_it(tab, tmp_path, gate):
+    from playwright import sync_api
+
+    load_for_long_answers(tab, write_video(tmp_path / "d.mp4", n_frames=24, width=160, height=120), max_new=200)
+    box = tab.locator("#question textarea")
+    box.fill("First question?")
+    with held(gate):
+        tab.locator("#send").click()
+        wait_held(gate)
+        state(tab, answering=True, turns=0)
+        box.fill("Second question?")
+        box.press("Enter")
+        sync_api.expect(tab.locator("#queued-note")).to_contain_text("Queued")  # a sign, beside the box
+        sync_api.expect(box).to_have_value("Second question?")
+    state(tab, answering=False, turns=2)  # released: the first answer ends, then the second is asked
+    users = [t.strip() for t in tab.locator("#chat [data-testid=user]").all_inner_texts()]
+    assert users == ["First question?", "Second question?"]
+    sync_api.expect(tab.locator("#queued-note")).to_have_count(0)
+
+
+LEAVING_JS = "() => window.pllavaWouldLose()"  # what the page's beforeunload listener asks
+
+
+def test_leaving_the_page_with_a_chat_asks_first(tab, tmp_path):
+    """Reload, Back and closing the tab all pass through beforeunload; a page that cancels it makes the
+    browser ask first. Headless Chromium shows no such dialog, and a synthetic beforeunload would end
+    the gradio session, so the test asks the page's own rule that its listener follows."""
+    from playwright import sync_api
+
+    assert tab.evaluate(LEAVING_JS) is False  # nothing to lose yet: no question
+    tab.locator("#video-input input[type=file]").set_input_files(
+        str(write_video(tmp_path / "e.mp4", n_frames=24, width=160, height=120)))
+    sync_api.expect(tab.locator("#frames img")).to_have_count(16, timeout=60_000)
+    tab.locator("#question textarea").fill("Anything?")
+    tab.locator("#send").click()
+    state(tab, answering=False, turns=1)
+    assert tab.evaluate(LEAVING_JS) is True
+
+
+def test_messages_appear_where_the_person_is_and_are_announced(shared_browser, live_url):
+    from playwright import sync_api
+
+    tab = open_tab(shared_browser, live_url, 390, 844)
+    try:
+        tab.evaluate("() => document.querySelector('#question').scrollIntoView({block: 'start'})")
+        tab.locator("#question textarea").fill("Is there a video?")
+        tab.locator("#send").click()  # no video yet: refused in one sentence
+        notice = tab.locator("#notice")
+        sync_api.expect(notice).to_contain_text("Upload a video")
+        box = notice.bounding_box()
+        assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 844  # on the screen, not above it
+        sync_api.expect(tab.locator("#notice-live")).to_have_text(notice.inner_text().strip())  # a live region
+        sync_api.expect(tab.locator("#page-state [data-turns='0'][data-answering='0']")).to_have_count(1)
+        assert tab.locator("#chat [data-testid=bot]").count() == 0  # no empty answer bubble
+    finally:
+        tab.close()
+
+
+def test_controls_have_names_a_screen_reader_can_use(tab, tmp_path):
+    from playwright import sync_api
+
+    tab.locator("#video-input input[type=file]").set_input_files(
+        str(write_video(tmp_path / "f.mp4", n_frames=24, width=160, height=120)))
+    sync_api.expect(tab.locator("#frames img")).to_have_count(16, timeout=60_000)
+    sync_api.expect(tab.locator('[aria-label="play-pause-replay-button"]')).to_have_count(0)
+    sync_api.expect(tab.locator('[aria-label="Play or pause the video"]')).to_have_count(1)
+    sync_api.expect(tab.locator('button[aria-label="Reset to default value"]')).to_have_count(0)
+    sync_api.expect(tab.get_by_role("button", name="Reset Frames to its default")).to_have_count(1)

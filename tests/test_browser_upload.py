@@ -88,7 +88,7 @@ def test_a_refused_file_is_one_sentence_and_the_box_stays_usable(tab, tmp_path):
     sync_api.expect(notice).to_be_visible(timeout=60_000)
     text = notice.inner_text().strip()
     assert text.count(".") <= 2 and "\n" not in text, text  # one sentence
-    assert tab.locator(".toast-body").count() == 0  # no pop-up beside it
+    sync_api.expect(tab.locator(".toast-body:visible")).to_have_count(0)  # no pop-up beside it
     sync_api.expect(tab.locator("#video-input input[type=file]")).to_have_count(1)  # the box takes a file again
     tab.locator("#video-input input[type=file]").set_input_files(
         str(write_video(tmp_path / "good.mp4", n_frames=24, width=160, height=120)))
@@ -108,11 +108,20 @@ def test_no_video_is_taken_while_the_model_loads(tiny_official, shared_browser, 
     os.mkfifo(model / "config.json")
     released, done = threading.Event(), threading.Event()
 
-    def release():  # each read of config.json opens the pipe anew: written as often as it is read
+    def reader_attached() -> bool:
+        try:
+            os.close(os.open(model / "config.json", os.O_WRONLY | os.O_NONBLOCK))
+            return True
+        except OSError:  # ENXIO: nobody has the pipe open for reading
+            return False
+
+    def release():  # each read of config.json opens the pipe anew: written once to each reader
         released.wait()
         while not done.is_set():
             with open(model / "config.json", "wb") as pipe:  # waits for a reader
                 pipe.write(config)
+            while reader_attached() and not done.is_set():  # that reader is done before the next is served
+                done.wait(0.01)
 
     writer = threading.Thread(target=release, daemon=True)
     writer.start()

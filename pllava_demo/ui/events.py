@@ -173,9 +173,9 @@ def on_viewport(ctx: Ctx, data: dict):
 
 
 # -- video ------------------------------------------------------------------------------------------
-# Which of the two upload boxes holds the tab's current video (the other one is emptied): one video is
-# current everywhere. Weak keys: a studio gone with its tab takes its entry along.
-_SOURCE: "weakref.WeakKeyDictionary[H.Studio, str]" = weakref.WeakKeyDictionary()
+# The box this page is emptying itself (the other one, when a video arrives in one): its change event
+# is not a person removing the video. Weak keys: a studio gone with its tab takes its entry along.
+_EMPTYING: "weakref.WeakKeyDictionary[H.Studio, str]" = weakref.WeakKeyDictionary()
 PLAYABLE = (".mp4", ".webm", ".mov", ".mkv")  # what the page's player shows (a GIF or a still is not a video there)
 
 
@@ -204,15 +204,20 @@ def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progre
     studio = ctx.studio(data, request)
     name = "video" if component is page.video else "upload"
     if not path:
-        if studio.video is not None and _SOURCE.get(studio) not in (None, name):
+        if _EMPTYING.get(studio) == name:
+            del _EMPTYING[studio]
             return unchanged(page)  # emptied because the other box took over: the video stays
-        studio.close()  # the video was removed: start over
-        return {page.state: studio, page.chatbot: [], **view(page, studio), **say(page, None), other: None,
+        if studio.video is None:
+            return unchanged(page)  # nothing to start over from (a refused file was taken out of the box)
+        studio.close()  # the video was removed: start over, in both boxes
+        out = {other: None} if data.get(other) else {}
+        if out:
+            _EMPTYING[studio] = "upload" if other is page.upload else "video"
+        return {**out, page.state: studio, page.chatbot: [], **view(page, studio), **say(page, None),
                 page.page_state: state_html(False, 0)}
     if studio.video is not None and _same_file(path, studio.video_path):
         return unchanged(page)  # the player showing the file the other box took: nothing new
     out = {}
-    before = studio.video_path
     if path != studio.video_path:
         studio.stop.set()  # an answer about the old video ends now; it will not join the new chat
         if studio.options.time_range != (None, None):  # a new video is seen whole
@@ -223,14 +228,16 @@ def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progre
     H.set_options(studio, **changes)
     try:
         gpu.load_video(studio, path, num_frames, progress)
-    except Exception as e:  # refused: the box is usable again and shows what the model sees
-        keep = before if studio.video is not None and _SOURCE.get(studio) == name else None
-        return {component: keep, **say(page, message(e, "on_video"))}
-    _SOURCE[studio] = name
-    if component is page.upload:  # the player shows it too, or nothing (a still or a GIF)
-        out[page.video] = path if Path(path).suffix.lower() in PLAYABLE else None
-    else:
-        out[page.upload] = None
+    except Exception as e:  # refused: the box is usable again, the rest shows what the model sees
+        return {component: None, **say(page, message(e, "on_video"))}
+    # the other box follows: the player plays a file from "Image or GIF" too (not a still or a GIF), and a
+    # video in the player empties "Image or GIF". Only a real change is sent: gradio fires a box's change
+    # event for any value written to it, even the one it has.
+    follow = path if component is page.upload and Path(path).suffix.lower() in PLAYABLE else None
+    if not (follow is None and not data.get(other)) and not _same_file(follow, data.get(other)):
+        out[other] = follow
+        if follow is None:
+            _EMPTYING[studio] = "upload" if other is page.upload else "video"
     out[page.pool_t] = studio.options.pooling[0]  # a still image has one time step (and a video after it its own)
     return {**out, page.state: studio, page.chatbot: for_page(H.history(studio)), **view(page, studio),
             **say(page, None), page.page_state: state_html(False, len(studio.session.turns))}
@@ -500,15 +507,17 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
               **private)
 
     for component in (p.video, p.upload):
-        component.change(_bind(ctx, on_video, component), {component, *settings}, view_out,
-                         concurrency_id=GPU, trigger_mode="always_last", **private)
+        # one progress bar, on the frames being decoded (not on every panel the event writes)
+        component.change(_bind(ctx, on_video, component), {p.video, p.upload, *settings}, view_out,
+                         concurrency_id=GPU, trigger_mode="always_last", show_progress_on=[p.gallery], **private)
     # the sliders' own events take their values raw and clamp them (changes_from): no red "Error" for 99 frames
     p.frames.change(_bind(ctx, on_frames), settings, [p.frames, p.state, p.pool_t, p.gallery, p.view_md, p.heatmap,
                                                       p.notice, p.strategy_image],
-                    concurrency_id=GPU, trigger_mode="always_last", preprocess=False, **private)
+                    concurrency_id=GPU, trigger_mode="always_last", preprocess=False, show_progress_on=[p.gallery],
+                    **private)
     range_out = [p.state, p.gallery, p.view_md, p.heatmap, p.notice, p.strategy_image, p.start, p.end]
     gr.on([p.start.submit, p.start.blur, p.end.submit, p.end.blur], _bind(ctx, on_range), {p.start, p.end, p.state},
-          range_out, concurrency_id=GPU, trigger_mode="always_last", **private)
+          range_out, concurrency_id=GPU, trigger_mode="always_last", show_progress_on=[p.gallery], **private)
     for button, which in ((p.from_frame, "start"), (p.to_frame, "end"), (p.whole, "whole")):
         button.click(_bind(ctx, on_frame_range, which), {p.start, p.end, p.seek, p.state},
                      [p.seek, *range_out], concurrency_id=GPU, trigger_mode="always_last", **private)

@@ -122,8 +122,6 @@ def _header(c: dict, holder: H.ModelHolder) -> None:
     gr.Markdown("# PLLaVA Studio\nTalk with a video, and watch what frames, pooling and LoRA alpha "
                 "change in what the model sees and says.", elem_id="intro")
     c["status"] = gr.Markdown(holder.status_markdown(), elem_id="model-status")
-    # the one place for messages: problems and notices appear here, once, and stay readable
-    c["notice"] = gr.Markdown("", elem_id="notice", visible=False)
 
 
 def _conversation(c: dict, assets: Path, limits) -> None:
@@ -144,6 +142,10 @@ def _conversation(c: dict, assets: Path, limits) -> None:
         # While an answer streams, Send becomes Stop (one place, one button to press)
         c["send"] = gr.Button("Send", variant="primary", scale=1, elem_id="send", min_width=80)
         c["stop"] = gr.Button("Stop", variant="stop", scale=1, elem_id="stop", visible=False, min_width=80)
+    # the one place for messages: problems and notices appear here, once, and stay readable, under the
+    # question box and the video, where the person is looking (page_js.py reads it out: a live region)
+    with gr.Column(elem_id="notice-row", min_width=0):
+        c["notice"] = gr.Markdown("", elem_id="notice", visible=False)
     with gr.Row():
         c["regen"] = gr.Button("Regenerate", size="sm", elem_id="regenerate", min_width=120)  # two a row on a phone
         c["clear"] = gr.Button("Clear chat", size="sm", elem_id="clear", min_width=120)

@@ -119,12 +119,54 @@ PAGE_JS = """() => {
         new MutationObserver(stateChanged).observe(el, {subtree: true, childList: true, attributes: true});
     };
     watchState();
-    // Reload, Back or closing the tab would lose the video and the chat: the browser asks first
-    window.addEventListener('beforeunload', (e) => {
-        const s = pageState();
-        if (s.answering === '1' || Number(s.turns) > 0 || document.querySelector('#frames img')) {
-            e.preventDefault();
-            e.returnValue = '';
+    // The message line is announced (a polite live region that mirrors #notice: gradio mounts and
+    // unmounts the notice itself, and a region must exist before its text changes to be read out)
+    const live = document.createElement('div');
+    live.id = 'notice-live';
+    live.className = 'sr-only';
+    live.setAttribute('role', 'status');
+    live.setAttribute('aria-live', 'polite');
+    document.body.appendChild(live);
+    const mirrorNotice = () => {
+        const text = document.querySelector('#notice')?.innerText.trim() || '';
+        if (live.textContent !== text) live.textContent = text;
+    };
+    // Names a screen reader can use: the player's button, and each slider's reset button by its slider
+    const nameControls = (root) => {
+        root.querySelectorAll('[aria-label="play-pause-replay-button"]').forEach(
+            (b) => b.setAttribute('aria-label', 'Play or pause the video'));
+        // a refused file is said once, in the message line: not also in the player's own pop-up
+        document.querySelectorAll('.toast-body').forEach((t) => {
+            if (/not playable/i.test(t.innerText)) (t.closest('.toast-wrap > *') || t).style.display = 'none';
+        });
+        root.querySelectorAll('button[aria-label="Reset to default value"]').forEach((b) => {
+            const label = b.closest('.block')?.querySelector('label, [data-testid=block-info]')?.textContent.trim();
+            if (label) b.setAttribute('aria-label', `Reset ${label} to its default`);
+        });
+    };
+    const watchControls = () => {
+        const roots = ['#notice-row', '#video-input', '#settings', '#generation', '#compare-box', '.toast-wrap']
+            .map((sel) => document.querySelector(sel)).filter(Boolean);
+        if (!document.querySelector('#video-input') || !document.querySelector('#notice-row')) {
+            setTimeout(watchControls, 300);
+            return;
         }
+        roots.forEach((root) => {
+            nameControls(root);
+            new MutationObserver(() => { nameControls(root); mirrorNotice(); })
+                .observe(root, {subtree: true, childList: true, characterData: true});
+        });
+        mirrorNotice();
+    };
+    watchControls();
+    // Reload, Back or closing the tab would lose the video and the chat: the browser asks first
+    window.pllavaWouldLose = () => {
+        const s = pageState();
+        return s.answering === '1' || Number(s.turns) > 0 || Boolean(document.querySelector('#frames img'));
+    };
+    window.addEventListener('beforeunload', (e) => {
+        if (!window.pllavaWouldLose()) return;
+        e.preventDefault();
+        e.returnValue = '';
     });
 }"""
