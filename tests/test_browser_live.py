@@ -59,6 +59,17 @@ def held(gate: Path):
         (gate / "hold").unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def answer_held(tab, gate: Path, question: str):
+    """Sends `question` (the first of the chat) and runs the block while its answer is held mid-stream."""
+    tab.locator("#question textarea").fill(question)
+    with held(gate):
+        tab.locator("#send").click()
+        wait_held(gate)
+        state(tab, answering=True, turns=0)
+        yield
+
+
 def wait_held(gate: Path, timeout_s: float = 60.0) -> int:
     """Waits for an answer to reach the gate; returns how many pieces it has shown."""
     deadline = time.monotonic() + timeout_s
@@ -131,11 +142,7 @@ def test_stop_acts_on_a_held_answer_and_gives_the_focus_back(tab, tmp_path, gate
 
     load_for_long_answers(tab, write_video(tmp_path / "b.mp4", n_frames=24, width=160, height=120))
     box = tab.locator("#question textarea")
-    box.fill("Describe it.")
-    with held(gate):
-        tab.locator("#send").click()
-        wait_held(gate)
-        state(tab, answering=True, turns=0)
+    with answer_held(tab, gate, "Describe it."):
         tab.locator("#stop").click()
         state(tab, answering=False, turns=1)  # with the gate still held: Stop needs no more tokens
     bot = tab.locator("#chat [data-testid=bot]").last
@@ -163,11 +170,7 @@ def test_a_question_sent_during_an_answer_is_shown_queued_and_sent_after_it(tab,
 
     load_for_long_answers(tab, write_video(tmp_path / "d.mp4", n_frames=24, width=160, height=120), max_new=200)
     box = tab.locator("#question textarea")
-    box.fill("First question?")
-    with held(gate):
-        tab.locator("#send").click()
-        wait_held(gate)
-        state(tab, answering=True, turns=0)
+    with answer_held(tab, gate, "First question?"):
         box.fill("Second question?")
         box.press("Enter")
         sync_api.expect(tab.locator("#queued-note")).to_contain_text("Queued")  # a sign, beside the box

@@ -126,13 +126,13 @@ def _header(c: dict, holder: H.ModelHolder) -> None:
 
 def _conversation(c: dict, assets: Path, limits) -> None:
     """The video, the chat and the question box: on a phone, all of the first screen."""
-    most = f"at most {limits.max_file_mb:g} MB"  # said before anyone tries a bigger file
+    most = f"at most {limits.max_file_mb:g} MB"  # said before anyone tries a bigger file (short: one line on a phone)
     with gr.Tabs():
         with gr.Tab("Video"):
-            c["video"] = gr.Video(sources=["upload", "webcam"], label=f"Video (mp4, webm, mov, mkv; {most})",
+            c["video"] = gr.Video(sources=["upload", "webcam"], label=f"Video, {most}",
                                   elem_id="video-input", height=220)
         with gr.Tab("Image or GIF"):
-            c["upload"] = gr.File(label=f"A still image, a GIF or any video file ({most})", elem_id="file-input",
+            c["upload"] = gr.File(label=f"An image, a GIF or any video, {most}", elem_id="file-input",
                                   file_types=list(H.VIDEO_TYPES + H.IMAGE_TYPES))
     # no LaTeX: answers are text and time links, and KaTeX on a growing answer is work for nothing
     c["chatbot"] = gr.Chatbot(label="Chat", elem_id="chat", height=300, buttons=["copy"], latex_delimiters=[])
