@@ -39,9 +39,13 @@ STOP_AT = (1000, 3000)  # the tiny model's greedy answer here ends by itself at 
 LIMIT = 3500  # the prompt and the answer fit the tiny model's 4,096-token context (3,900 did not)
 
 
+LAST_ANSWER_JS = """() => { const b = document.querySelectorAll('#chat [data-testid=bot]');
+    return b.length ? b[b.length - 1].innerText : ''; }"""
+
+
 def _tokens(tokenizer, tab) -> int:
-    bots = tab.locator("#chat [data-testid=bot]")
-    return len(tokenizer(bots.last.inner_text(), add_special_tokens=False)["input_ids"]) if bots.count() else 0
+    """The tokens the page shows in its last answer (read when the page's main thread gets to it)."""
+    return len(tokenizer(tab.evaluate(LAST_ANSWER_JS), add_special_tokens=False)["input_ids"])
 
 
 def _max_new(tab, n: int) -> None:
@@ -59,7 +63,7 @@ def _few_visual_tokens(tab) -> None:
         box = tab.locator(f"{knob} input[type=number]")
         box.fill("1")
         box.press("Enter")
-    sync_api.expect(tab.locator("#view-info")).to_contain_text("= 16 visual tokens")
+    sync_api.expect(tab.locator("#view-info")).to_contain_text("= 16 visual tokens", timeout=60_000)
 
 
 def _ask(tab, video: Path, question: str) -> None:

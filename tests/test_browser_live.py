@@ -98,7 +98,7 @@ def load_for_long_answers(tab, video: Path, max_new: int = 1500) -> None:
         box = tab.locator(f"{knob} input[type=number]")
         box.fill("1")
         box.press("Enter")
-    sync_api.expect(tab.locator("#view-info")).to_contain_text("= 16 visual tokens")
+    sync_api.expect(tab.locator("#view-info")).to_contain_text("= 16 visual tokens", timeout=60_000)
     tab.locator("#generation").get_by_text("Generation").first.click()
     box = tab.locator("#max-new input[type=number]")
     box.fill(str(max_new))

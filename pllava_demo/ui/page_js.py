@@ -129,7 +129,10 @@ PAGE_JS = """() => {
     document.body.appendChild(live);
     const mirrorNotice = () => {
         const text = document.querySelector('#notice')?.innerText.trim() || '';
-        if (live.textContent !== text) live.textContent = text;
+        if (live.textContent === text) return;
+        live.textContent = text;
+        // a new message is brought on screen if it is not (the least scroll that shows it)
+        if (text) document.querySelector('#notice')?.scrollIntoView({block: 'nearest'});
     };
     // Names a screen reader can use: the player's button, and each slider's reset button by its slider
     const nameControls = (root) => {
