@@ -85,3 +85,13 @@ def tiny_legacy(tmp_path_factory):
     from legacy_tokenizer import make_legacy_tiny
 
     return make_legacy_tiny(tmp_path_factory.mktemp("tiny_legacy"))
+
+
+@pytest.fixture(scope="session")
+def shared_browser():
+    """One headless Chromium for the whole session (tests/browser.py); each test opens its own page,
+    which is a context of its own."""
+    from browser import chromium
+
+    with chromium() as b:
+        yield b

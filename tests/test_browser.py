@@ -176,8 +176,8 @@ def load(page, video) -> None:
 
 
 def test_follow_ups_sent_mid_stream_lose_nothing(page, page_server, tmp_path):
-    """Enter and Send while an answer streams: Send has become Stop, the follow-up stays in the box
-    (never cleared while typed), and every question and answer is still there at the end."""
+    """Enter while an answer streams: Send has become Stop, the follow-up stays in the box marked as
+    queued and is asked when the answer ends; every question and answer is still there at the end."""
     from playwright import sync_api
 
     load(page, write_video(tmp_path / "a.mp4", n_frames=24, width=160, height=120))
@@ -194,17 +194,12 @@ def test_follow_ups_sent_mid_stream_lose_nothing(page, page_server, tmp_path):
         sync_api.expect(page.locator("#stop")).to_be_visible()
         sync_api.expect(page.locator("#regenerate")).to_be_disabled()
         box.fill("Second question?")
-        box.press("Enter")  # mid-stream: off, the text stays (sent, it would run once the server goes on)
-    answered(page, 1)
-    sync_api.expect(box).to_have_value("Second question?")
-    assert questions(page) == ["First question?"] and answers(page)[0]
-    watch_last_answer(page)
-    box.press("Enter")
-    streaming(page)
-    box.fill("Third question?")  # typed while the second answer streams: never cleared
-    page.wait_for_timeout(500)
-    sync_api.expect(box).to_have_value("Third question?")
-    answered(page, 2)
+        box.press("Enter")  # mid-stream: queued, shown as queued, asked once this answer ends
+        sync_api.expect(page.locator("#queued-note")).to_contain_text("Queued")
+        sync_api.expect(box).to_have_value("Second question?")  # never cleared while it waits
+    answered(page, 2)  # the first answer ended, and the queued question was asked by itself
+    assert questions(page) == ["First question?", "Second question?"] and answers(page)[0]
+    box.fill("Third question?")
     page.locator("#send").click()
     answered(page, 3)
     assert questions(page) == ["First question?", "Second question?", "Third question?"]

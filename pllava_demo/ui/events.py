@@ -9,11 +9,14 @@ The chat's turns belong to the engine's session; the chat box only ever shows `h
 from __future__ import annotations
 
 import dataclasses
+import filecmp
 import functools
 import inspect
+import os
 import re
 import tempfile
 import typing
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +27,13 @@ from ..frames import strategies as S
 from . import handlers as H
 from . import view as V
 from . import gpu_calls as gpu
+from . import test_gate
+from .chat_view import for_page
 from .layout import NARROW_PX, Page
+from ..errors import InputError
 from .messages import message
+from .page_state import state_html
+from .streaming import coalesce
 
 GPU = "gpu"  # one concurrency group for everything that runs the model or CLIP
 
@@ -129,6 +137,10 @@ def on_page_load(ctx: Ctx, progress=gr.Progress()):
     """Wait for the model; then set the sliders from the checkpoint, or say what to do next and grey
     out what cannot work without a model."""
     page, holder = ctx.page, ctx.holder
+    if not holder.wait(0):  # a video dropped now would be lost: the boxes take none until the model is ready
+        off = gr.update(interactive=False)
+        yield {page.video: off, page.upload: off,
+               **say(page, "The model is loading: you can add a video as soon as it is ready.")}
     while not holder.wait(0.5):
         progress(None, desc=f"Loading the model: {holder.stage} ({holder.elapsed:.0f} s)")
     if holder.engine is None:
@@ -138,10 +150,12 @@ def on_page_load(ctx: Ctx, progress=gr.Progress()):
                page.send: off, page.regen: off, page.compare_btn: off, page.video: off, page.upload: off}
         if page.examples is not None:
             out[page.examples.dataset] = gr.update(visible=False)
-        return out
+        yield {**out, **say(page, None)}
+        return
     eng, opts = holder.engine, H.default_options(holder.engine)
     has_lora = eng.spec.has_lora
-    return {page.status: holder.status_markdown(),
+    on = gr.update(interactive=True)
+    yield {page.status: holder.status_markdown(), page.video: on, page.upload: on, **say(page, None),
             page.frames: gr.update(value=opts.num_frames),
             page.pool_t: gr.update(value=opts.pooling[0], maximum=opts.num_frames),
             page.pool_h: gr.update(value=opts.pooling[1], maximum=eng.spec.frame_grid[0]),
@@ -159,13 +173,50 @@ def on_viewport(ctx: Ctx, data: dict):
 
 
 # -- video ------------------------------------------------------------------------------------------
+# The box this page is emptying itself (the other one, when a video arrives in one): its change event
+# is not a person removing the video. Weak keys: a studio gone with its tab takes its entry along.
+_EMPTYING: "weakref.WeakKeyDictionary[H.Studio, str]" = weakref.WeakKeyDictionary()
+PLAYABLE = (".mp4", ".webm", ".mov", ".mkv")  # what the page's player shows (a GIF or a still is not a video there)
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    """The same bytes (gradio may hand the player's copy of an uploaded file back under a new path)."""
+    if not a or not b:
+        return False
+    if a == b:
+        return True
+    try:
+        return os.path.getsize(a) == os.path.getsize(b) and filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
+
+
 def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progress=gr.Progress()):
+    """A video (or image) in either box becomes the tab's one current video: the player shows it (a
+    file from "Image or GIF" too, when the player can play it), the other box is emptied, and a file
+    that is refused puts the boxes back to what the model sees, the reason in the message line."""
     page = ctx.page
     path = data[component]
+    other = page.upload if component is page.video else page.video
+    if ctx.holder.engine is None:  # loading: nothing is kept that the model will not see
+        return {component: None, **say(page, "The model is still loading: add your video once the line above "
+                                             "says it is ready.")}
     studio = ctx.studio(data, request)
-    if not path:  # the video was removed: start over
-        studio.close()
-        return {page.state: studio, page.chatbot: [], **view(page, studio), **say(page, None)}
+    name = "video" if component is page.video else "upload"
+    if not path:
+        if _EMPTYING.get(studio) == name:
+            del _EMPTYING[studio]
+            return unchanged(page)  # emptied because the other box took over: the video stays
+        if studio.video is None:
+            return unchanged(page)  # nothing to start over from (a refused file was taken out of the box)
+        studio.close()  # the video was removed: start over, in both boxes
+        out = {other: None} if data.get(other) else {}
+        if out:
+            _EMPTYING[studio] = "upload" if other is page.upload else "video"
+        return {**out, page.state: studio, page.chatbot: [], **view(page, studio), **say(page, None),
+                page.page_state: state_html(False, 0)}
+    if studio.video is not None and _same_file(path, studio.video_path):
+        return unchanged(page)  # the player showing the file the other box took: nothing new
     out = {}
     if path != studio.video_path:
         studio.stop.set()  # an answer about the old video ends now; it will not join the new chat
@@ -175,34 +226,63 @@ def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progre
     changes = changes_from(page, data)
     num_frames = changes.pop("num_frames")
     H.set_options(studio, **changes)
-    gpu.load_video(studio, path, num_frames, progress)
+    try:
+        gpu.load_video(studio, path, num_frames, progress)
+    except Exception as e:  # refused: the box is usable again, the rest shows what the model sees
+        return {component: None, **say(page, message(e, "on_video"))}
+    # the other box follows: the player plays a file from "Image or GIF" too (not a still or a GIF), and a
+    # video in the player empties "Image or GIF". Only a real change is sent: gradio fires a box's change
+    # event for any value written to it, even the one it has.
+    follow = path if component is page.upload and Path(path).suffix.lower() in PLAYABLE else None
+    if not (follow is None and not data.get(other)) and not _same_file(follow, data.get(other)):
+        out[other] = follow
+        if follow is None:
+            _EMPTYING[studio] = "upload" if other is page.upload else "video"
     out[page.pool_t] = studio.options.pooling[0]  # a still image has one time step (and a video after it its own)
-    return {**out, page.state: studio, page.chatbot: H.history(studio), **view(page, studio), **say(page, None)}
+    return {**out, page.state: studio, page.chatbot: for_page(H.history(studio)), **view(page, studio),
+            **say(page, None), page.page_state: state_html(False, len(studio.session.turns))}
 
 
-def _seconds(text):
-    """A range box's text as api_types takes it: blank is None, a number is a number, anything else
-    stays text so that api_types names the field and its range."""
+BOX_NAMES = {"start_s": "Only from (s)", "end_s": "to (s)"}
+
+
+def _seconds(text, box: str) -> float | None:
+    """A range box's text as seconds: blank is None (the video's own start or end); anything that is
+    not a time in the video is refused in the page's own words, naming the box as the page does."""
     text = str(text or "").strip().rstrip("s").strip()
     if not text:
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        return text
+        value = float("nan")
+    if not (0 <= value < float("inf")):
+        raise InputError(f"“{BOX_NAMES[box]}” takes seconds from the start of the video, like 12 or 12.5 "
+                         f"(blank: the video's own {'start' if box == 'start_s' else 'end'}).")
+    return value
+
+
+def _boxes(page: Page, time_range) -> dict:
+    """The range boxes showing the range in effect (blank: the video's own start or end)."""
+    start, end = time_range
+    return {page.start: "" if start is None else f"{start:g}", page.end: "" if end is None else f"{end:g}"}
 
 
 def on_range(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Progress()):
     """Focus on a part: the frames are sampled from [start, end] (blank: the video's own start or end);
-    a range not inside the video is one line in the notice box, and the frames stay as they were."""
+    a range that cannot be used is one line in the message line, and the boxes go back to the range in
+    effect (the frames stay as they were)."""
     page = ctx.page
     if ctx.idle(data):
         return unchanged(page)
     studio = ctx.studio(data, request)
-    span = {"start_s": _seconds(data[page.start]), "end_s": _seconds(data[page.end])}
-    if (span["start_s"], span["end_s"]) == studio.options.time_range:
-        return unchanged(page)
-    gpu.set_options(studio, progress, **span)
+    try:
+        span = {box: _seconds(data[c], box) for box, c in (("start_s", page.start), ("end_s", page.end))}
+        if (span["start_s"], span["end_s"]) == studio.options.time_range:
+            return unchanged(page)
+        gpu.set_options(studio, progress, **span)
+    except Exception as e:
+        return {**_boxes(page, studio.options.time_range), **say(page, message(e, "on_range"))}
     return {page.state: studio, **view(page, studio), **say(page, None)}
 
 
@@ -276,6 +356,20 @@ def busy(page: Page, answering: bool) -> dict:
             page.regen: gr.update(interactive=not answering), page.compare_btn: gr.update(interactive=not answering)}
 
 
+def paced(studio: H.Studio):
+    """The GPU stream of the answer so far, a few pieces a second (streaming.py: the page stays
+    responsive whatever the token rate); a test may hold it between pieces (test_gate.py)."""
+    def stream(*args) -> typing.Iterator[str]:
+        pieces = coalesce(gpu.stream_answer(*args))
+        try:
+            for shown, text in enumerate(pieces, 1):
+                yield text
+                test_gate.hold_if_asked(shown, studio.stop)
+        finally:
+            pieces.close()
+    return stream
+
+
 def on_chat(ctx: Ctx, data: dict, request: gr.Request = None, regenerate: bool = False):
     """Stream the answer into the chat. The question box is cleared once, when the question is
     accepted, and never written again (the next question may be typed meanwhile)."""
@@ -283,11 +377,16 @@ def on_chat(ctx: Ctx, data: dict, request: gr.Request = None, regenerate: bool =
     studio = ctx.studio(data, request)
     H.set_options(studio, **_settings_only(studio, changes_from(page, data)))
     question = None if regenerate else data[page.msg]
+    problem = V.too_many_tokens(studio)
+    if problem:  # known before any answer starts: said, and no empty answer bubble
+        yield say(page, problem)
+        return
     first = True
-    for messages in H.chat_stream(studio, question, regenerate, stream=gpu.stream_answer):
-        out = {page.chatbot: messages, page.state: studio}
+    for messages in H.chat_stream(studio, question, regenerate, stream=paced(studio)):
+        out = {page.chatbot: for_page(messages), page.state: studio}
         if first:
-            out.update({**busy(page, True), **say(page, None)})
+            out.update({**busy(page, True), **say(page, None),
+                        page.page_state: state_html(True, len(studio.session.turns))})
             if not regenerate:
                 out[page.msg] = ""
             first = False
@@ -300,8 +399,11 @@ def on_regenerate(ctx: Ctx, data: dict, request: gr.Request = None):
     yield from on_chat(ctx, data, request, regenerate=True)
 
 
-def on_idle(ctx: Ctx):
-    return busy(ctx.page, False)
+def on_idle(ctx: Ctx, data: dict):
+    """The answer is over (ended, stopped or refused): Send is back and the page's state says idle."""
+    studio = data.get(ctx.page.state)
+    return {**busy(ctx.page, False),
+            ctx.page.page_state: state_html(False, len(studio.session.turns) if studio is not None else 0)}
 
 
 def on_stop(ctx: Ctx, data: dict):
@@ -315,7 +417,8 @@ def on_clear(ctx: Ctx, data: dict):
     if studio is not None:
         studio.stop.set()  # an answer still streaming ends; clear() keeps it out of the new chat
         studio.session.clear()
-    return {page.chatbot: [], page.answer_a: "", page.answer_b: "", **say(page, None)}
+    return {page.chatbot: [], page.answer_a: "", page.answer_b: "", **say(page, None),
+            page.page_state: state_html(False, 0)}
 
 
 def on_new_video(ctx: Ctx, data: dict):
@@ -324,7 +427,7 @@ def on_new_video(ctx: Ctx, data: dict):
         studio.close()
     return {page.video: None, page.upload: None, page.chatbot: [], page.gallery: [],
             page.view_md: V.view_markdown(studio) if studio else "", page.heatmap: None,
-            page.answer_a: "", page.answer_b: "", **say(page, None)}
+            page.answer_a: "", page.answer_b: "", **say(page, None), page.page_state: state_html(False, 0)}
 
 
 # -- time you can click ----------------------------------------------------------------------------
@@ -392,11 +495,11 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
     settings = {p.state, *p.options.values()}
     private = dict(api_visibility="private")
     view_out = [p.state, p.chatbot, p.gallery, p.view_md, p.heatmap, p.notice, p.start, p.end, p.pool_t,
-                p.strategy_image]
+                p.strategy_image, p.page_state, p.video, p.upload]
 
     demo.load(functools.partial(on_page_load, ctx), None,
               [p.status, p.frames, p.pool_t, p.pool_h, p.pool_w, p.alpha, p.max_new, p.msg, p.send, p.regen,
-               p.compare_btn, p.video, p.upload] + ([p.examples.dataset] if p.examples is not None else []),
+               p.compare_btn, p.video, p.upload, p.notice] + ([p.examples.dataset] if p.examples is not None else []),
               concurrency_limit=None, **private)
 
     # the window's width comes from the browser (the js), then the server folds the settings on a phone
@@ -404,18 +507,20 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
               **private)
 
     for component in (p.video, p.upload):
-        component.change(_bind(ctx, on_video, component), {component, *settings}, view_out,
-                         concurrency_id=GPU, trigger_mode="always_last", **private)
+        # one progress bar, on the frames being decoded (not on every panel the event writes)
+        component.change(_bind(ctx, on_video, component), {p.video, p.upload, *settings}, view_out,
+                         concurrency_id=GPU, trigger_mode="always_last", show_progress_on=[p.gallery], **private)
     # the sliders' own events take their values raw and clamp them (changes_from): no red "Error" for 99 frames
     p.frames.change(_bind(ctx, on_frames), settings, [p.frames, p.state, p.pool_t, p.gallery, p.view_md, p.heatmap,
                                                       p.notice, p.strategy_image],
-                    concurrency_id=GPU, trigger_mode="always_last", preprocess=False, **private)
-    range_out = [p.state, p.gallery, p.view_md, p.heatmap, p.notice, p.strategy_image]
+                    concurrency_id=GPU, trigger_mode="always_last", preprocess=False, show_progress_on=[p.gallery],
+                    **private)
+    range_out = [p.state, p.gallery, p.view_md, p.heatmap, p.notice, p.strategy_image, p.start, p.end]
     gr.on([p.start.submit, p.start.blur, p.end.submit, p.end.blur], _bind(ctx, on_range), {p.start, p.end, p.state},
-          range_out, concurrency_id=GPU, trigger_mode="always_last", **private)
+          range_out, concurrency_id=GPU, trigger_mode="always_last", show_progress_on=[p.gallery], **private)
     for button, which in ((p.from_frame, "start"), (p.to_frame, "end"), (p.whole, "whole")):
         button.click(_bind(ctx, on_frame_range, which), {p.start, p.end, p.seek, p.state},
-                     [p.start, p.end, p.seek, *range_out], concurrency_id=GPU, trigger_mode="always_last", **private)
+                     [p.seek, *range_out], concurrency_id=GPU, trigger_mode="always_last", **private)
     view_kw = dict(concurrency_limit=4, concurrency_id="view", trigger_mode="always_last", show_progress="hidden",
                    preprocess=False, **private)
     for component in (p.pool_t, p.pool_h, p.pool_w):
@@ -434,21 +539,21 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
 
     # Enter and Send are one event ("once": ignored while it runs), so a follow-up cannot race the answer
     controls = [p.send, p.stop, p.regen, p.compare_btn]
-    chat_out = [p.msg, p.chatbot, p.state, p.notice, *controls]
+    chat_out = [p.msg, p.chatbot, p.state, p.notice, p.page_state, *controls]
     chat_kw = dict(concurrency_id=GPU, trigger_mode="once", **private)
+    idle_kw = dict(inputs={p.state}, outputs=[*controls, p.page_state], queue=False, **private)
     gr.on([p.msg.submit, p.send.click], _bind(ctx, on_chat), {p.msg, *settings}, chat_out,
-          **chat_kw).then(functools.partial(on_idle, ctx), None, controls, queue=False)
-    p.regen.click(_bind(ctx, on_regenerate), settings, chat_out,
-                  **chat_kw).then(functools.partial(on_idle, ctx), None, controls, queue=False)
+          **chat_kw).then(_bind(ctx, on_idle), **idle_kw)
+    p.regen.click(_bind(ctx, on_regenerate), settings, chat_out, **chat_kw).then(_bind(ctx, on_idle), **idle_kw)
     # not queued: Stop must reach a stream while the queue is busy
     p.stop.click(_bind(ctx, on_stop), {p.state}, None, concurrency_limit=None, queue=False, **private)
-    clear_out = [p.chatbot, p.answer_a, p.answer_b, p.notice]
+    clear_out = [p.chatbot, p.answer_a, p.answer_b, p.notice, p.page_state]
     p.clear.click(_bind(ctx, on_clear), {p.state}, clear_out, concurrency_limit=None, **private)
     # the chat's own trash icon: the model forgets too, not only the screen
     p.chatbot.clear(_bind(ctx, on_clear), {p.state}, clear_out, concurrency_limit=None, **private)
     p.new_video.click(_bind(ctx, on_new_video), {p.state},
                       [p.video, p.upload, p.chatbot, p.gallery, p.view_md, p.heatmap, p.answer_a, p.answer_b, p.notice,
-                       p.strategy_image],
+                       p.strategy_image, p.page_state],
                       concurrency_limit=None, **private)
     p.gallery.select(_bind(ctx, on_frame_select), {p.state}, [p.seek], queue=False,
                      **private).then(None, [p.seek], None, js="(t) => { if (t !== null) window.pllavaSeek(t); }")

@@ -132,6 +132,8 @@ class ModelHolder:
             return f"**Loading `{self.name}`**: {self.stage} ({self.elapsed:.0f} s)"
         loaded = self.engine.loaded
         described = self.name + loaded.describe().removeprefix(str(loaded.name))
+        if loaded.has_lora:  # the checkpoint's alpha, not whatever a tab last used (every tab reads this line)
+            described = re.sub(r"alpha=[^,)\s]+", f"alpha={self.engine.default_alpha:g}", described)
         text = f"**Model:** {described}, context {loaded.context_length:,} tokens"
         for note in loaded.notes:
             text += f"  \n_{self._private(note)}_"

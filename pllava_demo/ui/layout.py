@@ -17,6 +17,7 @@ import gradio as gr
 from ..frames import strategies as S
 from . import chapters_view
 from . import handlers as H
+from .page_state import INITIAL as INITIAL_STATE
 
 # Each example teaches: a name, and a question worth asking of it (one click loads both).
 EXAMPLES = {
@@ -81,6 +82,7 @@ class Page:
     strategy_image: gr.Image  # the image a strategy makes (IG-VLM's grid, TS-LLaVA's thumbnail)
     strategy_b: gr.Dropdown  # Compare's B strategy ("" = the same as A)
     chapters: "chapters_view.ChapterPage | None" = None  # the chapter list and its controls
+    page_state: gr.HTML = None  # the page's state for machines (page_state.py): answering, turns, last event
 
     @property
     def options(self) -> dict:
@@ -100,10 +102,11 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
     c: dict = {}
     c["state"] = gr.State(None, time_to_live=idle_timeout_s, delete_callback=on_expire)
     c["viewport"] = gr.Number(None, visible=False)  # the window's width, read once at load (events.on_viewport)
+    c["page_state"] = gr.HTML(INITIAL_STATE, elem_id="page-state", visible="hidden", padding=False, js_on_load=None)
     _header(c, holder)
     with gr.Row(equal_height=False):
         with gr.Column(scale=6, min_width=320):
-            _conversation(c, assets)
+            _conversation(c, assets, holder.limits)
         with gr.Column(scale=5, min_width=320):
             with gr.Accordion("Settings: what the model sees", open=True, elem_id="settings") as c["settings"]:
                 _view_settings(c, holder.limits)
@@ -121,26 +124,30 @@ def _header(c: dict, holder: H.ModelHolder) -> None:
     gr.Markdown("# PLLaVA Studio\nTalk with a video, and watch what frames, pooling and LoRA alpha "
                 "change in what the model sees and says.", elem_id="intro")
     c["status"] = gr.Markdown(holder.status_markdown(), elem_id="model-status")
-    # the one place for messages: problems and notices appear here, once, and stay readable
-    c["notice"] = gr.Markdown("", elem_id="notice", visible=False)
 
 
-def _conversation(c: dict, assets: Path) -> None:
+def _conversation(c: dict, assets: Path, limits) -> None:
     """The video, the chat and the question box: on a phone, all of the first screen."""
+    most = f"at most {limits.max_file_mb:g} MB"  # said before anyone tries a bigger file (short: one line on a phone)
     with gr.Tabs():
         with gr.Tab("Video"):
-            c["video"] = gr.Video(sources=["upload", "webcam"], label="Video (mp4, webm, mov, mkv)",
+            c["video"] = gr.Video(sources=["upload", "webcam"], label=f"Video, {most}",
                                   elem_id="video-input", height=220)
         with gr.Tab("Image or GIF"):
-            c["upload"] = gr.File(label="A still image, a GIF or any video file", elem_id="file-input",
+            c["upload"] = gr.File(label=f"An image, a GIF or any video, {most}", elem_id="file-input",
                                   file_types=list(H.VIDEO_TYPES + H.IMAGE_TYPES))
-    c["chatbot"] = gr.Chatbot(label="Chat", elem_id="chat", height=300, buttons=["copy"])
+    # no LaTeX: answers are text and time links, and KaTeX on a growing answer is work for nothing
+    c["chatbot"] = gr.Chatbot(label="Chat", elem_id="chat", height=300, buttons=["copy"], latex_delimiters=[])
     with gr.Row(equal_height=True):
         c["msg"] = gr.Textbox(placeholder="Ask about the video…", label="Your question", scale=5,
                               elem_id="question", submit_btn=False, lines=1, max_lines=6)
         # While an answer streams, Send becomes Stop (one place, one button to press)
         c["send"] = gr.Button("Send", variant="primary", scale=1, elem_id="send", min_width=80)
         c["stop"] = gr.Button("Stop", variant="stop", scale=1, elem_id="stop", visible=False, min_width=80)
+    # the one place for messages: problems and notices appear here, once, and stay readable, under the
+    # question box and the video, where the person is looking (page_js.py reads it out: a live region)
+    with gr.Column(elem_id="notice-row", min_width=0):
+        c["notice"] = gr.Markdown("", elem_id="notice", visible=False)
     with gr.Row():
         c["regen"] = gr.Button("Regenerate", size="sm", elem_id="regenerate", min_width=120)  # two a row on a phone
         c["clear"] = gr.Button("Clear chat", size="sm", elem_id="clear", min_width=120)

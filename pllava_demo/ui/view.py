@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..errors import PllavaError
 from .handlers import Options, Studio, range_label
 
 THUMB_HEIGHT = 144  # gallery thumbnails: the page never needs the full frames
@@ -61,6 +62,21 @@ def gallery_items(studio: Studio) -> list[tuple[np.ndarray, str]]:
     return items
 
 
+def too_many_tokens(studio: Studio) -> str | None:
+    """Why no question can be asked with these settings (the visual tokens alone fill the context
+    window), the engine's own sentence; None when they fit. Said in the panel the moment it is true,
+    and by Send instead of starting an answer."""
+    if studio.video is None:
+        return None
+    engine = studio.engine
+    try:
+        studio.options.visual.check_fits(studio.video.features.shape[0], engine.spec.frame_grid,
+                                         engine.loaded.context_length)
+    except PllavaError as e:
+        return str(e)
+    return None
+
+
 def view_markdown(studio: Studio) -> str:
     if studio.video is None:
         return "Upload a video to see the frames and visual tokens the model gets."
@@ -77,6 +93,9 @@ def view_markdown(studio: Studio) -> str:
             text += f"  \n_{visual.title} is training-free: it is meant for the image model (LoRA alpha 0)._"
     if "note" in info:
         text += f"  \n_{info['note']}_"
+    problem = too_many_tokens(studio)
+    if problem:
+        text += f"  \n**⚠ Too many tokens to ask anything:** {problem}"
     return text
 
 
