@@ -12,7 +12,6 @@ import dataclasses
 import functools
 import inspect
 import re
-import tempfile
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +40,9 @@ class Ctx:
         """No tab state yet and no model: a slider or box moved before there is anything to change."""
         return data.get(self.page.state) is None and self.holder.engine is None
 
-    def studio(self, data: dict, request) -> H.Studio:
+    def studio(self, data: dict, request, upload=None) -> H.Studio:
         return H.ensure_studio(data.get(self.page.state), self.holder, self.registry,
-                               getattr(request, "session_hash", None))
+                               getattr(request, "session_hash", None), upload)
 
 
 def say(page: Page, text: str | None) -> dict:
@@ -162,7 +161,7 @@ def on_viewport(ctx: Ctx, data: dict):
 def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progress=gr.Progress()):
     page = ctx.page
     path = data[component]
-    studio = ctx.studio(data, request)
+    studio = ctx.studio(data, request, upload=path)
     if not path:  # the video was removed: start over
         studio.close()
         return {page.state: studio, page.chatbot: [], **view(page, studio), **say(page, None)}
@@ -340,7 +339,9 @@ def on_frame_select(ctx: Ctx, data: dict, evt: gr.SelectData = None):
 def _exports() -> Path:
     """Chat downloads: one folder per tab, overwritten on each download, deleted with the tab's studio
     (Studio.close: the tab closed or its state expired)."""
-    return Path(tempfile.gettempdir()) / "pllava-chats"
+    from .serving import upload_folder  # the app's own folder: counted, swept, emptied at start
+
+    return upload_folder()
 
 
 def on_download(ctx: Ctx, data: dict, request: gr.Request = None):
@@ -348,7 +349,7 @@ def on_download(ctx: Ctx, data: dict, request: gr.Request = None):
     page, studio = ctx.page, data.get(ctx.page.state)
     if studio is None or not studio.session.turns:
         return {page.chat_files: gr.update(value=None, visible=False), **say(page, "There is no chat to download yet.")}
-    key = re.sub(r"\W", "", str(getattr(request, "session_hash", None) or studio.session.id))[:64] or "tab"
+    key = "chat-" + (re.sub(r"\W", "", str(getattr(request, "session_hash", None) or studio.session.id))[:64] or "tab")
     files = X.export_chat(studio, _exports() / key)
     return {page.chat_files: gr.update(value=[str(f) for f in files], visible=True), **say(page, None)}
 
