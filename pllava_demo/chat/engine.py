@@ -40,7 +40,8 @@ from ..network.lora import LoRALinear
 from ..frames import strategies
 from .scheduler import Job, Scheduler
 from ..frames.strategies import PllavaPooling, Strategy
-from .prompt import DEFAULT_SYSTEM, TextStream, Turn, chat_format_for, fit_prompt, stop_token_ids
+from .prompt import (DEFAULT_SYSTEM, TextStream, Turn, chat_format_for, encode_prompt, fit_prompt,
+                     stop_token_ids)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
@@ -366,6 +367,23 @@ class Engine:
         return ChatSession(self, self.limits.check_system(system))
 
 
+ROOM_FOR_A_TURN = 256  # tokens a system prompt must leave for a question and an answer
+
+
+def _check_system_fits(eng: "Engine", system: str, n_video_tokens: int) -> None:
+    """The system prompt's limit follows the context window and this video's tokens: InputError naming
+    the system prompt when it leaves less than ROOM_FOR_A_TURN tokens for a question and its answer."""
+    if not system:
+        return
+    n_system = len(encode_prompt(eng.tokenizer, eng.format.parts(system, (), ""))) - len(
+        encode_prompt(eng.tokenizer, eng.format.parts("", (), "")))
+    most = eng.loaded.context_length - n_video_tokens - ROOM_FOR_A_TURN
+    if n_system > most:
+        raise InputError(f"The system prompt is {n_system:,} tokens; with this video's {n_video_tokens:,} visual "
+                         f"tokens the {eng.loaded.context_length:,}-token context leaves room for "
+                         f"{max(0, most):,}: shorten the system prompt.")
+
+
 @dataclass(frozen=True)
 class _VideoRef:
     """What a session keeps of its video: the feature cache's key and how to read it again."""
@@ -497,6 +515,7 @@ class ChatSession:
         n_tokens = visual.n_tokens(self.video.features.shape[0], eng.spec.frame_grid)
         visual.check_fits(self.video.features.shape[0], eng.spec.frame_grid, eng.loaded.context_length)
         alpha = eng.check_alpha(lora_alpha)
+        _check_system_fits(eng, system, n_tokens)
         try:
             fitted = fit_prompt(eng.tokenizer, eng.format, system, self.turns, question,
                                 n_video_tokens=n_tokens, context=eng.loaded.context_length,

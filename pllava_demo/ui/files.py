@@ -127,6 +127,7 @@ class DiskBudget:
         self._added_bytes = self._added_files = 0  # written since the last rescan
         self._reserved = 0  # claimed by requests still sending
         self._lock = threading.Lock()
+        self.debug_counts: Callable[[], dict] = dict  # more counters for an operator's /status (--debug-stats)
 
     def rescan(self) -> tuple[int, int]:
         """Count the folder again (off the event loop: the sweeper's thread); returns (bytes, files)."""

@@ -4,7 +4,7 @@ records (kept until someone reads them, which a script never does).
 
 A thread drops session records unused for the idle timeout (their gr.State values first, through
 their delete callbacks, so the studio goes too) and keeps only the newest `UPLOAD_IDS_KEPT` upload
-progress records; gradio's own capacity is set to the session bound. Knows nothing of the page.
+progress records. gradio's own session capacity is set to the session bound at launch (serving.py). Knows nothing of the page.
 """
 
 from __future__ import annotations
@@ -46,11 +46,21 @@ def trim_upload_progress(tracker, kept: int = UPLOAD_IDS_KEPT) -> int:
     return gone
 
 
-def bound_gradio_records(demo, limits) -> threading.Thread:
-    """Cap gradio's session records at `limits.max_sessions` and start the thread that drops idle ones."""
+def counts(demo) -> dict:
+    """How many records gradio keeps now: sessions, and upload progress (status and signal tables)."""
     from gradio import routes
 
-    demo.state_session_capacity = int(limits.max_sessions)
+    holder, tracker = getattr(demo, "state_holder", None), routes.file_upload_statuses
+    return {"gradio_sessions": len(holder.session_data) if holder is not None else 0,
+            "upload_progress_records": len(tracker._statuses) + len(tracker._signals)}
+
+
+def bound_gradio_records(demo, limits) -> threading.Thread:
+    """Start the thread that drops idle session records and old upload progress records (gradio's own
+    session capacity, `limits.max_sessions`, is a launch setting: serving.py)."""
+    from gradio import routes
+
+    demo.disk.debug_counts = lambda: counts(demo)
     idle_s = float(getattr(demo, "idle_timeout_s", 3600.0))
     stop = threading.Event()
 

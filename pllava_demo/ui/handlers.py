@@ -351,7 +351,7 @@ def server_status(holder: ModelHolder, registry: Registry | None = None, disk=No
                    kv_cache_budget_bytes=int(eng.kv_budget.max_bytes), batching=eng.batching,
                    batching_note=eng.batching_note, dtype=str(eng.loaded.dtype).replace("torch.", ""))
         if holder.expose_stats:
-            out["stats"] = dict(eng.stats)
+            out["stats"] = dict(eng.stats) | (disk.debug_counts() if disk is not None else {})
     return out
 
 

@@ -40,7 +40,7 @@ for _pattern, _methods in [
     (r"^/gradio_api/queue/join$", ("POST",)),  # every event goes through the queue
     (r"^/gradio_api/(cancel|reset/?)$", ("POST",)),
     (r"^/gradio_api/upload$", ("POST",)),  # upload_guard.py budgets it
-    (r"^/gradio_api/run/stop/?$", ("POST",)),  # the one unqueued event: Stop
+    (r"^/gradio_api/run/(predict|stop)/?$", ("POST",)),  # unqueued events (gradio refuses queued ones there)
 ]:
     allow_routes(_pattern, _methods)
 
