@@ -351,7 +351,9 @@ def server_status(holder: ModelHolder, registry: Registry | None = None, disk=No
                    kv_cache_budget_bytes=int(eng.kv_budget.max_bytes), batching=eng.batching,
                    batching_note=eng.batching_note, dtype=str(eng.loaded.dtype).replace("torch.", ""))
         if holder.expose_stats:
-            out["stats"] = dict(eng.stats) | (disk.debug_counts() if disk is not None else {})
+            out["stats"] = dict(eng.stats)
+    if holder.expose_stats and disk is not None:  # gradio's own records: also while the model loads
+        out["stats"] = out.get("stats", {}) | disk.debug_counts()
     return out
 
 

@@ -57,11 +57,14 @@ class Refused(Exception):
         self.code, self.message = code, message
 
 
-async def refuse(send, code: int, message: str) -> None:
+REFUSED_HEADER = b"x-pllava-refused"  # says which guard answered (a HEAD answer has no body to say it)
+
+
+async def refuse(send, code: int, message: str, why: bytes = b"limit") -> None:
     body = json.dumps({"error": message, "detail": message}).encode()
     await send({"type": "http.response.start", "status": code,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+                            (b"connection", b"close"), (REFUSED_HEADER, why)]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -97,6 +100,11 @@ async def guarded_body(app, scope, receive, send, *, timeout_s: float,
         return message
 
     async def send_watched(message):
+        if state["refused"] is not None:  # the app's answer to a body it did not get: ours instead
+            if message["type"] == "http.response.start" and not state["started"]:
+                state["started"] = True
+                await refuse(send, state["refused"].code, state["refused"].message)
+            return
         if message["type"] == "http.response.start":
             state["started"] = True
         await send(message)
@@ -132,7 +140,7 @@ class RouteGuard:
         method, path = scope["method"], scope["path"]
         if not allowed(method, path):
             log.info("refused %s %s: not a route of this app", method, path)
-            return await refuse(send, 404, "Not found.")
+            return await refuse(send, 404, "Not found.", b"route")
         if path.rstrip("/") == self.upload_path:  # its own budget: upload_guard.py
             return await self.app(scope, receive, send)
         limit = f"Requests other than uploads are limited to {self.max_body // 1024:,} KB."
