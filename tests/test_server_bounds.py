@@ -6,12 +6,10 @@ the same attacks' figures (memory, disk, wait) against any checkout."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import struct
 import tempfile
-import time
 import uuid
 import zlib
 from pathlib import Path
@@ -20,7 +18,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 from gradio_client import handle_file
-from ui_server import ROOT, Client, app_process, wait_until_ready
+from test_server_safety import status, wait_for
+from ui_server import Client, app_process, wait_until_ready
 from videos import write_animated_webp, write_image, write_video
 
 MAX_PIXELS = 1_000_000
@@ -58,27 +57,11 @@ def video(tmp_path_factory):
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def status(url: str) -> dict:
-    c = Client(url, verbose=False)
-    try:
-        return c.predict(api_name="/status")
-    finally:
-        c.close()
-
-
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-    return value
 
 
 def request(url: str, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:
@@ -155,11 +138,11 @@ def png_header_only(path: Path, width: int, height: int) -> Path:
 
 # -- 1. the upload budget is held by bytes that arrived, and a stalled body ends -----------------
 def test_a_stalled_upload_holds_no_budget(server, video):
-    claimed = 60 * 2**20  # under the 64 MB budget on its own, so it passes the size check
+    claimed = 32 * 2**20 - 1024  # two of them claim all but 2 kB of the 64 MB budget
     sockets = [stalled_upload(server, claimed) for _ in range(2)]
     try:
         c = Client(server, verbose=False)
-        info = c.predict(handle_file(str(video)), 4, api_name="/upload")  # 2 x 60 MB claimed, none sent
+        info = c.predict(handle_file(str(video)), 4, api_name="/upload")  # 64 MB claimed, none sent
         assert info["frames"] == 4
         c.close()
         assert [answer_code(s) for s in sockets] == [408, 408]  # the server ended the stalled bodies
