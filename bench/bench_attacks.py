@@ -58,10 +58,12 @@ def attacks(url: str, pid: int, work: Path, uploads: Path) -> None:
     peak = rss_mb(pid, "VmHWM")
     outcome = timed_upload(url, bomb)
     print(f"4 {bomb.stat().st_size // 1024} kB PNG of 13000x13000: {outcome}; peak RSS +{rss_mb(pid, 'VmHWM') - peak:.0f} MB")
-    # 1: two uploads claiming all but 2 kB of the 64 MB budget, sending nothing
-    sockets = [stalled_upload(url, 32 * 2**20 - 1024) for _ in range(2)]
+    # 1: uploads claiming all but 2 kB of the budget (the room left, where /status publishes it), sending nothing
+    s = status(url)
+    claims = ([s["upload_budget_bytes"] - s["upload_bytes"] - 2048] if "upload_bytes" in s else [32 * 2**20 - 1024] * 2)
+    sockets = [stalled_upload(url, n) for n in claims]
     time.sleep(1)
-    print(f"1 two stalled 32 MB uploads open: a normal visitor's upload {timed_upload(url, small)}")
+    print(f"1 stalled uploads claiming {[n // 2**20 for n in claims]} MB open: a normal visitor's upload {timed_upload(url, small)}")
     for s in sockets:
         s.settimeout(45)
         t = time.monotonic()
@@ -141,6 +143,8 @@ def records(url: str, pid: int, idle_s: float) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkout", type=Path, default=HERE, help="the app to attack (default: this one)")
+    p.add_argument("--part", choices=["all", "attacks", "records"], default="all",
+                   help="records: only gradio's per-session and per-upload records")
     args = p.parse_args()
     from pllava_demo.network.tiny import make_tiny
 
@@ -154,13 +158,18 @@ def main() -> None:
              "--debug-stats"]
     print(f"attacking {app}")
     uploads = work / "uploads"
-    with app_process(model, work / "app.log", *flags, "--idle-timeout", "600", env={"GRADIO_TEMP_DIR": str(uploads)}) as (url, proc):
-        wait_until_ready(url)
-        attacks(url, proc.pid, work, uploads)
+    if args.part in ("all", "attacks"):
+        with app_process(model, work / "app.log", *flags, "--idle-timeout", "600",
+                         env={"GRADIO_TEMP_DIR": str(uploads)}) as (url, proc):
+            wait_until_ready(url)
+            attacks(url, proc.pid, work, uploads)
+    if args.part == "attacks":
+        return
     with app_process(model, work / "app2.log", *flags, "--idle-timeout", "5",
                      env={"GRADIO_TEMP_DIR": str(work / "uploads2")}) as (url, proc):
         wait_until_ready(url)
         records(url, proc.pid, 5)
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -224,6 +224,39 @@ def test_only_the_routes_the_app_uses_are_reachable(served, tiny_official):
     assert log.read_text().count("not a route of this app") == before
 
 
+def test_another_door_registers_its_routes_with_one_call():
+    """How an HTTP API mounted on the same app (e.g. OpenAI-compatible routes under /v1) is served:
+    one allow_routes call, with its own body limit if it needs one."""
+    import asyncio
+
+    from pllava_demo.ui import request_guard
+
+    async def echo_size(scope, receive, send):  # the door behind the guard: answers its body's size
+        size, more = 0, True
+        while more:
+            message = await receive()
+            size, more = size + len(message.get("body", b"")), message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(size).encode()})
+
+    guard = request_guard.RouteGuard(echo_size, max_body_bytes=1024, timeout_s=5)
+
+    async def run():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=guard), base_url="http://door") as c:
+            assert (await c.post("/v1/chat/completions", content=b"{}")).status_code == 404
+            request_guard.allow_routes("/v1/", ("GET", "POST"), max_body_bytes=4096)
+            try:
+                r = await c.post("/v1/chat/completions", content=b"x" * 3000)
+                assert r.status_code == 200 and r.text == "3000"
+                assert (await c.get("/v1/models")).status_code == 200
+                assert (await c.post("/v1/chat/completions", content=b"x" * 5000)).status_code == 413
+                assert (await c.delete("/v1/models")).status_code == 404
+            finally:
+                request_guard.ROUTES.pop()
+
+    asyncio.run(run())
+
+
 # -- 3. every session's video memory is inside the feature cache's budget -------------------------
 def test_session_videos_stay_inside_the_feature_cache(served, tmp_path):
     server, proc, _ = served

@@ -17,16 +17,19 @@ from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
-# (methods, path pattern) of every route the page and gradio_client use; nothing else is served.
-ROUTES: list[tuple[frozenset[str], re.Pattern]] = []
+# (methods, path pattern, body limit or None for --max-request-kb) of every route the page and
+# gradio_client use; nothing else is served.
+ROUTES: list[tuple[frozenset[str], re.Pattern, int | None]] = []
 
 
-def allow_routes(pattern: str, methods: tuple[str, ...] = ("GET", "HEAD", "POST")) -> None:
+def allow_routes(pattern: str, methods: tuple[str, ...] = ("GET", "HEAD", "POST"), *,
+                 max_body_bytes: int | None = None) -> None:
     """Serve paths matching `pattern` (a regular expression matched against the whole path; a plain
-    prefix like "/v1/" also serves everything under it) for these methods. Call before launch."""
+    prefix like "/v1/" also serves everything under it) for these methods, with bodies up to
+    `max_body_bytes` (None: the server's --max-request-kb). Call before the first request."""
     if not pattern.startswith("^"):
         pattern = "^" + re.escape(pattern) + (".*" if pattern.endswith("/") else "/?") + "$"
-    ROUTES.append((frozenset(m.upper() for m in methods), re.compile(pattern)))
+    ROUTES.append((frozenset(m.upper() for m in methods), re.compile(pattern), max_body_bytes))
 
 
 _GET = ("GET", "HEAD")
@@ -45,8 +48,9 @@ for _pattern, _methods in [
     allow_routes(_pattern, _methods)
 
 
-def allowed(method: str, path: str) -> bool:
-    return any(method in methods and pattern.match(path) for methods, pattern in ROUTES)
+def route_for(method: str, path: str) -> tuple | None:
+    """The ROUTES entry serving this request, or None: not a route of this app."""
+    return next((r for r in ROUTES if method in r[0] and r[1].match(path)), None)
 
 
 class Refused(Exception):
@@ -138,21 +142,23 @@ class RouteGuard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         method, path = scope["method"], scope["path"]
-        if not allowed(method, path):
+        route = route_for(method, path)
+        if route is None:
             log.info("refused %s %s: not a route of this app", method, path)
             return await refuse(send, 404, "Not found.", b"route")
         if path.rstrip("/") == self.upload_path:  # its own budget: upload_guard.py
             return await self.app(scope, receive, send)
-        limit = f"Requests other than uploads are limited to {self.max_body // 1024:,} KB."
+        most = route[2] if route[2] is not None else self.max_body
+        limit = f"Requests other than uploads are limited to {most // 1024:,} KB."
         length = header(scope, b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+        if length is not None and (not length.isdigit() or int(length) > most):
             return await refuse(send, 413, limit)
         received = 0
 
         def count(chunk: bytes) -> None:
             nonlocal received
             received += len(chunk)
-            if received > self.max_body:
+            if received > most:
                 raise Refused(413, limit)
 
         await guarded_body(self.app, scope, receive, send, timeout_s=self.timeout_s, on_chunk=count)
