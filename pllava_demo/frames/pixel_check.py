@@ -25,7 +25,7 @@ def _image_sizes(p: Path) -> list[tuple[int, int]] | None:
             with Image.open(p) as im:
                 return [im.size]
     except Image.DecompressionBombError:
-        return [(2**31, 1)]  # past PIL's own limit (twice its warning size): too big whatever ours is
+        return []  # past PIL's own refusal size: the reader refuses it at open, in its own words
     except Exception:  # not an image PIL knows: a video
         return None
 
@@ -47,5 +47,5 @@ def check_pixels(path, max_pixels: int) -> None:
         sizes = _stream_sizes(p)
     for width, height in sizes:
         if width * height > max_pixels:
-            size = "far too many" if width >= 2**31 else f"{width}x{height} ({width * height:,})"
-            raise VideoError(f"The picture is {size} pixels; the limit is {max_pixels:,} pixels per frame.")
+            raise VideoError(f"The picture is {width}x{height} ({width * height:,}) pixels; "
+                             f"the limit is {max_pixels:,} pixels per frame.")

@@ -68,7 +68,7 @@ async def refuse(send, code: int, message: str, why: bytes = b"limit") -> None:
     body = json.dumps({"error": message, "detail": message}).encode()
     await send({"type": "http.response.start", "status": code,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close"), (REFUSED_HEADER, why)]})
+                            (REFUSED_HEADER, why)]})
     await send({"type": "http.response.body", "body": body})
 
 
