@@ -7,6 +7,7 @@ variables) -> start loading the model in the background -> build the page -> lau
 import argparse
 import logging
 import os
+import tempfile
 
 
 def env(name: str, default):
@@ -53,6 +54,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--upload-grace", type=float, default=float(env("PLLAVA_UPLOAD_GRACE_S", 300)),
                    help="seconds before a file no session holds (an unused upload, a thumbnail) is deleted "
                         "(env PLLAVA_UPLOAD_GRACE_S; default %(default)s)")
+    p.add_argument("--max-pixels", type=int, default=int(env("PLLAVA_MAX_PIXELS", 7680 * 4320)),
+                   help="most pixels in one frame or image, read from its header before decoding "
+                        "(env PLLAVA_MAX_PIXELS; default %(default)s = 8K)")
+    p.add_argument("--max-upload-files", type=int, default=int(env("PLLAVA_MAX_UPLOAD_FILES", 10_000)),
+                   help="files in the upload folder in all (env PLLAVA_MAX_UPLOAD_FILES; default %(default)s)")
+    p.add_argument("--max-files-per-upload", type=int, default=int(env("PLLAVA_MAX_FILES_PER_UPLOAD", 16)),
+                   help="files in one upload request (env PLLAVA_MAX_FILES_PER_UPLOAD; default %(default)s)")
+    p.add_argument("--max-request-kb", type=float, default=float(env("PLLAVA_MAX_REQUEST_KB", 1024)),
+                   help="largest body of a request that is not an upload, refused before it is parsed "
+                        "(env PLLAVA_MAX_REQUEST_KB; default %(default)s)")
+    p.add_argument("--body-timeout", type=float, default=float(env("PLLAVA_BODY_TIMEOUT_S", 30)),
+                   help="seconds a request body may send nothing before it is ended "
+                        "(env PLLAVA_BODY_TIMEOUT_S; default %(default)s)")
+    p.add_argument("--max-sessions", type=int, default=int(env("PLLAVA_MAX_SESSIONS", 256)),
+                   help="live sessions; past it the least recently used is closed "
+                        "(env PLLAVA_MAX_SESSIONS; default %(default)s)")
+    p.add_argument("--upload-dir", default=env("PLLAVA_UPLOAD_DIR", ""),
+                   help="the app's own folder for uploads and every file written for a visitor; emptied at "
+                        "start (env PLLAVA_UPLOAD_DIR, else GRADIO_TEMP_DIR, else <tmp>/pllava-studio-<port>)")
     p.add_argument("--concurrency", type=int, default=int(env("PLLAVA_CONCURRENCY", 2)),
                    help="answers generated at once, decoded together as one batch (env PLLAVA_CONCURRENCY)")
     p.add_argument("--cpu-dtype", default=env("PLLAVA_CPU_DTYPE", "auto"), choices=["auto", "float32", "bfloat16"],
@@ -79,6 +99,9 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     from pllava_demo.zerogpu import import_early
 
+    os.environ["GRADIO_TEMP_DIR"] = (args.upload_dir or os.environ.get("GRADIO_TEMP_DIR")
+                                     or os.path.join(tempfile.gettempdir(), f"pllava-studio-{args.port}"))
+
     import_early()  # before anything imports torch's CUDA side
     if args.threads > 0:
         import torch
@@ -92,7 +115,10 @@ def main(argv=None) -> None:
                     max_question_chars=args.max_question_chars, max_new_tokens=args.max_new_tokens,
                     decode_time_budget_s=args.decode_time_budget, feature_cache_mb=args.feature_cache_mb,
                     kv_cache_mb=args.kv_cache_mb, upload_budget_mb=args.upload_budget_mb,
-                    upload_grace_s=args.upload_grace)
+                    upload_grace_s=args.upload_grace, max_pixels=args.max_pixels,
+                    max_upload_files=args.max_upload_files, max_files_per_upload=args.max_files_per_upload,
+                    max_request_kb=args.max_request_kb, body_timeout_s=args.body_timeout,
+                    max_sessions=args.max_sessions)
     holder = ModelHolder(args.model, device=args.device, quantization=args.quantization, limits=limits,
                          expose_stats=args.debug_stats, cpu_dtype=args.cpu_dtype,
                          max_rows=args.concurrency).start()
@@ -101,6 +127,13 @@ def main(argv=None) -> None:
 
     api = settings_from_args(args, max_file_mb=args.max_file_size, host=args.host, share=args.share,
                              concurrency=args.concurrency, max_queue=args.max_queue)
+    if api is not None:  # the route allow-list serves /v1 too, with room for a video sent as base64
+        from pllava_demo.openai_api import ROUTES
+        from pllava_demo.ui.request_guard import allow_routes
+
+        body = int(args.max_file_size * 2**20 * 4 / 3) + 2**20  # base64 of the largest upload, plus the JSON
+        for route in ROUTES:
+            allow_routes(route, ("GET", "POST"), max_body_bytes=body)
     launch(demo, host=args.host, port=args.port, share=args.share, max_file_mb=args.max_file_size,
            model_dir=args.model, prevent_thread_lock=api is not None)
     if api is not None:  # the /v1 routes on gradio's own app, then serve until stopped

@@ -118,6 +118,12 @@ class Limits:
     kv_cache_mb: float = 4096.0
     upload_budget_mb: float = 10240.0  # the upload folder in all: uploads, thumbnails, heat maps
     upload_grace_s: float = 300.0  # a file nobody holds is deleted once it is this old
+    max_pixels: int = 7680 * 4320  # per frame, read from the header before decoding (8K fits)
+    max_upload_files: int = 10_000  # files in the upload folder in all
+    max_files_per_upload: int = 16  # files in one upload request
+    max_request_kb: float = 1024.0  # body of any request that is not an upload
+    body_timeout_s: float = 30.0  # a request body that sends nothing for this long is ended
+    max_sessions: int = 256  # live sessions; past it the least recently used one is closed
 
     def __post_init__(self):
         for f in fields(self):

@@ -95,7 +95,7 @@ def status(url):
 def test_direct_calls_cannot_skip_the_queue(server, name):
     code, body = post(server, f"/gradio_api/run/{name}", json.dumps({"data": [None, None]}).encode(),
                       {"Content-Type": "application/json"})
-    assert code == 404 and b"join the queue" in body, (code, body[:200])
+    assert code == 404 and (b"join the queue" in body or b"Not found" in body), (code, body[:200])
     code, _ = post(server, f"/gradio_api/api/{name}", b'{"data": []}', {"Content-Type": "application/json"})
     assert code == 404
 
@@ -127,15 +127,16 @@ def test_status_shows_names_and_totals_only(server, tiny_official):
     assert str(Path(tiny_official).resolve()) not in text and str(tiny_official) not in text
     assert s["model"] == Path(tiny_official).name and s["model"] in s["status"]
     assert "stats" not in s and "feature_cache_entries" not in s
-    assert s["upload_budget_bytes"] == BUDGET_MB * 2**20 and s["upload_bytes"] >= 0
+    assert s["uploads_full"] is False  # whether it is full, not the room left to aim at
+    assert "upload_budget_bytes" not in s and "upload_bytes" not in s
 
 
 # -- files on disk -------------------------------------------------------------------------------
 def test_unused_uploads_are_deleted_after_the_grace_period(server, uploads_dir):
-    code, body = raw_upload(server, [(f"never-used-{k}.mp4", bytes([k]) * 1000) for k in range(50)])
+    code, body = raw_upload(server, [(f"never-used-{k}.mp4", bytes([k]) * 1000) for k in range(16)])
     assert code == 200, body[:200]
     paths = json.loads(body)
-    assert len(paths) == 50 and all(Path(p).exists() for p in paths)
+    assert len(paths) == 16 and all(Path(p).exists() for p in paths)
     assert gone_within(uploads_dir, paths, GRACE_S + 15)
 
 

@@ -7,6 +7,7 @@ Each case states what it must give ("ok", or an error matching a pattern, or "ei
 whose outcome depends on where the cut falls), so a change of behaviour shows up here.
 """
 
+import dataclasses
 import re
 import struct
 import tracemalloc
@@ -20,7 +21,7 @@ from PIL import Image
 
 from pllava_demo.config import GenerationSettings
 from pllava_demo.chat.engine import Engine
-from pllava_demo.errors import InputError, PllavaError
+from pllava_demo.errors import InputError, PllavaError, VideoError
 from videos import (counter_frame, video_path, write_animated_webp, write_audio_only, write_image,
                     write_long_video, write_video)
 
@@ -269,7 +270,14 @@ def test_huge_still_image_is_read_small(eng, good, tmp_path):
     path = tmp_path / "huge.png"  # 108 Mpx: over PIL's warning size, under its refusal size
     Image.new("RGB", (12000, 9000), (90, 120, 200)).save(path, compress_level=1)
     session = eng.new_session()
-    vf = session.set_video(path, 8)
+    with pytest.raises(VideoError, match=r"^The picture is 12000x9000 \(108,000,000\) pixels; the limit is 33,177,600"):
+        session.set_video(path, 8)  # --max-pixels (8K by default), from the header: nothing decoded
+    default = eng.limits
+    eng.limits = dataclasses.replace(default, max_pixels=12000 * 9000)  # an operator who allows it
+    try:
+        vf = session.set_video(path, 8)
+    finally:
+        eng.limits = default
     assert vf.clip.frames.shape == (1, 480, 640, 3)  # PllavaProcessor's size for 12000x9000
     answer(session)
     recovers(session, good)

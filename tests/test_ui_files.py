@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pllava_demo.errors import ResourceError
-from pllava_demo.ui.files import BUSY, DiskBudget, Sweeper, Uploads
+from pllava_demo.ui.files import BUSY, ENTRY_BYTES, DiskBudget, Sweeper, Uploads
 
 
 def write(path, size=100, age=0.0):
@@ -52,14 +52,31 @@ def test_uploads_held_are_kept_until_released(tmp_path):
     assert not f.exists() and len(uploads) == 0
 
 
-def test_disk_budget(tmp_path):
+def test_disk_budget_counts_blocks_and_entries(tmp_path):
+    """Small files cost what they take on disk (a block each, plus their entries), not their sizes;
+    the tally moves with claims and added files, and is recounted only by `rescan`."""
     root = tmp_path / "gradio"
-    write(root / ("a" * 64) / "v.mp4", size=600)
-    disk = DiskBudget(root, 1000)
-    assert disk.status() == {"upload_bytes": 600, "upload_budget_bytes": 1000}
-    with disk.reserve(300):
+    files = [write(root / f"{k:064x}" / "v.mp4", size=8) for k in range(20)]
+    block = os.stat(files[0]).st_blocks * 512
+    disk = DiskBudget(root, 10**6, max_files=25)
+    assert disk.used() == 0  # nothing counted before the first scan: no scan on a request's path
+    used, n = disk.rescan()
+    assert n == 20 and used == 20 * (block + 2 * ENTRY_BYTES) and used > 100 * 20 * 8
+    assert disk.status() == {"uploads_full": False}  # no numbers to aim at
+    room = disk.max_bytes - used
+    with disk.reserve(room - 100):
         with pytest.raises(ResourceError, match=BUSY):
-            with disk.reserve(200):  # 600 on disk + 300 in flight + 200 > 1000
-                pass
-    with disk.reserve(400):  # the first request finished: its room is free again
-        pass
+            disk.claim(200)  # on disk + in flight + 200 > the budget
+        assert disk.status() == {"uploads_full": False}
+    disk.claim(room - 100)  # the first request finished: its room is free again
+    disk.unclaim(room - 100)
+    more = [write(root / f"{k:064x}" / "v.mp4", size=8) for k in range(20, 25)]
+    disk.add(more)
+    assert disk.files() == 25 and disk.used() == used + 5 * (block + 2 * ENTRY_BYTES)
+    with pytest.raises(ResourceError, match=BUSY):
+        disk.room_for_files(1)  # 25 files: the count is full, however small they are
+    assert disk.status() == {"uploads_full": True}
+    for f in more:
+        f.unlink()
+    assert disk.rescan()[1] == 20
+    disk.room_for_files(5)

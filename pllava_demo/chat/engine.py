@@ -40,7 +40,8 @@ from ..network.lora import LoRALinear
 from ..frames import strategies
 from .scheduler import Job, Scheduler
 from ..frames.strategies import PllavaPooling, Strategy
-from .prompt import DEFAULT_SYSTEM, TextStream, Turn, chat_format_for, fit_prompt, stop_token_ids
+from .prompt import (DEFAULT_SYSTEM, TextStream, Turn, chat_format_for, encode_prompt, fit_prompt,
+                     stop_token_ids)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
@@ -259,6 +260,7 @@ class Engine:
     def prepare_video(self, path, num_frames: int, progress: Progress | None = None, *,
                       start_s: float | None = None, end_s: float | None = None) -> VideoFeatures:
         """Decode + preprocess + CLIP + projector, once per (file content, num_frames, time range)."""
+        from ..frames.pixel_check import check_pixels
         from ..frames.video import check_file, content_key, read_video
 
         num_frames = self.limits.check_frames(num_frames)
@@ -269,6 +271,7 @@ class Engine:
         if cached is not None:
             self.stats["feature_cache_hits"] += 1
             return _as_of(cached, path)
+        check_pixels(path, self.limits.max_pixels)  # from the header, before a frame is decoded
         if progress:
             progress(0.05, "Decoding frames")
         # each frame gets PllavaProcessor's resize as it is decoded (never held at full size), then CLIP's
@@ -375,23 +378,88 @@ class Engine:
         return ChatSession(self, self.limits.check_system(system))
 
 
+ROOM_FOR_A_TURN = 256  # tokens a system prompt must leave for a question and an answer
+
+
+def _check_system_fits(eng: "Engine", system: str, n_video_tokens: int) -> None:
+    """The system prompt's limit follows the context window and this video's tokens: InputError naming
+    the system prompt when it leaves less than ROOM_FOR_A_TURN tokens for a question and its answer."""
+    if not system:
+        return
+    n_system = len(encode_prompt(eng.tokenizer, eng.format.parts(system, (), ""))) - len(
+        encode_prompt(eng.tokenizer, eng.format.parts("", (), "")))
+    most = eng.loaded.context_length - n_video_tokens - ROOM_FOR_A_TURN
+    if n_system > most:
+        raise InputError(f"The system prompt is {n_system:,} tokens; with this video's {n_video_tokens:,} visual "
+                         f"tokens the {eng.loaded.context_length:,}-token context leaves room for "
+                         f"{max(0, most):,}: shorten the system prompt.")
+
+
+@dataclass(frozen=True)
+class _VideoRef:
+    """What a session keeps of its video: the feature cache's key and how to read it again."""
+
+    key: tuple
+    source: str
+    num_frames: int
+    start_s: float | None
+    end_s: float | None
+
+
+LOST = ("This chat's video was freed to make room for other visitors and could not be read again; "
+        "please upload it again.")
+
+
 @dataclass
 class ChatSession:
-    """One person's conversation about one video. Not shared between users."""
+    """One person's conversation about one video. Not shared between users.
+    The video is held by its key in the engine's feature cache, so every session's video memory is
+    inside that one budget: a video the cache let go is read and encoded again when next needed."""
 
     engine: Engine
     system: str = DEFAULT_SYSTEM
-    video: VideoFeatures | None = None
     turns: list[Turn] = field(default_factory=list)
     notice: str | None = None
     closed: bool = False
     id: int = -1
     epoch: int = 0  # bumped whenever the chat starts over: an answer begun before then is not kept
     last_usage: AnswerUsage | None = None  # the token counts of the last answer that started
+    _video: _VideoRef | None = field(default=None, repr=False)
+    _lost: str | None = field(default=None, repr=False)  # why the video is gone, when it could not be re-read
 
     def __post_init__(self):
         self.id = next(self.engine._session_ids)
         weakref.finalize(self, _drop_session_caches, self.engine.kv_budget, self.id)
+
+    @property
+    def video(self) -> VideoFeatures | None:
+        ref = self._video
+        if ref is None:
+            return None
+        cached = self.engine.features.get(ref.key)
+        if cached is not None:
+            return _as_of(cached, ref.source)
+        try:  # evicted: read it again (its file is still held by this session)
+            vf = self.engine.prepare_video(ref.source, ref.num_frames, start_s=ref.start_s, end_s=ref.end_s)
+        except PllavaError as e:
+            log.info("session %d could not read its evicted video again: %s", self.id, e)
+            self._video, self._lost = None, LOST
+            return None
+        self.engine.stats["videos_reread"] += 1
+        self._video = dataclasses.replace(ref, key=vf.key)
+        return vf
+
+    @video.setter
+    def video(self, vf: VideoFeatures | None) -> None:
+        """Hold `vf` by its key; one made elsewhere (a worker's copy, a benchmark) joins the cache."""
+        self._lost = None
+        if vf is None:
+            self._video = None
+            return
+        if self.engine.features.get(vf.key) is None:
+            self.engine.features.put(vf.key, vf)
+        start_s, end_s = vf.clip.time_range or (None, None)
+        self._video = _VideoRef(vf.key, str(vf.clip.source), vf.num_frames, start_s, end_s)
 
     def set_video(self, path, num_frames: int = 16, progress: Progress | None = None, *,
                   start_s: float | None = None, end_s: float | None = None) -> VideoFeatures:
@@ -452,13 +520,14 @@ class ChatSession:
         question = eng.limits.check_question(question)
         system = eng.limits.check_system(self.system)  # also when set directly on the session
         if self.video is None:
-            raise InputError("Upload a video (or pick an example) before asking.")
+            raise InputError(self._lost or "Upload a video (or pick an example) before asking.")
         if settings.max_new_tokens > eng.limits.max_new_tokens:
             raise InputError(f"Max new tokens is limited to {eng.limits.max_new_tokens} on this server.")
         visual = eng.strategy(strategy if strategy is not None else pooling_shape)
         n_tokens = visual.n_tokens(self.video.features.shape[0], eng.spec.frame_grid)
         visual.check_fits(self.video.features.shape[0], eng.spec.frame_grid, eng.loaded.context_length)
         alpha = eng.check_alpha(lora_alpha)
+        _check_system_fits(eng, system, n_tokens)
         try:
             fitted = fit_prompt(eng.tokenizer, eng.format, system, self.turns, question,
                                 n_video_tokens=n_tokens, context=eng.loaded.context_length,

@@ -23,8 +23,8 @@ from .events import GPU, Ctx
 from .messages import guard
 
 
-def _studio(ctx: Ctx, studio, request) -> H.Studio:
-    return H.ensure_studio(studio, ctx.holder, ctx.registry, getattr(request, "session_hash", None))
+def _studio(ctx: Ctx, studio, request, upload=None) -> H.Studio:
+    return H.ensure_studio(studio, ctx.holder, ctx.registry, getattr(request, "session_hash", None), upload)
 
 
 def wire_api(ctx: Ctx) -> None:
@@ -39,7 +39,7 @@ def wire_api(ctx: Ctx) -> None:
 
     @guard
     def api_upload(file, num_frames, studio, request: gr.Request = None, progress=gr.Progress()):
-        studio = _studio(ctx, studio, request)
+        studio = _studio(ctx, studio, request, upload=file)
         # num_frames is parsed at the door (api_types) after the file is held: a refused request deletes it
         gpu.load_video(studio, file, num_frames, progress)
         return V.video_info(studio), studio

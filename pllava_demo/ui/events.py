@@ -14,7 +14,6 @@ import functools
 import inspect
 import os
 import re
-import tempfile
 import typing
 import weakref
 from dataclasses import dataclass
@@ -49,9 +48,9 @@ class Ctx:
         """No tab state yet and no model: a slider or box moved before there is anything to change."""
         return data.get(self.page.state) is None and self.holder.engine is None
 
-    def studio(self, data: dict, request) -> H.Studio:
+    def studio(self, data: dict, request, upload=None) -> H.Studio:
         return H.ensure_studio(data.get(self.page.state), self.holder, self.registry,
-                               getattr(request, "session_hash", None))
+                               getattr(request, "session_hash", None), upload)
 
 
 def say(page: Page, text: str | None) -> dict:
@@ -198,10 +197,12 @@ def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progre
     page = ctx.page
     path = data[component]
     other = page.upload if component is page.video else page.video
-    if ctx.holder.engine is None:  # loading: nothing is kept that the model will not see
+    if ctx.holder.engine is None:  # loading: nothing is kept that the model will not see, not even on disk
+        if path and ctx.registry.uploads is not None:
+            ctx.registry.uploads.drop(path)
         return {component: None, **say(page, "The model is still loading: add your video once the line above "
                                              "says it is ready.")}
-    studio = ctx.studio(data, request)
+    studio = ctx.studio(data, request, upload=path)
     name = "video" if component is page.video else "upload"
     if not path:
         if _EMPTYING.get(studio) == name:
@@ -443,7 +444,9 @@ def on_frame_select(ctx: Ctx, data: dict, evt: gr.SelectData = None):
 def _exports() -> Path:
     """Chat downloads: one folder per tab, overwritten on each download, deleted with the tab's studio
     (Studio.close: the tab closed or its state expired)."""
-    return Path(tempfile.gettempdir()) / "pllava-chats"
+    from .serving import upload_folder  # the app's own folder: counted, swept, emptied at start
+
+    return upload_folder()
 
 
 def on_download(ctx: Ctx, data: dict, request: gr.Request = None):
@@ -451,7 +454,7 @@ def on_download(ctx: Ctx, data: dict, request: gr.Request = None):
     page, studio = ctx.page, data.get(ctx.page.state)
     if studio is None or not studio.session.turns:
         return {page.chat_files: gr.update(value=None, visible=False), **say(page, "There is no chat to download yet.")}
-    key = re.sub(r"\W", "", str(getattr(request, "session_hash", None) or studio.session.id))[:64] or "tab"
+    key = "chat-" + (re.sub(r"\W", "", str(getattr(request, "session_hash", None) or studio.session.id))[:64] or "tab")
     files = X.export_chat(studio, _exports() / key)
     return {page.chat_files: gr.update(value=[str(f) for f in files], visible=True), **say(page, None)}
 

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from .handlers import Studio, turn_settings
+from .time_links import escape
 
 FORMAT = "pllava-studio-chat/1"
 
@@ -42,18 +43,19 @@ def _settings_line(s: dict | None) -> str:
     alpha = f", LoRA alpha {s['lora_alpha']:g}" if s["lora_alpha"] is not None else ""
     used = "".join(f"  \nChapter {c['chapter']} used: {c['start']:g}-{c['end']:g} s, {c['frames']} frames"
                    for c in (s.get("chapters") or {}).get("chapters", ()))  # a whole-video answer's chapters
-    return (f"{s['frames']} frames of {s['video']} ({part}), {visual}{alpha}; {decoding}, "
+    return (f"{s['frames']} frames of {escape(str(s['video']))} ({part}), {visual}{alpha}; {decoding}, "
             f"max {g['max_new_tokens']} new tokens, repetition penalty {g['repetition_penalty']:g}  \n"
             f"Frame times (s): {_seconds(s['timestamps_s'])}{used}")
 
 
 def _quote(text: str) -> str:
-    """Text as a Markdown block quote, every line of it (a blank answer is still a quote)."""
-    return "\n".join("> " + line for line in (text or "").splitlines() or [""])
+    """Text as a Markdown block quote, every line of it (a blank answer is still a quote), escaped as
+    the page escapes it: a model's (or a visitor's) link, tag or emphasis stays text."""
+    return "\n".join("> " + escape(line) for line in (text or "").splitlines() or [""])
 
 
 def chat_markdown(record: dict) -> str:
-    lines = [f"# PLLaVA Studio chat\n\nModel: {record['model']}\n"]
+    lines = [f"# PLLaVA Studio chat\n\nModel: {escape(str(record['model']))}\n"]
     for k, turn in enumerate(record["turns"], 1):
         stopped = " *(stopped)*" if turn["stopped"] else ""
         lines += [f"## {k}. Question\n", _quote(turn["question"]), "", f"**Answer**{stopped}\n",

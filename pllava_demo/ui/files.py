@@ -66,6 +66,15 @@ class Uploads:
             self.forget(str(p))
         return doomed
 
+    def drop(self, path) -> None:
+        """Delete an upload no studio will take (refused before one could hold it), unless one holds it."""
+        p = self._ours(path)
+        with self._lock:
+            if p is None or p in self._holders:
+                return
+        _delete_upload(p, self.root)
+        self.forget(str(p))
+
     def __len__(self) -> int:
         return len(self._holders)
 
@@ -96,37 +105,100 @@ def _files(root: Path) -> Iterable[os.DirEntry]:
                         yield from (e for e in sub if e.is_file(follow_symlinks=False))
 
 
+def _cost(entry: os.DirEntry) -> int:
+    """What a file takes on disk: its allocated blocks (a file of 8 bytes still takes a block)."""
+    st = entry.stat(follow_symlinks=False)
+    return max(int(getattr(st, "st_blocks", 0)) * 512, st.st_size)
+
+
+ENTRY_BYTES = 4096  # a directory entry and its inode, counted for every file and folder: small files add up
+
+
 class DiskBudget:
-    """The upload folder's total size, and room reserved by uploads in flight: an upload that would
-    pass `max_bytes` is refused with BUSY before gradio writes a byte of it."""
+    """The upload folder's disk use, counted as allocated blocks plus a cost per file and folder, and its
+    number of files. The tally is kept incrementally: a full scan only happens off the request path
+    (`rescan`, run by the sweeper's thread), and in between, bytes arriving in requests are claimed as
+    they come (`claim`) and files the app or an upload route wrote are added as they appear (`add`).
+    A claim that would pass `max_bytes`, or a file past `max_files`, is refused with BUSY."""
 
-    def __init__(self, root, max_bytes: int):
-        self.root, self.max_bytes = Path(root), int(max_bytes)
-        self._reserved = 0
+    def __init__(self, root, max_bytes: int, max_files: int = 10_000):
+        self.root, self.max_bytes, self.max_files = Path(root), int(max_bytes), int(max_files)
+        self._scanned_bytes = self._scanned_files = 0  # as of the last rescan
+        self._added_bytes = self._added_files = 0  # written since the last rescan
+        self._reserved = 0  # claimed by requests still sending
         self._lock = threading.Lock()
+        self.debug_counts: Callable[[], dict] = dict  # more counters for an operator's /status (--debug-stats)
 
-    def used(self) -> int:
-        total = 0
+    def rescan(self) -> tuple[int, int]:
+        """Count the folder again (off the event loop: the sweeper's thread); returns (bytes, files)."""
+        total, files, folders = 0, 0, set()
         for entry in _files(self.root):
             with contextlib.suppress(OSError):
-                total += entry.stat(follow_symlinks=False).st_size
-        return total
+                total += _cost(entry) + ENTRY_BYTES
+                files += 1
+                folders.add(os.path.dirname(entry.path))
+        total += ENTRY_BYTES * len(folders)
+        with self._lock:
+            self._scanned_bytes, self._scanned_files = total, files
+            self._added_bytes = self._added_files = 0
+        return total, files
+
+    def used(self) -> int:
+        with self._lock:
+            return self._scanned_bytes + self._added_bytes
+
+    def files(self) -> int:
+        with self._lock:
+            return self._scanned_files + self._added_files
+
+    def _check(self, more_bytes: int, more_files: int) -> None:  # under the lock
+        if self._scanned_bytes + self._added_bytes + self._reserved + more_bytes > self.max_bytes:
+            raise ResourceError(BUSY)
+        if self._scanned_files + self._added_files + more_files > self.max_files:
+            raise ResourceError(BUSY)
+
+    def claim(self, n: int) -> None:
+        """n more bytes arrived in a request: room for them, or ResourceError(BUSY). Freed by `unclaim`."""
+        with self._lock:
+            self._check(n, 0)
+            self._reserved += n
+
+    def unclaim(self, n: int) -> None:
+        with self._lock:
+            self._reserved -= n
+
+    def add(self, paths: Iterable) -> None:
+        """Files just written under the folder (an upload's, a download's): counted until the next rescan."""
+        n_bytes = n_files = 0
+        for p in paths:
+            with contextlib.suppress(OSError):
+                st = os.stat(p, follow_symlinks=False)
+                n_bytes += max(int(getattr(st, "st_blocks", 0)) * 512, st.st_size) + 2 * ENTRY_BYTES
+                n_files += 1
+        with self._lock:
+            self._added_bytes += n_bytes
+            self._added_files += n_files
+
+    def room_for_files(self, n: int) -> None:
+        """ResourceError(BUSY) unless n more files fit."""
+        with self._lock:
+            self._check(0, n)
 
     @contextlib.contextmanager
     def reserve(self, n: int):
         """Room for n more bytes while the block runs, or ResourceError(BUSY)."""
-        with self._lock:
-            if self.used() + self._reserved + n > self.max_bytes:
-                raise ResourceError(BUSY)
-            self._reserved += n
+        self.claim(n)
         try:
             yield
         finally:
-            with self._lock:
-                self._reserved -= n
+            self.unclaim(n)
 
     def status(self) -> dict:
-        return {"upload_bytes": self.used(), "upload_budget_bytes": self.max_bytes}
+        """Only whether the folder is full: the room left is nothing a visitor should aim at."""
+        with self._lock:
+            full = (self._scanned_bytes + self._added_bytes + self._reserved >= self.max_bytes
+                    or self._scanned_files + self._added_files >= self.max_files)
+        return {"uploads_full": full}
 
 
 class Sweeper:
@@ -134,8 +206,9 @@ class Sweeper:
     (by modification time, so a file still being written is young) and not in `keep()`."""
 
     def __init__(self, root, keep: Callable[[], set[str]], grace: float,
-                 forget: Callable[[str], None] = lambda path: None):
+                 forget: Callable[[str], None] = lambda path: None, disk: DiskBudget | None = None):
         self.root, self.keep, self.grace, self.forget = Path(root).resolve(), keep, float(grace), forget
+        self.disk = disk  # recounted after each sweep, on this thread
         self.deleted = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -155,6 +228,8 @@ class Sweeper:
             self.forget(entry.path)
             gone.append(p)
         self.deleted += len(gone)
+        if self.disk is not None:
+            self.disk.rescan()
         return gone
 
     def start(self, interval: float) -> "Sweeper":

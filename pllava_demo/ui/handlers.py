@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import threading
+from collections import OrderedDict
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -272,18 +273,26 @@ class Registry:
     """Studios by browser session id, so closing a tab (demo.unload) frees its video, KV cache and
     uploads at once instead of when gradio's closed-tab state expires (an hour later)."""
 
-    def __init__(self, uploads: Uploads | None = None):
-        self._items: dict[str, Studio] = {}
+    def __init__(self, uploads: Uploads | None = None, max_items: int = 256):
+        self._items: OrderedDict[str, Studio] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
-        self.uploads = uploads
+        self.uploads, self.max_items = uploads, max_items
 
     def add(self, key: str | None, studio: Studio) -> None:
-        if key:
-            with self._lock:
-                self._items[key] = studio
+        """Keep `studio` for `key`; past `max_items` the least recently used studio is closed."""
+        if not key:
+            return
+        with self._lock:
+            self._items[key] = studio
+            self._items.move_to_end(key)
+            evicted = [self._items.popitem(last=False)[1] for _ in range(len(self._items) - self.max_items)]
+        for old in evicted:
+            old.close()
 
     def get(self, key: str | None) -> Studio | None:
         with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
             return self._items.get(key) if key else None
 
     def close(self, key: str | None) -> None:
@@ -306,15 +315,20 @@ class Registry:
 
 
 def ensure_studio(studio: Studio | None, holder: ModelHolder, registry: Registry | None = None,
-                  key: str | None = None) -> Studio:
+                  key: str | None = None, upload=None) -> Studio:
     """This session's studio. A handler that raised never returned its state, so the registry (by
-    session id) is asked before a new studio is made: a failed first upload must not orphan one."""
-    if studio is not None:
-        return studio
-    studio = registry.get(key) if registry is not None else None
-    if studio is not None:
-        return studio
-    studio = Studio(holder.get(), uploads=registry.uploads if registry is not None else None)
+    session id) is asked before a new studio is made: a failed first upload must not orphan one.
+    `upload`, the file this request brought, is deleted at once when there is no model to take it."""
+    found = registry.get(key) if registry is not None else None  # also marks the session as used
+    if studio is not None or found is not None:
+        return studio if studio is not None else found
+    try:
+        engine = holder.get()
+    except PllavaError:
+        if upload and registry is not None and registry.uploads is not None:
+            registry.uploads.drop(upload)
+        raise
+    studio = Studio(engine, uploads=registry.uploads if registry is not None else None)
     if registry is not None:
         registry.add(key, studio)
     return studio
@@ -340,6 +354,8 @@ def server_status(holder: ModelHolder, registry: Registry | None = None, disk=No
                    batching_note=eng.batching_note, dtype=str(eng.loaded.dtype).replace("torch.", ""))
         if holder.expose_stats:
             out["stats"] = dict(eng.stats)
+    if holder.expose_stats and disk is not None:  # gradio's own records: also while the model loads
+        out["stats"] = out.get("stats", {}) | disk.debug_counts()
     return out
 
 

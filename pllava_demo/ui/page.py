@@ -44,6 +44,8 @@ def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurr
     # GPU events share one group at the default limit: `concurrency` streams interleave per token.
     # api_open=False: POST /gradio_api/run/<name> may not skip the queue (only the unqueued /stop runs directly)
     demo.queue(max_size=max_queue, default_concurrency_limit=concurrency, api_open=False)
-    ui_guard.attach(demo, registry.uploads, examples, budget_mb=limits.upload_budget_mb, grace_s=limits.upload_grace_s)
+    ui_guard.attach(demo, registry.uploads, examples, budget_mb=limits.upload_budget_mb, grace_s=limits.upload_grace_s,
+                    limits=limits)
     demo.registry = registry
+    registry.max_items, demo.idle_timeout_s = limits.max_sessions, idle_timeout_s
     return demo

@@ -70,5 +70,8 @@ from .page_js import PAGE_JS as SEEK_JS  # noqa: E402  (the page's script: its o
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
            max_file_mb: float = 200.0, model_dir: str | None = None, **kwargs):
     css = CSS_PATH.read_text() if CSS_PATH.exists() else None
+    limits = getattr(demo, "guard_limits", None)
+    if limits is not None:  # gradio's own per-session records: no more than our sessions
+        kwargs.setdefault("state_session_capacity", int(limits.max_sessions))
     return demo.launch(**launch_kwargs(host=host, port=port, share=share, max_file_mb=max_file_mb, model_dir=model_dir),
                        theme=gr.themes.Soft(), css=css, js=SEEK_JS, app_kwargs=ui_guard.start(demo), **kwargs)

@@ -9,38 +9,70 @@ it launches it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 
+from ..config import DEFAULT_LIMITS, Limits
 from ..errors import ResourceError
 from .files import DiskBudget, Sweeper
+from .gradio_records import bound_gradio_records
+from .request_guard import Refused, RouteGuard, guarded_body, header, refuse
+
+log = logging.getLogger(__name__)
 
 
 class UploadGuard:
     """ASGI middleware on POST .../gradio_api/upload: a request must say its size (Content-Length),
-    and is refused with 503 and a sentence when the upload folder's budget cannot hold it. One
-    request may carry 1,000 files at the size limit: the budget counts the whole request."""
+    its bytes are claimed from the upload folder's budget as they arrive (a request that claims a
+    size and sends nothing holds nothing), a body that stalls for `timeout_s` is ended, a request
+    carries `max_files` files at most, and the files it wrote are counted once it is done. Refused:
+    503 and a sentence when the folder is full, 413 for too many files, 408 for a stall."""
 
-    def __init__(self, app, disk: DiskBudget):
-        self.app, self.disk = app, disk
+    def __init__(self, app, disk: DiskBudget, *, timeout_s: float = 30.0, max_files: int = 16):
+        self.app, self.disk, self.timeout_s, self.max_files = app, disk, float(timeout_s), int(max_files)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].rstrip("/").endswith("/gradio_api/upload"):
             return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
+        length = header(scope, b"content-length")
         if length is None or not length.isdigit():
-            return await _refuse(send, 411, "Send the upload with a Content-Length header.")
+            return await refuse(send, 411, "Send the upload with a Content-Length header.")
         try:
-            with self.disk.reserve(int(length)):
-                return await self.app(scope, receive, send)
+            self.disk.room_for_files(1)
+            with self.disk.reserve(int(length)):  # a size that cannot fit is refused before a byte
+                pass
         except ResourceError as e:
-            return await _refuse(send, 503, str(e))
+            return await refuse(send, 503, str(e))
+        counted = {"bytes": 0, "files": 0, "tail": b""}
+        answer = bytearray()
 
+        def on_chunk(chunk: bytes) -> None:
+            seen = counted["tail"] + chunk
+            counted["files"] += seen.count(b"filename=")  # one per file part; the tail cannot hold a whole one
+            counted["tail"] = seen[-8:]
+            if counted["files"] > self.max_files:
+                raise Refused(413, f"Send at most {self.max_files} files in one upload.")
+            try:
+                self.disk.claim(len(chunk))
+                self.disk.room_for_files(counted["files"])
+            except ResourceError as e:
+                raise Refused(503, str(e)) from None
+            counted["bytes"] += len(chunk)
 
-async def _refuse(send, code: int, message: str) -> None:
-    body = json.dumps({"error": message, "detail": message}).encode()
-    await send({"type": "http.response.start", "status": code,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+        async def send_kept(message):  # the answer names the files written: counted when done
+            if message["type"] == "http.response.body" and len(answer) < 2**20:
+                answer.extend(message.get("body", b""))
+            await send(message)
+
+        def done() -> None:
+            self.disk.unclaim(counted["bytes"])
+            with contextlib.suppress(ValueError, TypeError):
+                paths = json.loads(bytes(answer))
+                if isinstance(paths, list):
+                    self.disk.add(p for p in paths if isinstance(p, str))
+
+        await guarded_body(self.app, scope, receive, send_kept, timeout_s=self.timeout_s, on_chunk=on_chunk, after=done)
 
 
 def pending_paths(demo) -> set[str]:
@@ -64,7 +96,7 @@ def pending_paths(demo) -> set[str]:
     return found
 
 
-def attach(demo, uploads, examples: set[str], *, budget_mb: float, grace_s: float) -> None:
+def attach(demo, uploads, examples: set[str], *, budget_mb: float, grace_s: float, limits: Limits = DEFAULT_LIMITS) -> None:
     """Give `demo` its DiskBudget (`demo.disk`) and Sweeper (`demo.sweeper`, started by `start`).
     Kept: files held by a session, the example videos' cached copies, files named by queued requests,
     and whatever gradio was told to keep (component defaults)."""
@@ -74,16 +106,26 @@ def attach(demo, uploads, examples: set[str], *, budget_mb: float, grace_s: floa
             kept |= set(getattr(block, "keep_in_cache", ()))
         return kept
 
-    demo.disk = DiskBudget(uploads.root, int(budget_mb * 2**20))
-    demo.sweeper = Sweeper(uploads.root, keep, grace_s, forget=demo.upload_file_set.discard)
+    demo.disk = DiskBudget(uploads.root, int(budget_mb * 2**20), limits.max_upload_files)
+    demo.sweeper = Sweeper(uploads.root, keep, grace_s, forget=demo.upload_file_set.discard, disk=demo.disk)
+    demo.guard_limits = limits
 
 
 def start(demo) -> dict:
-    """Start sweeping and return what `launch` adds to gradio's FastAPI app (the middleware)."""
+    """Delete what a previous run left in the upload folder (a crash, a kill: nothing there is anyone's
+    now), start sweeping, and return what `launch` adds to gradio's FastAPI app (the middleware)."""
     from starlette.middleware import Middleware
 
     sweeper = getattr(demo, "sweeper", None)
     if sweeper is None:
         return {}
+    left = sweeper.sweep(now=float("inf"))
+    if left:
+        log.info("deleted %d file(s) a previous run left in %s", len(left), sweeper.root)
     sweeper.start(interval=max(0.5, min(30.0, sweeper.grace / 3)))
-    return {"middleware": [Middleware(UploadGuard, disk=demo.disk)]}
+    limits = demo.guard_limits
+    bound_gradio_records(demo, limits)
+    return {"middleware": [
+        Middleware(RouteGuard, max_body_bytes=int(limits.max_request_kb * 1024), timeout_s=limits.body_timeout_s),
+        Middleware(UploadGuard, disk=demo.disk, timeout_s=limits.body_timeout_s, max_files=limits.max_files_per_upload),
+    ]}
