@@ -50,7 +50,6 @@ import time
 import traceback
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
@@ -128,9 +127,18 @@ def encode(engine, frames: int, dev, seed: int = 0) -> tuple[VideoFeatures, floa
     return as_video(feats, frames), seconds
 
 
+def synthetic_clip(key: str, frames: int):
+    """A Clip of no real frames (frames/batch.py imports no PyAV, which the GPU machine lacks)."""
+    import numpy as np
+
+    from pllava_demo.frames.batch import Clip
+
+    return Clip(frames=np.zeros((0, 1, 1, 3), np.uint8), timestamps=(), indices=(), duration=0.0, fps=0.0,
+                width=336, height=336, n_total=frames, source="synthetic", content_key=key)
+
+
 def as_video(feats: torch.Tensor, frames: int) -> VideoFeatures:
-    clip = SimpleNamespace(content_key=f"synthetic-{frames}-{uuid.uuid4().hex}", frames=None, timestamps=(),
-                           source="synthetic", time_range=None)  # a video.Clip without importing av
+    clip = synthetic_clip(f"synthetic-{frames}-{uuid.uuid4().hex}", frames)
     return VideoFeatures(clip=clip, features=feats, num_frames=frames)
 
 

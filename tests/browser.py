@@ -20,15 +20,39 @@ needs_chromium = [pytest.mark.browser,
                                      reason="system chromium (/usr/bin/chromium) is not installed")]
 
 
+_SESSION: list = []  # [playwright, browser]: the test process's one Chromium, started on first use
+
+
+def _browser():
+    if not _SESSION:
+        sync_api = pytest.importorskip("playwright.sync_api")
+        p = sync_api.sync_playwright().start()
+        _SESSION.extend([p, p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)])
+    return _SESSION[1]
+
+
+def close_chromium() -> None:
+    """Close the one browser (conftest calls it when the session ends)."""
+    if _SESSION:
+        p, b = _SESSION
+        _SESSION.clear()
+        b.close()
+        p.stop()
+
+
 @contextlib.contextmanager
 def chromium():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+    """The test process's one headless Chromium: Playwright's sync API cannot run twice at once in a
+    thread (a module's browser beside the session's failed every later module's), and one start serves
+    every test. Each test's tabs are new pages, each a context of its own; those opened inside this
+    block are closed at its end."""
+    b = _browser()
+    before = set(b.contexts)
+    try:
+        yield b
+    finally:
+        for context in [c for c in b.contexts if c not in before]:
+            context.close()
 
 
 def open_tab(browser, url: str, width: int = 1400, height: int = 1250, *, timeout_ms: int = 30_000,

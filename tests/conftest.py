@@ -95,3 +95,10 @@ def shared_browser():
 
     with chromium() as b:
         yield b
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import sys
+
+    if "browser" in sys.modules:  # only when a browser test ran
+        sys.modules["browser"].close_chromium()

@@ -54,9 +54,10 @@ def test_4bit_on_cuda_packs_only_the_llm_linears_and_stays_close_to_bf16(tiny_of
 
 
 def test_4bit_engine_on_cuda_answers_and_reuses_its_cache(tiny_official):
-    from types import SimpleNamespace
+    import numpy as np
 
     from pllava_demo.config import GenerationSettings
+    from pllava_demo.frames.batch import Clip  # no PyAV: the GPU machine has none
     from pllava_demo.chat.engine import Engine, VideoFeatures
 
     eng = Engine.load(tiny_official, device="cuda", quantization="4bit")
@@ -64,7 +65,8 @@ def test_4bit_engine_on_cuda_answers_and_reuses_its_cache(tiny_official):
     feats = eng._encode(pixels)  # (T, H*W, D)
     assert feats.device.type == "cuda"
     session = eng.new_session()
-    clip = SimpleNamespace(content_key="synthetic", frames=None, timestamps=(), source="synthetic")
+    clip = Clip(frames=np.zeros((0, 1, 1, 3), np.uint8), timestamps=(), indices=(), duration=0.0, fps=0.0, width=336,
+                height=336, n_total=4, source="synthetic", content_key="synthetic")
     session.video = VideoFeatures(clip=clip, features=feats, num_frames=4)
     settings = GenerationSettings(max_new_tokens=6, min_new_tokens=6)
     first = "".join(session.ask("Describe it.", pooling_shape=(4, 6, 6), settings=settings))

@@ -327,6 +327,7 @@ def write_edit_list_cut(source, path, start_frame: int) -> Path:
                 continue
             packet.pts, packet.dts, packet.stream = packet.pts - target, packet.dts - target, out
             dst.mux(packet)
+    return path
 
 
 def scene_frame(scene: int, k: int, width: int, height: int) -> np.ndarray:

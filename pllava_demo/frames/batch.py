@@ -1,9 +1,11 @@
-"""Decoded frames with their times: the `FrameBatch` every decoder call returns, and the buffer it is
-written into while decoding. Knows nothing about files or codecs."""
+"""Decoded frames with their times: the `FrameBatch` every decoder call returns, the buffer it is
+written into while decoding, and the `Clip` read_video returns (sampled frames of one file). Knows
+nothing about codecs, and imports no PyAV (a GPU benchmark builds a Clip of synthetic frames)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -65,3 +67,34 @@ class FrameBuffer:
         # the buffer itself when no frame repeats and the order is the buffer's (the usual case)
         data = self.buf if wanted == list(self.slot) else self.buf[[self.slot[t] for t in wanted]]  # (T, H, W, 3)
         return FrameBatch(data, tuple(self.times[t] for t in wanted), tuple(self.ordinals[t] for t in wanted))
+
+
+@dataclass(frozen=True, repr=False)
+class Clip:
+    """Sampled frames of one file. A still image is a one-frame clip with fps 0.0 and duration 0.0
+    (it has no frame rate). `indices` are the ordinals (0-based, presentation order) of the frames
+    actually returned; `timestamps` their presentation times in seconds from the stream's start.
+    `width` / `height` are the file's displayed (upright) size, which `frames` need not have (a
+    resize). `time_range` is the (start_s, end_s) the caller restricted sampling to, or None."""
+
+    frames: np.ndarray  # (T, H, W, 3) uint8, upright
+    timestamps: tuple[float, ...]
+    indices: tuple[int, ...]
+    duration: float
+    fps: float
+    width: int
+    height: int
+    n_total: int
+    source: str
+    content_key: str  # identifies the file's bytes; the engine caches features by (content_key, T)
+    decoded_frames: int = 0  # frames the decoder produced to make this clip (cost, for tests/bench)
+    time_range: tuple[float, float] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Clip(frames={tuple(self.frames.shape)} {self.frames.dtype}, T={len(self.indices)}, "
+            f"indices={list(self.indices)}, duration={self.duration:.2f}s, fps={self.fps:.3f}, "
+            f"size={self.width}x{self.height}, n_total={self.n_total}, decoded_frames={self.decoded_frames}, "
+            f"{'' if self.time_range is None else f'time_range={self.time_range}, '}"
+            f"source={Path(self.source).name!r}, content_key={self.content_key!r})"
+        )

@@ -6,47 +6,12 @@ arithmetic (decoder.py, samplers.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
-import numpy as np
-
+from .batch import Clip
 from .checks import check_count, check_path, check_range
 from .content_key import content_key
 from .convert import Resize
 from .decoder import VideoDecoder
 from .samplers import segment_centred
-
-
-@dataclass(frozen=True, repr=False)
-class Clip:
-    """Sampled frames of one file. A still image is a one-frame clip with fps 0.0 and duration 0.0
-    (it has no frame rate). `indices` are the ordinals (0-based, presentation order) of the frames
-    actually returned; `timestamps` their presentation times in seconds from the stream's start.
-    `width` / `height` are the file's displayed (upright) size, which `frames` need not have (a
-    resize). `time_range` is the (start_s, end_s) the caller restricted sampling to, or None."""
-
-    frames: np.ndarray  # (T, H, W, 3) uint8, upright
-    timestamps: tuple[float, ...]
-    indices: tuple[int, ...]
-    duration: float
-    fps: float
-    width: int
-    height: int
-    n_total: int
-    source: str
-    content_key: str  # identifies the file's bytes; the engine caches features by (content_key, T)
-    decoded_frames: int = 0  # frames the decoder produced to make this clip (cost, for tests/bench)
-    time_range: tuple[float, float] | None = None
-
-    def __repr__(self) -> str:
-        return (
-            f"Clip(frames={tuple(self.frames.shape)} {self.frames.dtype}, T={len(self.indices)}, "
-            f"indices={list(self.indices)}, duration={self.duration:.2f}s, fps={self.fps:.3f}, "
-            f"size={self.width}x{self.height}, n_total={self.n_total}, decoded_frames={self.decoded_frames}, "
-            f"{'' if self.time_range is None else f'time_range={self.time_range}, '}"
-            f"source={Path(self.source).name!r}, content_key={self.content_key!r})"
-        )
 
 
 def read_video(path, num_frames: int = 16, *, max_duration: float | None = None, time_budget: float | None = None,

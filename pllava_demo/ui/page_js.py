@@ -148,7 +148,7 @@ PAGE_JS = """() => {
         });
     };
     const watchControls = () => {
-        const roots = ['#notice-row', '#video-input', '#settings', '#generation', '#compare-box', '.toast-wrap']
+        const roots = ['#notice-row', '#video-input', '#settings', '#generation', '#compare-box', '#chapters', '.toast-wrap']
             .map((sel) => document.querySelector(sel)).filter(Boolean);
         if (!document.querySelector('#video-input') || !document.querySelector('#notice-row')) {
             setTimeout(watchControls, 300);
