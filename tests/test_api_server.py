@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import time
 import uuid
@@ -70,7 +71,9 @@ def raw_upload(url: str, files: list[tuple[str, bytes]]) -> tuple[int, bytes]:
 def visitor_files(d: Path) -> list[Path]:
     """Files in the upload folder other than gradio's cached copies of the example videos."""
     examples = {p.name for p in (ROOT / "assets").iterdir()}
-    return sorted(p for p in d.rglob("*") if p.is_file() and p.name not in examples)
+    # os.walk, not rglob: the server deletes a session's folder while we look, and rglob's scandir of a
+    # folder that vanished raises (CI's FileNotFoundError); os.walk skips it
+    return sorted(Path(root) / name for root, _, names in os.walk(d) for name in names if name not in examples)
 
 
 def gone_within(d: Path, paths, seconds: float) -> bool:
