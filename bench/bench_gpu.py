@@ -58,7 +58,8 @@ from _common import (PLLAVA_7B, PeakHostMemory, at_once, copy_bandwidth, drain, 
 
 import pllava_demo.chat.engine as engine_module  # noqa: E402
 from pllava_demo.config import GenerationSettings  # noqa: E402
-from pllava_demo.chat.engine import Engine, VideoFeatures  # noqa: E402
+from pllava_demo.chat.engine import Engine  # noqa: E402
+from pllava_demo.chat.features import VideoFeatures  # noqa: E402
 
 CONFIGS = [(16, (16, 12, 12)), (16, (16, 6, 6)), (32, (16, 12, 12)), (32, (32, 6, 6))]  # (frames, pooling)
 QUESTION = "What is happening in this video? Describe the background, characters and actions in detail."

@@ -58,7 +58,8 @@ def test_4bit_engine_on_cuda_answers_and_reuses_its_cache(tiny_official):
 
     from pllava_demo.config import GenerationSettings
     from pllava_demo.frames.batch import Clip  # no PyAV: the GPU machine has none
-    from pllava_demo.chat.engine import Engine, VideoFeatures
+    from pllava_demo.chat.engine import Engine
+    from pllava_demo.chat.features import VideoFeatures
 
     eng = Engine.load(tiny_official, device="cuda", quantization="4bit")
     pixels = torch.randn(4, 3, 336, 336, generator=torch.Generator().manual_seed(1))  # (T, 3, S, S)

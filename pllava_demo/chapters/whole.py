@@ -116,7 +116,7 @@ def question_with_context(question: str, lines: tuple[Line, ...], max_chars: int
 def compose(engine, path, chapters: Chapters, plan: WholePlan, progress=None):
     """One VideoFeatures holding every used chapter's frames and features, in time order. Each chapter
     comes from engine.prepare_video (cached per file, frames and range)."""
-    from ..chat.engine import VideoFeatures
+    from ..chat.features import VideoFeatures
 
     last = len(chapters.chapters) - 1
     parts = []

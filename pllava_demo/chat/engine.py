@@ -26,16 +26,19 @@ import itertools
 import logging
 import threading
 import weakref
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
 
 from ..config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape, check_lora_alpha, check_pooling_shape
-from ..errors import CheckpointError, InputError, PllavaError, ResourceError
+from ..caches import ByteLRU
+from ..errors import CheckpointError, InputError, PllavaError
+from .features import VideoFeatures, feature_key, tensor_nbytes
 from .generate import Row, Sampler
 from .kvcache import cache_nbytes, new_kv_cache
+from .memory import guarded, release_memory
 from ..network.lora import LoRALinear
 from ..frames import strategies
 from .scheduler import Job, Scheduler
@@ -45,83 +48,6 @@ from .prompt import (DEFAULT_SYSTEM, TextStream, Turn, chat_format_for, encode_p
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
-
-
-def _is_oom(e: BaseException) -> bool:
-    # torch raises OutOfMemoryError for CUDA; other backends and older paths a RuntimeError saying so
-    text = str(e)
-    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
-
-
-def _nbytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
-
-
-class ByteLRU:
-    """A least-recently-used map bounded by the bytes of its values; thread-safe."""
-
-    def __init__(self, max_bytes: int, size_of: Callable[[object], int]):
-        self.max_bytes = int(max_bytes)
-        self.size_of = size_of
-        self._items: OrderedDict = OrderedDict()
-        self._sizes: dict = {}
-        self.bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            if key not in self._items:
-                return None
-            self._items.move_to_end(key)
-            return self._items[key]
-
-    def put(self, key, value) -> None:
-        size = self.size_of(value)
-        with self._lock:
-            if key in self._items:
-                self.bytes -= self._sizes.pop(key)
-                del self._items[key]
-            self._items[key] = value
-            self._sizes[key] = size
-            self.bytes += size
-            while self.bytes > self.max_bytes and len(self._items) > 1:
-                old, _ = self._items.popitem(last=False)
-                self.bytes -= self._sizes.pop(old)
-
-    def pop(self, key) -> None:
-        with self._lock:
-            if key in self._items:
-                del self._items[key]
-                self.bytes -= self._sizes.pop(key)
-
-    def keys(self) -> list:
-        """Keys from least to most recently used."""
-        with self._lock:
-            return list(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-@dataclass(frozen=True)
-class VideoFeatures:
-    """A clip and its projected, un-pooled features (T, H*W, D) on the model's device."""
-
-    clip: object  # video.Clip (frames kept for the UI's gallery)
-    features: torch.Tensor
-    num_frames: int
-
-    @property
-    def nbytes(self) -> int:
-        return _nbytes(self.features) + int(getattr(self.clip.frames, "nbytes", 0))
-
-    @property
-    def key(self) -> tuple:
-        """Its key in the engine's feature cache (see `feature_key`)."""
-        return feature_key(self.clip.content_key, self.num_frames, self.clip.time_range)
-
-    def __repr__(self) -> str:
-        return f"VideoFeatures(features={tuple(self.features.shape)}, clip={self.clip!r})"
 
 
 @dataclass
@@ -150,18 +76,6 @@ JOB_WAIT_S = 120.0  # a stream's end waits this long at most for its row to leav
 KV_PER_SESSION = 3  # KV caches a session keeps, one per recent (video, frames, strategy, alpha)
 
 
-def feature_key(content_key: str, num_frames: int, time_range: tuple | None = None) -> tuple:
-    """What encoded features are cached by: the file's content, the frame count and the time range."""
-    start_s, end_s = time_range or (None, None)
-    return (content_key, num_frames, start_s, end_s)
-
-
-def _as_of(vf: VideoFeatures, path) -> VideoFeatures:
-    """The shared features under this caller's own file name (the frames and tensors are not copied), so
-    nothing about the first uploader's file reaches anyone else."""
-    return dataclasses.replace(vf, clip=dataclasses.replace(vf.clip, source=str(path)))
-
-
 def _drop_session_caches(budget: ByteLRU, session_id: int) -> None:
     for key in budget.keys():
         if key[0] == session_id:
@@ -184,7 +98,7 @@ class Engine:
         self.stop_ids = stop_token_ids(self.tokenizer, self.format)
         self.lock = threading.RLock()
         self.features = ByteLRU(limits.feature_cache_mb * 2**20, lambda v: v.nbytes)
-        self.pooled = ByteLRU(limits.feature_cache_mb * 2**20 // 4, _nbytes)  # (video, frames, shape) -> tokens
+        self.pooled = ByteLRU(limits.feature_cache_mb * 2**20 // 4, tensor_nbytes)  # (video, frames, shape) -> tokens
         self.kv_budget = ByteLRU(limits.kv_cache_mb * 2**20, lambda kv: kv.nbytes)  # (session id, signature) -> _KV
         self.stats: Counter = Counter()
         self._lora_layers = [m for m in self.model.modules() if isinstance(m, LoRALinear)]
@@ -270,7 +184,7 @@ class Engine:
         cached = self.features.get(key)
         if cached is not None:
             self.stats["feature_cache_hits"] += 1
-            return _as_of(cached, path)
+            return cached.shared_as(path)
         check_pixels(path, self.limits.max_pixels)  # from the header, before a frame is decoded
         if progress:
             progress(0.05, "Decoding frames")
@@ -286,7 +200,7 @@ class Engine:
         self.stats["vision_calls"] += 1
         self.stats["vision_frames"] += pixels.shape[0]
         vf = VideoFeatures(clip=clip, features=feats, num_frames=num_frames)
-        self.features.put(key, vf)  # shared by content: a later hit gets it under its own name (_as_of)
+        self.features.put(key, vf)  # shared by content: a later hit gets it under its own name (shared_as)
         if progress:
             progress(1.0, "Ready")
         return vf
@@ -351,24 +265,10 @@ class Engine:
         return info
 
     def _guarded(self, doing: str, fn: Callable, *args):
-        """fn(*args), with running out of memory turned into a ResourceError naming what to reduce."""
-        try:
-            return fn(*args)
-        except RuntimeError as e:  # torch.OutOfMemoryError is a RuntimeError
-            if not _is_oom(e):
-                raise
-            log.warning("out of memory while %s: %s", doing, str(e).splitlines()[0][:300])
-        # Raised here, after the except block, so the OOM's traceback (and the activations its frames
-        # hold) is already gone and empty_cache can hand that memory back.
-        self.stats["out_of_memory"] += 1
-        self.release_memory()
-        where = "GPU" if self.model.device.type == "cuda" else "server"
-        raise ResourceError(f"The {where} ran out of memory while {doing}; try fewer frames or a smaller pooling shape.")
+        """fn(*args), running out of memory being a ResourceError for this request (memory.guarded)."""
+        return guarded(doing, fn, *args, device_type=self.model.device.type, stats=self.stats)
 
-    @staticmethod
-    def release_memory() -> None:
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+    release_memory = staticmethod(release_memory)
 
     def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
         with self.lock, torch.inference_mode():
@@ -438,7 +338,7 @@ class ChatSession:
             return None
         cached = self.engine.features.get(ref.key)
         if cached is not None:
-            return _as_of(cached, ref.source)
+            return cached.shared_as(ref.source)
         try:  # evicted: read it again (its file is still held by this session)
             vf = self.engine.prepare_video(ref.source, ref.num_frames, start_s=ref.start_s, end_s=ref.end_s)
         except PllavaError as e:
@@ -489,10 +389,6 @@ class ChatSession:
 
     def drop_cache(self) -> None:
         _drop_session_caches(self.engine.kv_budget, self.id)
-
-    @property
-    def has_kv_cache(self) -> bool:
-        return any(key[0] == self.id for key in self.engine.kv_budget.keys())
 
     def close(self) -> None:
         """Free the video, chat and KV caches now. A stream still running (its user went away) ends

@@ -15,7 +15,14 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-BLOCK = 256  # tokens
+BLOCK = 256  # tokens: buffers grow in whole blocks
+
+
+def grown_length(needed: int) -> int:
+    """The token length a buffer that must hold `needed` tokens grows to: a quarter spare (at least one
+    block), rounded up to whole blocks, so growing copies amortised O(1) bytes per token. One rule for
+    a session's cache (GrowingLayer) and the scheduler's batch of rows (scheduler.SlotCache)."""
+    return -(-(needed + max(BLOCK, needed // 4)) // BLOCK) * BLOCK
 
 
 class GrowingLayer(DynamicLayer):
@@ -27,7 +34,7 @@ class GrowingLayer(DynamicLayer):
         self._n = 0
 
     def _grow(self, needed: int, like_k: torch.Tensor, like_v: torch.Tensor) -> None:
-        capacity = -(-(needed + max(BLOCK, needed // 4)) // BLOCK) * BLOCK
+        capacity = grown_length(needed)
         b, h, _, dk = like_k.shape
         new_k = like_k.new_empty(b, h, capacity, dk)
         new_v = like_v.new_empty(b, h, capacity, like_v.shape[-1])

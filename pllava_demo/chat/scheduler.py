@@ -42,10 +42,10 @@ from collections.abc import Callable, Iterator
 import torch
 
 from .generate import Row, Sampler
+from .kvcache import grown_length
 from ..network.lora import set_row_alphas
 
 log = logging.getLogger(__name__)
-BLOCK = 256  # tokens: slot buffers grow in whole blocks
 IDLE_EXIT_S = 5.0  # the stepping thread ends after this long with nothing to do
 _END = object()
 
@@ -75,11 +75,11 @@ class SlotCache:
         have_l = self.k[0].shape[2] if self.k else 0
         if rows <= have_r and length <= have_l:
             return
-        # rows double and lengths get a quarter spare, in whole blocks, so growing is amortised: growing by
+        # rows double and lengths grow by kvcache's rule, so growing is amortised: growing by
         # one row at a time copied every live row again for each newcomer (measured: 0.40 s of a 3.2 s
         # benchmark round of 4 follow-ups joining at once, bench_concurrency.py)
         r = have_r if rows <= have_r else max(rows, min(2 * have_r, self.max_rows or 2 * have_r), 1)
-        n = have_l if length <= have_l else -(-(length + max(BLOCK, length // 4)) // BLOCK) * BLOCK
+        n = have_l if length <= have_l else grown_length(length)
         grow, live = bool(self.k), self.rows
         for i, (k, v) in enumerate(like):
             # not zero-filled: every row is written up to its length, and `add` zeroes the rest of its

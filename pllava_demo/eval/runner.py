@@ -107,7 +107,7 @@ class Sweep:
     # -- the model (one thread) -------------------------------------------------------------------
     def features(self, prep: _Prepared):
         """The clip's VideoFeatures: CLIP + projector once, kept in the engine's feature cache."""
-        from ..chat.engine import VideoFeatures
+        from ..chat.features import VideoFeatures
         from ..frames.video import Clip
 
         eng, clip = self.engine, prep.clip

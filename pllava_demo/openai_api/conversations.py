@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from ..caches import CountLRU
 from ..chat.prompt import Turn
 from ..config import clean_text
 from ..ui.handlers import Studio, default_options
@@ -33,7 +34,7 @@ class Conversations:
     def __init__(self, max_idle: int = MAX_IDLE, max_answers: int = MAX_ANSWERS):
         self.max_idle, self.max_answers = max_idle, max_answers
         self._idle: OrderedDict[int, Studio] = OrderedDict()  # least recently used first
-        self._raw: OrderedDict[str, str] = OrderedDict()  # answer as shown -> as the model wrote it
+        self._raw: CountLRU[str, str] = CountLRU(max_answers)  # answer as shown -> as the model wrote it
         self._lock = threading.Lock()
 
     def take(self, engine, content_key: str, system: str, turns: tuple[tuple[str, str], ...]) -> Studio:
@@ -80,11 +81,7 @@ class Conversations:
             return [Turn(clean_text(q).strip(), a.strip(), raw=self._raw.get(a.strip())) for q, a in pairs]
 
     def _remember(self, answer: str, raw: str) -> None:
-        with self._lock:
-            self._raw[answer] = raw
-            self._raw.move_to_end(answer)
-            while len(self._raw) > self.max_answers:
-                self._raw.popitem(last=False)
+        self._raw.put(answer, raw)
 
     def close(self) -> None:
         with self._lock:
