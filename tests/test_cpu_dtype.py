@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from app import parse_args
-from pllava_demo.network.checkpoint import cpu_has_bf16, load_pllava
+from pllava_demo.network.checkpoint import load_pllava
+from pllava_demo.network.device_policy import cpu_has_bf16
 from pllava_demo.chat.engine import Engine
 from pllava_demo.errors import CheckpointError
 from pllava_demo.ui.handlers import ModelHolder, server_status

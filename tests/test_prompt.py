@@ -6,15 +6,20 @@ from transformers import AutoTokenizer
 from pllava_demo.chat.prompt import CHATML, VICUNA, TextStream, Turn, chat_format_for, fit_prompt
 
 
+def rendered(fmt, system, turns, question) -> str:
+    """The prompt's text as the model reads it: its parts joined (what fit_prompt's `text` is)."""
+    return "".join(text for text, _ in fmt.parts(system, turns, question))
+
+
 def test_vicuna_prompt_is_the_official_plain_demo_string():
     # Official conv_plain_v1 + demo: system + " ", video turn "USER:" + "<image> " + " ", then turns.
-    text = VICUNA.render("SYS", [Turn("q1", "a1")], "q2")
+    text = rendered(VICUNA, "SYS", [Turn("q1", "a1")], "q2")
     assert text == "SYS USER:<image>  USER:q1 ASSISTANT:a1</s>USER:q2 ASSISTANT:"
-    assert VICUNA.render("", [], "q") == "USER:<image>  USER:q ASSISTANT:"
+    assert rendered(VICUNA, "", [], "q") == "USER:<image>  USER:q ASSISTANT:"
 
 
 def test_chatml_prompt_for_34b():
-    text = CHATML.render("SYS", [Turn("q1", "a1")], "q2")
+    text = rendered(CHATML, "SYS", [Turn("q1", "a1")], "q2")
     assert text == ("<|im_start|>system\nSYS<|im_end|>\n<|im_start|>user\n<image>\n<|im_end|>\n"
                     "<|im_start|>user\nq1<|im_end|>\n<|im_start|>assistant\na1<|im_end|>\n"
                     "<|im_start|>user\nq2<|im_end|>\n<|im_start|>assistant\n")

@@ -21,6 +21,11 @@ SAMPLES = {
 }
 
 
+def rendered(fmt, system, turns, question) -> str:
+    """The prompt's text as the model reads it: its parts joined (what fit_prompt's `text` is)."""
+    return "".join(text for text, _ in fmt.parts(system, turns, question))
+
+
 def stream_all(tok, ids, stops=VICUNA.stop_strings, anchor=None):
     stream = TextStream(tok, stops, anchor_id=anchor)
     pieces = []
@@ -50,7 +55,7 @@ def test_the_legacy_fixture_is_the_released_layout(legacy_tokenizer):
 
 def test_follow_up_prompt_is_the_official_string_leading_space_kept():
     turns = [Turn("q1", "Yes", raw=" Yes")]
-    assert VICUNA.render("SYS", turns, "q2") == "SYS USER:<image>  USER:q1 ASSISTANT: Yes</s>USER:q2 ASSISTANT:"
+    assert rendered(VICUNA, "SYS", turns, "q2") == "SYS USER:<image>  USER:q1 ASSISTANT: Yes</s>USER:q2 ASSISTANT:"
 
 
 @pytest.mark.parametrize("which", ["legacy", "metaspace", "chatml"])
@@ -61,7 +66,7 @@ def test_ordinary_text_keeps_the_official_ids(which, legacy_tokenizer, tiny_offi
     turns = [Turn("What is the dog doing?", "It runs.", raw=" It runs."), Turn("猫 café 🙂?", "No", raw=" No")]
     for system, question in [(DEFAULT_SYSTEM, "Describe the video."), ("", "what 公园 👩‍💻 then"), ("S", "x")]:
         parts = fmt.parts(system, turns, question)
-        want = official_ids(tok, fmt.render(system, turns, question))
+        want = official_ids(tok, rendered(fmt, system, turns, question))
         assert encode_prompt(tok, parts) == want
         assert encode_pieces(tok, parts) == want  # the piecewise path, used only for control-token text
 

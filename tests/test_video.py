@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pllava_demo.errors import VideoError
-from pllava_demo.frames.video import Clip, content_key, human_duration, probe, read_video, sample_indices
+from pllava_demo.frames.video import Clip, VideoDecoder, content_key, human_duration, read_video, sample_indices
 from tests.videos import (
     frame_index, padded_size, video_path, write_animated_webp, write_audio_only, write_image, write_video,
 )
@@ -102,7 +102,8 @@ def test_rotation_metadata_makes_frames_upright(tmp_path, rotation):
     assert clip.frames.shape[1:3] == upright and (clip.height, clip.width) == upright
     back = [frame_index(np.rot90(f, k=-(rotation // 90))) for f in clip.frames]  # undo the display rotation
     assert back == official(24, 4)
-    assert (probe(path)["height"], probe(path)["width"]) == upright
+    with VideoDecoder(path, seek_mode="approximate") as decoder:
+        assert (decoder.metadata.height, decoder.metadata.width) == upright
 
 
 def test_still_images(tmp_path):
@@ -203,10 +204,12 @@ def test_repr_and_content_key(tmp_path):
     assert content_key(other) != clip.content_key
 
 
-def test_probe(tmp_path):
-    info = probe(write_video(tmp_path / "v.webm", codec="vp9", n_frames=48, fps=24, width=64, height=48))
-    assert info["width"] == 64 and info["height"] == 48 and info["codec"] == "vp9"
-    assert info["duration"] == pytest.approx(2.0, abs=0.05) and info["fps"] == pytest.approx(24)
+def test_metadata_without_decoding(tmp_path):
+    path = write_video(tmp_path / "v.webm", codec="vp9", n_frames=48, fps=24, width=64, height=48)
+    with VideoDecoder(path, seek_mode="approximate") as decoder:
+        info = decoder.metadata
+    assert info.width == 64 and info.height == 48 and info.codec == "vp9"
+    assert info.duration_seconds == pytest.approx(2.0, abs=0.05) and info.average_fps == pytest.approx(24)
 
 
 def test_content_key_covers_the_whole_file(tmp_path):

@@ -190,7 +190,7 @@ def test_duration_grows_with_frames_and_tokens_within_the_limit():
 def test_auto_quantization_is_bf16_on_zerogpu_and_4bit_on_a_gpu_of_your_own(monkeypatch):
     """bitsandbytes' 4-bit layers refuse the `.to()` that ZeroGPU's CUDA emulation moves weights with:
     --quantization auto must not pick them there (the real `spaces` package, in ZeroGPU mode)."""
-    from pllava_demo.network.checkpoint import auto_quantization
+    from pllava_demo.network.device_policy import auto_quantization
 
     monkeypatch.delenv("PLLAVA_NO_ZEROGPU", raising=False)
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)

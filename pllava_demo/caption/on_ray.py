@@ -116,7 +116,7 @@ def build_dataset(jobs: list[CaptionJob], *, model: str, device: str, quantizati
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 1000)))
     # A remote-args function stops Ray from fusing decoding into the caption actors (its fusion rule
     # skips ops that have one), so decoding runs in separate CPU tasks, ahead of and beside the model.
-    from ..network.checkpoint import frames_room_for, pixel_spec_for
+    from ..network.checkpoint_config import frames_room_for, pixel_spec_for
 
     pixels = pixel_spec_for(model)  # the checkpoint's own, read before any weight is loaded
     if options.num_frames is None:  # the actors' Captioner would fit the same count; the decoders need it now

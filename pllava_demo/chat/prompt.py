@@ -95,9 +95,6 @@ class ChatFormat:
         out += [(self.user, T), (question, P), (self.user_end + self.assistant, T)]
         return out
 
-    def render(self, system: str, turns: list[Turn] | tuple[Turn, ...], question: str) -> str:
-        return "".join(text for text, _ in self.parts(system, turns, question))
-
 
 # Official 7B/13B "plain" demo: `{system} USER:<image>  USER:{q} ASSISTANT:{a}</s>USER:...`, where {a} is
 # the answer as the model wrote it after "ASSISTANT:", leading space included.

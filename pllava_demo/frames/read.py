@@ -1,13 +1,13 @@
 """`read_video(path, n)`: the one-line convenience the engine and the captioner use. It opens a
 `VideoDecoder`, samples by PLLaVA's rule and returns a `Clip` (the frames with what the engine keys
-its caches by). `probe(path)`: cheap metadata for the UI. Knows nothing about decoding or the rule's
-arithmetic (decoder.py, samplers.py).
+its caches by). A file's metadata without frames is `VideoDecoder(path).metadata`. Knows nothing about
+decoding or the rule's arithmetic (decoder.py, samplers.py).
 """
 
 from __future__ import annotations
 
 from .batch import Clip
-from .checks import check_count, check_path, check_range
+from .checks import check_count, check_range
 from .content_key import content_key
 from .convert import Resize
 from .decoder import VideoDecoder
@@ -33,14 +33,3 @@ def read_video(path, num_frames: int = 16, *, max_duration: float | None = None,
         return Clip(batch.data, batch.pts_seconds, batch.indices, m.duration_seconds, m.average_fps, m.width,
                     m.height, m.n_frames, str(decoder.path), key or content_key(decoder.path),
                     decoder.decoded_frames, None if time_range == (None, None) else time_range)
-
-
-def probe(path) -> dict:
-    """Cheap metadata for the UI (reject too-long files before decoding): duration, fps, width, height
-    (displayed, i.e. after rotation), codec, n_frames. Decodes at most one frame (for the rotation), and
-    never scans the file (header counts)."""
-    check_path(path)
-    with VideoDecoder(path, seek_mode="approximate") as decoder:
-        m = decoder.metadata
-        return {"duration": m.duration_seconds, "fps": m.average_fps, "width": m.width, "height": m.height,
-                "codec": m.codec, "n_frames": m.n_frames}

@@ -12,11 +12,11 @@ from .checks import check_file, human_duration
 from .content_key import content_key
 from .decoder import SEEK_MODES, VideoDecoder, VideoMetadata
 from .images import IMAGE_EXTENSIONS
-from .read import Clip, probe, read_video
+from .read import Clip, read_video
 from .samplers import every_seconds, every_seconds_indices, keyframes_only, sample_indices, segment_centred
 
 __all__ = [
     "IMAGE_EXTENSIONS", "SEEK_MODES", "Clip", "FrameBatch", "VideoDecoder", "VideoMetadata", "check_file",
-    "content_key", "every_seconds", "every_seconds_indices", "human_duration", "keyframes_only", "probe",
+    "content_key", "every_seconds", "every_seconds_indices", "human_duration", "keyframes_only",
     "read_video", "sample_indices", "segment_centred",
 ]
