@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..config import clean_text
 from ..errors import InputError
+from ..jsonl import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +58,7 @@ def discover(source: str | os.PathLike) -> list[CaptionJob]:
             rows = list(csv.DictReader(f))
         return [_job_from_record(r, base, src, i + 2) for i, r in enumerate(rows)]
     if suffix == ".jsonl":
-        jobs = []
-        for i, line in enumerate(src.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{src.name} line {i} is not valid JSON: {e}") from None
-            jobs.append(_job_from_record(record if isinstance(record, dict) else {}, base, src, i))
-        return jobs
+        return [_job_from_record(record, base, src, n) for n, record in read_jsonl(src)]
     if suffix in VIDEO_EXTENSIONS:
         return [CaptionJob(str(src))]
     raise InputError(f"'{src.name}' is not a folder, a video or a list file; lists must end in {', '.join(LIST_SUFFIXES)}.")

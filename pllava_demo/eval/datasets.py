@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import InputError
+from ..jsonl import read_jsonl
 from .matching import option_label
 from .protocols import mvbench_question
 from .sampling import DataType
@@ -80,25 +81,6 @@ def _load_json(path: Path):
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(f"Cannot read {path}: {e}") from None
-
-
-def _jsonl(path: Path) -> list[tuple[int, dict]]:
-    out = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"Cannot read {path}: {e}") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path} line {n} is not JSON: {e}") from None
-        if not isinstance(entry, dict):
-            raise InputError(f"{path} line {n} is not a JSON object.")
-        out.append((n, entry))
-    return out
 
 
 def _need(entry: dict, key: str, where: str):
@@ -171,7 +153,7 @@ def read_mvbench(directory, tasks: list[str] | None = None) -> list[Item]:
 def read_mc_jsonl(path) -> list[Item]:
     path = Path(path)
     items = []
-    for n, e in _jsonl(path):
+    for n, e in read_jsonl(path):
         where = f"{path} line {n}"
         video = path.parent / str(_need(e, "video", where))
         options = e.get("options", e.get("candidates"))
@@ -203,7 +185,7 @@ def read_open(source) -> list[Item]:
     if src.is_file():
         return [_open_item(str(e.get("task", "all")), src.parent / str(_need(e, "video", f"{src} line {n}")),
                            [_need(e, "question", f"{src} line {n}")], _need(e, "answer", f"{src} line {n}"))
-                for n, e in _jsonl(src)]
+                for n, e in read_jsonl(src)]
     items: list[Item] = []
     qa = src / "Zero_Shot_QA" / "Benchmarking_QA"
     for task, name in VCG_TASKS.items() if qa.is_dir() else ():
