@@ -3,7 +3,7 @@
 A family says how its files name the weights (and how to write them), which stored weights never
 influence PLLaVA's output, where its LoRA sits, which linears 4-bit quantisation replaces, which
 extra fields its config.json carries, and which prompt format its tokenizer implies. The loader
-(`checkpoint.py`), the tiny random checkpoints (`tiny.py`) and the benchmarks' 7B-shaped random
+(`checkpoint.py`, `weights.py`), the tiny random checkpoints (`tiny.py`) and the benchmarks' 7B-shaped random
 checkpoints (`bench/_common.py`) all go through a Family, so a third family is one new file here
 (a `Family` value) plus its entry in FAMILIES, before the catch-all llava-hf.
 
