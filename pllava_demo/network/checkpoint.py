@@ -23,6 +23,7 @@ from torch import nn
 
 from ..config import VideoModelSpec, check_lora_alpha
 from ..errors import CheckpointError
+from ..settings import CPU_DTYPE, QUANTIZATION
 from .families import LLAVA_HF, Family, family_of
 from .lora import LoRALinear, attach_lora, lora_alpha_of, set_lora_alpha
 from .model import PllavaModel, kept_vision_layers
@@ -318,7 +319,7 @@ def auto_quantization(device_type: str) -> str:
     return "4bit" if device_type == "cuda" and not forks_per_call() else "none"
 
 
-CPU_DTYPES = ("auto", "float32", "bfloat16")
+CPU_DTYPES = CPU_DTYPE.choices  # the choices, their check and its sentence: settings.py
 
 
 def cpu_has_bf16() -> bool:
@@ -332,9 +333,7 @@ def cpu_has_bf16() -> bool:
 
 
 def check_cpu_dtype(name: str) -> str:
-    if name not in CPU_DTYPES:
-        raise CheckpointError(f"cpu_dtype must be one of {', '.join(CPU_DTYPES)}, got {name!r}.")
-    return name
+    return CPU_DTYPE.check(name, error=CheckpointError)
 
 
 def _cpu_dtype(files: list[Path]) -> torch.dtype:
@@ -406,8 +405,7 @@ def load_pllava(
     from accelerate import init_empty_weights
     from safetensors import safe_open
 
-    if quantization not in ("auto", "none", "4bit"):
-        raise CheckpointError(f"quantization must be 'auto', 'none' or '4bit', got {quantization!r}.")
+    QUANTIZATION.check(quantization, error=CheckpointError)
     path = resolve_source(source)
     cfg = read_config(path)
     files = weight_files(path)
