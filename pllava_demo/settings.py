@@ -83,7 +83,8 @@ class Setting:
         if self.kind is str:
             return "text"
         if self.kind is int:
-            return f"a whole number {self.lo:g}-{hi:g}" if hi is not None else f"a whole number >= {self.lo:g}"
+            lo = int(self.lo)
+            return f"a whole number {lo}-{int(hi)}" if hi is not None else f"a whole number >= {lo}"
         if hi is None:
             return f"a number {'>' if self.open_low else '>='} {self.lo:g}"
         return f"a number in {'(' if self.open_low else '['}{self.lo:g}, {hi:g}]"
