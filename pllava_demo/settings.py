@@ -15,6 +15,7 @@ torch or the engine.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import re
@@ -68,6 +69,10 @@ class Setting:
     help: str = ""
     label: str | None = None  # how the sentence names it, when not by `name`
     metavar: str | None = None
+
+    def named(self, label: str) -> "Setting":
+        """The same setting under another name (an OpenAI field: max_tokens for max_new_tokens)."""
+        return dataclasses.replace(self, label=label)
 
     @property
     def dest(self) -> str:
