@@ -1,6 +1,7 @@
 """Frozen settings of the project: what a checkpoint says about the video model, how to generate,
-and the limits that protect a shared server. Plain dataclasses with checks in __post_init__;
-nothing here reads argv or the environment (the entry points do that)."""
+and the limits that protect a shared server. Plain dataclasses; the defaults, ranges and refusal
+sentences of GenerationSettings' and Limits' fields are the settings table's (settings.py), checked in
+__post_init__. Nothing here reads argv or the environment (the entry points do that)."""
 
 from __future__ import annotations
 

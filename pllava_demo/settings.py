@@ -19,7 +19,7 @@ import dataclasses
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import InputError
@@ -349,7 +349,3 @@ def from_args(args, settings: Iterable[Setting]) -> dict:
     """{setting name: value} for the settings whose flags `args` holds (a record's keyword arguments)."""
     return {s.name: getattr(args, s.dest) for s in settings if s.flag and hasattr(args, s.dest)}
 
-
-def check_all(values: Mapping, settings: Mapping[str, Setting], *, error: type[Exception] = InputError) -> dict:
-    """Each value checked by its setting (a record's __post_init__)."""
-    return {name: settings[name].check(value, error=error) for name, value in values.items()}
