@@ -9,26 +9,27 @@ beyond the few numbers (patch grid, limits, LoRA or not) passed in.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .frames import strategies
-from .config import MAX_LORA_ALPHA, Limits
+from . import settings
+from .config import Limits
 from .errors import InputError
+from .frames import strategies
+from .settings import GENERATION, LIMITS, LORA_ALPHA, MAX_SEED, MAX_TIME_S, NUM_FRAMES, VIEW, Setting  # noqa: F401
 
-MAX_SEED = 2**32 - 1  # what every sampler backend accepts as a seed
 FIELDS = ("num_frames", "pooling", "strategy", "lora_alpha", "do_sample", "temperature", "top_p", "max_new_tokens",
           "repetition_penalty", "min_new_tokens", "seed", "system", "start_s", "end_s")
-MAX_TIME_S = 24 * 3600.0  # a time in a video: far beyond any video the server accepts
+_TABLE = GENERATION | VIEW  # every field but pooling and strategy (their checks are below)
+_show = settings.show
 
 
 @dataclass(frozen=True)
 class Bounds:
     """The ranges that depend on the server and the checkpoint."""
 
-    max_frames: int = 32
-    max_new_tokens: int = 1024
+    max_frames: int = LIMITS["max_frames"].default
+    max_new_tokens: int = LIMITS["max_new_tokens"].default
     grid: tuple[int, int] = (24, 24)
     has_lora: bool = True
     # whether a strategy's own CLIP pass (IG-VLM's grid, TS-LLaVA's thumbnail) can run when it is chosen:
@@ -42,63 +43,27 @@ class Bounds:
                    own_images=bool(getattr(engine, "own_images", True)))
 
 
-def _show(value, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _number(name: str, value, what: str) -> float:
-    # bool is an int in Python, but `true` for a number is a client's mistake, not 1
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{name} must be {what}, got {_show(value)}.")
-    try:
-        f = float(value)
-    except OverflowError:  # an int too large for a float
-        raise InputError(f"{name} must be {what}, got {_show(value)}.") from None
-    if not math.isfinite(f):
-        raise InputError(f"{name} must be {what}, got {_show(value)}.")
-    return f
-
-
 def whole(name: str, value, lo: int, hi: int) -> int:
     """An int in [lo, hi]; 8.0 is 8, but 7.9, "8", true, Infinity and 10**30 are refused."""
-    what = f"a whole number {lo}-{hi}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        n = value
-    else:
-        f = _number(name, value, what)
-        if not f.is_integer():
-            raise InputError(f"{name} must be {what}, got {_show(value)}.")
-        n = int(f)
-    if not lo <= n <= hi:
-        raise InputError(f"{name} must be {what}, got {_show(value)}.")
-    return n
+    return Setting(name, int, lo=lo, hi=hi).check(value)
 
 
 def real(name: str, value, lo: float, hi: float, *, open_low: bool = False) -> float:
     """A finite float in [lo, hi] (or (lo, hi] with open_low)."""
-    what = f"a number in {'(' if open_low else '['}{lo:g}, {hi:g}]"
-    f = _number(name, value, what)
-    if not ((lo < f) if open_low else (lo <= f)) or f > hi:
-        raise InputError(f"{name} must be {what}, got {_show(value)}.")
-    return f
+    return Setting(name, float, lo=lo, hi=hi, open_low=open_low).check(value)
 
 
 def flag(name: str, value) -> bool:
     """Only true or false: "no" is not False, and it must not be taken as True."""
-    if not isinstance(value, bool):
-        raise InputError(f"{name} must be true or false, got {_show(value)}.")
-    return value
+    return Setting(name, bool).check(value)
 
 
 def seed(value) -> int | None:
-    return None if value is None else whole("seed", value, 0, MAX_SEED)
+    return GENERATION["seed"].check(value)
 
 
 def text(name: str, value) -> str:
-    if not isinstance(value, str):
-        raise InputError(f"{name} must be text, got {_show(value)}.")
-    return value
+    return Setting(name, str).check(value)
 
 
 def pooling(value, bounds: Bounds) -> tuple[int, int, int]:
@@ -139,21 +104,17 @@ def _runs_here(s: strategies.Strategy, bounds: Bounds) -> strategies.Strategy:
 
 
 def num_frames(value, bounds: Bounds) -> int:
-    return whole("num_frames", value, 1, bounds.max_frames)
+    return NUM_FRAMES.check(value, hi=bounds.max_frames)
 
 
 def time_point(name: str, value) -> float | None:
     """A start_s / end_s of the part of the video to sample: null is the video's own start or end."""
-    if value is None:
-        return None
-    return real(f"{name} (seconds into the video, or null for the whole video)", value, 0.0, MAX_TIME_S)
+    return VIEW[name].check(value)
 
 
 def time_range(start_s: float | None, end_s: float | None) -> tuple[float | None, float | None]:
     """The merged range must start before it ends; whether it lies inside the video is the video's to say."""
-    if start_s is not None and end_s is not None and not start_s < end_s:
-        raise InputError(f"The time range must start before it ends: start_s {start_s:g} s, end_s {end_s:g} s.")
-    return start_s, end_s
+    return settings.check_time_range(start_s, end_s)
 
 
 def changes_dict(raw) -> dict:
@@ -174,10 +135,11 @@ def parse_changes(raw, bounds: Bounds) -> dict:
     cross-field rule (min_new_tokens <= max_new_tokens) is checked by the caller on the merged result."""
     changes = changes_dict(raw)
     out = {}
+    # the upper bounds that are the server's: the rest are the settings table's own
+    hi = {"num_frames": bounds.max_frames, "max_new_tokens": bounds.max_new_tokens,
+          "min_new_tokens": bounds.max_new_tokens}
     for name, value in changes.items():
-        if name == "num_frames":
-            out[name] = num_frames(value, bounds)
-        elif name == "pooling":  # PLLaVA's knob: giving it chooses PLLaVA pooling
+        if name == "pooling":  # PLLaVA's knob: giving it chooses PLLaVA pooling
             out[name] = pooling(value, bounds)
             out.setdefault("strategy", None)
         elif name == "strategy":
@@ -187,25 +149,9 @@ def parse_changes(raw, bounds: Bounds) -> dict:
                 out["pooling"] = s.shape
         elif name == "lora_alpha":
             # without LoRA weights alpha means nothing: any value is dropped, never stored
-            out[name] = real("lora_alpha", value, 0.0, MAX_LORA_ALPHA) if bounds.has_lora else None
-        elif name == "do_sample":
-            out[name] = flag(name, value)
-        elif name == "temperature":
-            out[name] = real(name, value, 0.0, 5.0, open_low=True)
-        elif name == "top_p":
-            out[name] = real(name, value, 0.0, 1.0, open_low=True)
-        elif name == "max_new_tokens":
-            out[name] = whole(name, value, 1, bounds.max_new_tokens)
-        elif name == "min_new_tokens":
-            out[name] = whole(name, value, 0, bounds.max_new_tokens)
-        elif name == "repetition_penalty":
-            out[name] = real(name, value, 0.5, 2.0)
-        elif name == "seed":
-            out[name] = seed(value)
-        elif name == "system":
-            out[name] = text(name, value)
-        elif name in ("start_s", "end_s"):
-            out[name] = time_point(name, value)
+            out[name] = LORA_ALPHA.check(value) if bounds.has_lora else None
+        else:
+            out[name] = _TABLE[name].check(value, hi=hi.get(name))
     if "lora_alpha" not in out and not bounds.has_lora:
         out["lora_alpha"] = None
     return out
@@ -215,4 +161,4 @@ def upload_frames(value, limits: Limits) -> int | None:
     """/upload's num_frames: null (or absent) keeps the session's count; anything else is checked."""
     if value is None:
         return None
-    return whole("num_frames", value, 1, limits.max_frames)
+    return NUM_FRAMES.check(value, hi=limits.max_frames)

@@ -12,43 +12,29 @@ import os
 import sys
 
 from .chapters import cli as chapters_cli
-from .config import DEFAULT_FRAMES
 from .errors import PllavaError
 from .frames.strategies import NAMES, STRATEGIES, PllavaPooling, make
+from .settings import (DEFAULT_FRAMES, END_S, GENERATION, LORA_ALPHA, MODEL, NUM_FRAMES, START_S, VIEW, add_flags,
+                       from_args)
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="ermu2001/pllava-7b", help="Hub repo id or local folder (default: %(default)s)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--quantization", default="auto", choices=["auto", "none", "4bit"],
-                   help="auto = 4-bit nf4 on CUDA, none on CPU")
-    p.add_argument("--lora-alpha", type=float, default=None, help="LoRA strength (official: 4; 0 = image LLaVA)")
-    p.add_argument("--cpu-dtype", default="auto", choices=["auto", "float32", "bfloat16"],
-                   help="weights on CPU: auto = float32 where it fits in RAM, else bfloat16 (faster prompts on "
-                        "CPUs with native bf16: AMX, AVX512-BF16)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: torch's choice; on a busy machine fewer is faster)")
+    """Which model, on what (--model, --device, --quantization, --cpu-dtype, --threads, --lora-alpha)."""
+    add_flags(p, [*MODEL.values(), LORA_ALPHA])
 
 
 def _range_args(p: argparse.ArgumentParser) -> None:
     """Focus on a part of one video (ask and chat; captioning samples whole videos)."""
-    p.add_argument("--start", type=float, default=None, metavar="SECONDS",
-                   help="sample only from this time on (default: the video's start)")
-    p.add_argument("--end", type=float, default=None, metavar="SECONDS",
-                   help="sample only up to this time (default: the video's end)")
+    add_flags(p, [START_S, END_S])
 
 
 def _gen_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--frames", type=int, default=None,
-                   help=f"frames sampled from the video (default {DEFAULT_FRAMES}, or the most the strategy fits)")
+    """--frames (default: the official count, or the most the strategy fits), the strategy, how to pick
+    tokens (all but --min-new-tokens, which only captioning has) and the system prompt."""
+    add_flags(p, [NUM_FRAMES], num_frames=None)
     _strategy_args(p)
-    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--top-p", type=float, default=0.9)
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--repetition-penalty", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--system", default=None, help="system prompt (default: the official demo's)")
+    add_flags(p, [s for s in GENERATION.values() if s.name != "min_new_tokens"])
+    add_flags(p, [VIEW["system"]])
 
 
 def _strategy_args(p: argparse.ArgumentParser) -> None:
@@ -108,9 +94,7 @@ def parse_pooling(text: str | None):
 def _settings(args):
     from .config import GenerationSettings
 
-    return GenerationSettings(do_sample=args.sample, temperature=args.temperature, top_p=args.top_p,
-                              max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
-                              seed=args.seed)
+    return GenerationSettings(**from_args(args, GENERATION.values()))
 
 
 def _session(args):
@@ -246,7 +230,7 @@ def add_caption_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="decoding threads running ahead of the model; 0 = decode in the main loop (default: %(default)s)")
     p.add_argument("--limit", type=int, default=None, help="caption at most this many new videos")
-    p.add_argument("--min-new-tokens", type=int, default=0, help="forbid stopping before this many tokens")
+    add_flags(p, [GENERATION["min_new_tokens"]])
     p.add_argument("--retry-errors", action="store_true", help="try again the videos recorded with an error")
     p.add_argument("--ray", action="store_true", help="run on a Ray cluster with Ray Data (pip install -r requirements-ray.txt)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start Ray locally)")
@@ -260,16 +244,12 @@ def add_caption_parser(sub) -> None:
 
 def options_from_args(args):
     from .caption.captioner import CaptionOptions
-    from .config import GenerationSettings
     from .chat.prompt import RECAPTION_PROMPT, RECAPTION_SYSTEM
 
     visual = strategy_from_args(args)
-    settings = GenerationSettings(do_sample=args.sample, temperature=args.temperature, top_p=args.top_p,
-                                  max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
-                                  min_new_tokens=args.min_new_tokens, seed=args.seed)
     return CaptionOptions(prompt=args.prompt or RECAPTION_PROMPT,
                           system=RECAPTION_SYSTEM if args.system is None else args.system,
-                          num_frames=args.frames, settings=settings,
+                          num_frames=args.frames, settings=_settings(args),
                           pooling_shape=visual.shape if isinstance(visual, PllavaPooling) else None,
                           strategy=None if visual is None or isinstance(visual, PllavaPooling) else visual)
 

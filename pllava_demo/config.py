@@ -1,29 +1,23 @@
 """Frozen settings of the project: what a checkpoint says about the video model, how to generate,
-and the limits that protect a shared server. Plain dataclasses with checks in __post_init__;
-nothing here reads argv or the environment (the entry points do that)."""
+and the limits that protect a shared server. Plain dataclasses; the defaults, ranges and refusal
+sentences of GenerationSettings' and Limits' fields are the settings table's (settings.py), checked in
+__post_init__. Nothing here reads argv or the environment (the entry points do that)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import Literal
 
+from . import settings
 from .errors import InputError
+from .settings import DEFAULT_FRAMES, GENERATION, LIMITS, LORA_ALPHA, MAX_LORA_ALPHA, NUM_FRAMES  # noqa: F401
 
 PoolingShape = tuple[int, int, int]  # (T', h', w')
 
 
-MAX_LORA_ALPHA = 256.0  # the paper sweeps 0-32 (trained at 32); well past that the LoRA swamps the model
-
-
 def check_lora_alpha(alpha) -> float:
-    """A LoRA alpha as a float in [0, MAX_LORA_ALPHA], or InputError naming the range."""
-    try:
-        value = float(alpha)
-    except (TypeError, ValueError):
-        raise InputError(f"LoRA alpha must be a number, got {alpha!r}.") from None
-    if not (0.0 <= value <= MAX_LORA_ALPHA):
-        raise InputError(f"LoRA alpha must be 0-{MAX_LORA_ALPHA:g}, got {value:g}.")
-    return value
+    """A LoRA alpha as a float in [0, MAX_LORA_ALPHA], or InputError with the settings table's sentence."""
+    return LORA_ALPHA.check(alpha)
 
 
 def check_pooling_shape(shape, grid: tuple[int, int] = (24, 24)) -> PoolingShape:
@@ -50,9 +44,6 @@ def clean_text(text: str) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-DEFAULT_FRAMES = 16  # the official frame count: every PLLaVA checkpoint is trained and evaluated at 16
-
-
 @dataclass(frozen=True)
 class VideoModelSpec:
     """What the PLLaVA glue needs from a checkpoint's config.json (not the CLIP or LLM shapes)."""
@@ -77,61 +68,63 @@ class VideoModelSpec:
             )
 
 
+def _checked(record, table: dict, error: type[Exception]) -> None:
+    """A frozen record's fields replaced by their settings' typed values (8.0 -> 8), or `error`."""
+    for f in fields(record):
+        object.__setattr__(record, f.name, table[f.name].check(getattr(record, f.name), error=error))
+
+
+_G, _L = GENERATION, LIMITS  # the defaults, ranges and sentences are the settings table's (settings.py)
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     """How to pick tokens. do_sample=False is greedy decoding; the other knobs then only matter for sampling."""
 
-    do_sample: bool = False
-    temperature: float = 0.7
-    top_p: float = 0.9
-    max_new_tokens: int = 512
-    repetition_penalty: float = 1.0
-    min_new_tokens: int = 0
-    seed: int | None = None
+    do_sample: bool = _G["do_sample"].default
+    temperature: float = _G["temperature"].default
+    top_p: float = _G["top_p"].default
+    max_new_tokens: int = _G["max_new_tokens"].default
+    repetition_penalty: float = _G["repetition_penalty"].default
+    min_new_tokens: int = _G["min_new_tokens"].default
+    seed: int | None = _G["seed"].default
 
     def __post_init__(self):
-        if not (0.0 < self.temperature <= 5.0):
-            raise InputError(f"Temperature must be in (0, 5], got {self.temperature}.")
-        if not (0.0 < self.top_p <= 1.0):
-            raise InputError(f"Top-p must be in (0, 1], got {self.top_p}.")
-        if not (1 <= self.max_new_tokens <= 4096):
-            raise InputError(f"Max new tokens must be 1-4096, got {self.max_new_tokens}.")
-        if not (0 <= self.min_new_tokens <= self.max_new_tokens):
-            raise InputError(f"Min new tokens must be 0-{self.max_new_tokens}, got {self.min_new_tokens}.")
-        if not (0.5 <= self.repetition_penalty <= 2.0):
-            raise InputError(f"Repetition penalty must be 0.5-2.0, got {self.repetition_penalty}.")
+        _checked(self, GENERATION, InputError)
+        GENERATION["min_new_tokens"].check(self.min_new_tokens, hi=self.max_new_tokens)  # cross-field
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Safe defaults for a shared server; every limit is named in the message when hit."""
+    """Safe defaults for a shared server; every limit is named in the message when hit. What each one
+    means, its flag and its environment variable: settings.LIMITS."""
 
-    max_file_mb: float = 200.0
-    max_duration_s: float = 3 * 3600.0
-    max_frames: int = 32
-    max_question_chars: int = 4000
-    max_system_chars: int = 8000
-    max_prompt_chars: int = 64000  # system + history + question; older turns are left out past it
-    max_new_tokens: int = 1024
-    decode_time_budget_s: float = 60.0
-    feature_cache_mb: float = 2048.0
-    kv_cache_mb: float = 4096.0
-    upload_budget_mb: float = 10240.0  # the upload folder in all: uploads, thumbnails, heat maps
-    upload_grace_s: float = 300.0  # a file nobody holds is deleted once it is this old
-    max_pixels: int = 7680 * 4320  # per frame, read from the header before decoding (8K fits)
-    max_upload_files: int = 10_000  # files in the upload folder in all
-    max_files_per_upload: int = 16  # files in one upload request
-    max_request_kb: float = 1024.0  # body of any request that is not an upload
-    body_timeout_s: float = 30.0  # a request body that sends nothing for this long is ended
-    max_sessions: int = 256  # live sessions; past it the least recently used one is closed
+    max_file_mb: float = _L["max_file_mb"].default
+    max_duration_s: float = _L["max_duration_s"].default
+    max_frames: int = _L["max_frames"].default
+    max_question_chars: int = _L["max_question_chars"].default
+    max_system_chars: int = _L["max_system_chars"].default
+    max_prompt_chars: int = _L["max_prompt_chars"].default
+    max_new_tokens: int = _L["max_new_tokens"].default
+    decode_time_budget_s: float = _L["decode_time_budget_s"].default
+    feature_cache_mb: float = _L["feature_cache_mb"].default
+    kv_cache_mb: float = _L["kv_cache_mb"].default
+    upload_budget_mb: float = _L["upload_budget_mb"].default
+    upload_grace_s: float = _L["upload_grace_s"].default
+    max_pixels: int = _L["max_pixels"].default
+    max_upload_files: int = _L["max_upload_files"].default
+    max_files_per_upload: int = _L["max_files_per_upload"].default
+    max_request_kb: float = _L["max_request_kb"].default
+    body_timeout_s: float = _L["body_timeout_s"].default
+    max_sessions: int = _L["max_sessions"].default
 
     def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"Limits.{f.name} must be a number > 0, got {value!r}.")
-        if self.max_new_tokens > 4096:  # GenerationSettings never allows more
-            raise ValueError(f"Limits.max_new_tokens must be at most 4096, got {self.max_new_tokens}.")
+        _checked(self, LIMITS, ValueError)  # an operator's configuration, not a visitor's request
+
+    @classmethod
+    def from_args(cls, args) -> "Limits":
+        """The limits the parsed flags (settings.add_flags with LIMITS) set; the others at their defaults."""
+        return cls(**settings.from_args(args, LIMITS.values()))
 
     def check_question(self, text: str) -> str:
         if text is not None and not isinstance(text, str):
@@ -159,9 +152,7 @@ class Limits:
         return text
 
     def check_frames(self, num_frames: int) -> int:
-        if not (1 <= int(num_frames) <= self.max_frames):
-            raise InputError(f"The number of frames must be 1-{self.max_frames}, got {num_frames}.")
-        return int(num_frames)
+        return NUM_FRAMES.check(num_frames, hi=self.max_frames)
 
 
 DEFAULT_LIMITS = Limits()

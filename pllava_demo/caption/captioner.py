@@ -34,6 +34,7 @@ from ..errors import InputError, PllavaError
 from ..chat.prompt import (MIN_ANSWER_TOKENS, RECAPTION_PROMPT, RECAPTION_SYSTEM, TextStream, chat_format_for,
                            encode_prompt, fit_prompt, stop_token_ids)
 from ..frames.preprocess import CLIP_PIXELS, PixelSpec
+from ..settings import NUM_FRAMES
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,8 @@ class CaptionOptions:
             object.__setattr__(self, name, clean_text(getattr(self, name)))
         if not self.prompt.strip():
             raise InputError("The caption prompt is empty.")
-        if self.num_frames is not None and self.num_frames < 1:
-            raise InputError(f"The number of frames must be at least 1, got {self.num_frames}.")
+        if self.num_frames is not None:
+            object.__setattr__(self, "num_frames", NUM_FRAMES.check(self.num_frames))
 
 
 def prepare_video(job: CaptionJob, num_frames: int, pixels: PixelSpec = CLIP_PIXELS,

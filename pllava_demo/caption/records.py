@@ -16,12 +16,10 @@ from pathlib import Path
 from ..config import clean_text
 from ..errors import InputError
 from ..jsonl import read_jsonl
+from ..settings import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = frozenset({
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".flv", ".wmv", ".mpg", ".mpeg", ".ts", ".3gp", ".ogv",
-})
 LIST_SUFFIXES = (".txt", ".csv", ".jsonl")
 PATH_FIELDS = ("path", "video", "file", "filename")
 

@@ -19,6 +19,7 @@ KINDS = {"mvbench": "MVBench in its own layout (DIR/json/*.json + DIR/video/...)
 def add_parser(sub) -> None:
     from ..cli import _model_args
     from ..frames.strategies import NAMES
+    from ..settings import NUM_FRAMES, add_flags
 
     p = sub.add_parser("eval", help="benchmarks with the official PLLaVA protocols, swept over LoRA alpha and strategies")
     kinds = p.add_subparsers(dest="eval_kind", required=True)
@@ -33,7 +34,7 @@ def add_parser(sub) -> None:
                                                          "the paper's curve: 0,4,8,16,20,32)")
         k.add_argument("--strategy", nargs="+", default=["pllava"], help=f"strategies to sweep: {', '.join(NAMES)}")
         k.add_argument("--pooling", nargs="+", default=None, help="pllava pooling shapes to sweep, e.g. 16,12,12 8,12,12")
-        k.add_argument("--frames", type=int, default=16, help="frames per clip (official 16)")
+        add_flags(k, [NUM_FRAMES])  # frames per clip: the official 16 by default
         k.add_argument("--batch-size", type=int, default=8, help="answers decoded together (default: %(default)s)")
         k.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="clip-decoding threads")
         k.add_argument("--limit", type=int, default=None, help="run at most this many new questions")
@@ -49,10 +50,10 @@ def add_parser(sub) -> None:
 
 
 def _alphas(text: str) -> list[float]:
-    from ..config import check_lora_alpha
+    from ..settings import LORA_ALPHA
 
     try:
-        return [check_lora_alpha(a) for a in text.split(",") if a.strip()]
+        return [LORA_ALPHA.parse(a) for a in text.split(",") if a.strip()]
     except InputError as e:
         raise InputError(f"--lora-alpha takes numbers like 0,4,8,16,20,32: {e}") from None
 
@@ -95,8 +96,8 @@ def run(args) -> int:
     from .runner import Setting, Sweep, run_sweep
     from .summary import as_text, summarise, write_summary
 
-    if args.batch_size < 1 or args.frames < 1:
-        raise InputError("--batch-size and --frames must be at least 1.")
+    if args.batch_size < 1:
+        raise InputError("--batch-size must be at least 1.")
     items = _items(args)
     alphas, strategies = _alphas(args.lora_alpha), _strategies(args)
     judge = _judge(args)

@@ -2,8 +2,10 @@
 
 Every failure a person can cause (a missing, empty or oversized file, a text file, a bad knob, a time
 range outside the video, a video too long or too slow to read) becomes a `VideoError` here, worded for
-that person. This module knows nothing about decoding: it reads at most 512 bytes of a file (to say
-what it is when it is not a video).
+that person. The frame count and the time range a person asks for are the settings table's to check
+(settings.NUM_FRAMES, settings.check_time_range); whether a range lies inside the video is checked here.
+This module knows nothing about decoding: it reads at most 512 bytes of a file (to say what it is when
+it is not a video).
 """
 
 from __future__ import annotations
@@ -58,13 +60,6 @@ def _is_number(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float))
 
 
-def check_count(name: str, value) -> int:
-    """A whole number >= 1 (a frame count)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise VideoError(f"{name} must be a whole number >= 1, got {value!r}.")
-    return value
-
-
 def check_seconds(name: str, value) -> float | None:
     """None or a number of seconds > 0 (a limit, a budget, a sampling interval)."""
     if value is not None and (not _is_number(value) or not value > 0):
@@ -76,18 +71,6 @@ def check_short_side(value) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise VideoError(f"max_short_side must be None or a whole number >= 1, got {value!r}.")
     return value
-
-
-def check_range(start_s, end_s) -> tuple[float | None, float | None]:
-    """The requested time range as floats (None = open end); its fit to the video is checked later."""
-    out = []
-    for name, value in (("start_s", start_s), ("end_s", end_s)):
-        if value is not None and (not _is_number(value) or not math.isfinite(value) or value < 0):
-            raise VideoError(f"{name} must be None or a number of seconds >= 0, got {value!r}.")
-        out.append(None if value is None else float(value))
-    if out[0] is not None and out[1] is not None and not out[0] < out[1]:
-        raise VideoError(f"The time range must start before it ends, got {out[0]:g} s to {out[1]:g} s.")
-    return out[0], out[1]
 
 
 def range_ordinals(times, start_s: float | None, end_s: float | None, duration: float, name: str) -> tuple[int, int]:

@@ -16,11 +16,11 @@ import numpy as np
 from PIL import Image, ImageOps, ImageSequence
 
 from ..errors import VideoError
+from ..settings import IMAGE_EXTENSIONS  # noqa: F401 (the frames room's name for it)
 from .batch import FrameBatch, FrameBuffer
 from .checks import Deadline, check_duration, unreadable
 from .convert import Convert, shrunk
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
 _EXIF_QUARTER_TURNS = (5, 6, 7, 8)  # EXIF orientations that turn the picture a quarter
 _ZERO_MS_AS = 100  # ms: how browsers show a frame whose duration says 0
 

@@ -7,7 +7,8 @@ decoding or the rule's arithmetic (decoder.py, samplers.py).
 from __future__ import annotations
 
 from .batch import Clip
-from .checks import check_count, check_range
+from ..errors import VideoError
+from ..settings import NUM_FRAMES, check_time_range
 from .content_key import content_key
 from .convert import Resize
 from .decoder import VideoDecoder
@@ -24,8 +25,8 @@ def read_video(path, num_frames: int = 16, *, max_duration: float | None = None,
     displayed size. start_s / end_s: sample only the frames whose timestamps lie in [start_s, end_s]
     (seconds from the start; either may be None); the range must lie inside the video.
     key: the file's content_key when the caller already computed it (saves hashing the file again)."""
-    check_count("num_frames", num_frames)
-    time_range = check_range(start_s, end_s)
+    num_frames = NUM_FRAMES.check(num_frames, error=VideoError)
+    time_range = check_time_range(start_s, end_s, error=VideoError)
     with VideoDecoder(path, resize=resize, max_short_side=max_short_side, time_budget=time_budget,
                       max_duration=max_duration) as decoder:
         batch = segment_centred(decoder, num_frames, *time_range)

@@ -17,7 +17,8 @@ import bisect
 
 from ..errors import VideoError
 from .batch import FrameBatch
-from .checks import check_count, check_range, check_seconds
+from ..settings import NUM_FRAMES, check_time_range
+from .checks import check_seconds
 from .decoder import VideoDecoder
 
 
@@ -44,8 +45,8 @@ def every_seconds_indices(times, seconds: float, first: int = 0, last: int | Non
 def segment_centred(decoder: VideoDecoder, num_frames: int, start_s: float | None = None,
                     end_s: float | None = None) -> FrameBatch:
     """`num_frames` frames by PLLaVA's rule over the frames in the range; a still image gives its one frame."""
-    num_frames = check_count("num_frames", num_frames)
-    start_s, end_s = check_range(start_s, end_s)
+    num_frames = NUM_FRAMES.check(num_frames, error=VideoError)
+    start_s, end_s = check_time_range(start_s, end_s, error=VideoError)
     span = decoder.ordinals_between(start_s, end_s)
     if decoder.is_still:
         return decoder.get_frames_at([0])
@@ -57,12 +58,12 @@ def every_seconds(decoder: VideoDecoder, seconds: float, start_s: float | None =
     """One frame every `seconds`, starting with the range's first frame."""
     if check_seconds("seconds", seconds) is None:
         raise VideoError("seconds must be a number of seconds > 0, got None.")
-    start_s, end_s = check_range(start_s, end_s)
+    start_s, end_s = check_time_range(start_s, end_s, error=VideoError)
     span = decoder.ordinals_between(start_s, end_s)
     return decoder.get_frames_at(every_seconds_indices(decoder.frame_times(), seconds, span.start, span.stop - 1))
 
 
 def keyframes_only(decoder: VideoDecoder, start_s: float | None = None, end_s: float | None = None) -> FrameBatch:
     """Every keyframe in the range (only those are decoded); a still gives its one frame."""
-    start_s, end_s = check_range(start_s, end_s)
+    start_s, end_s = check_time_range(start_s, end_s, error=VideoError)
     return decoder.get_keyframes(start_s, end_s)

@@ -21,6 +21,7 @@ import torch
 
 from ..config import VideoModelSpec, check_lora_alpha
 from ..errors import CheckpointError
+from ..settings import QUANTIZATION
 from ..frames.preprocess import CLIP_PIXELS, PixelSpec
 from .checkpoint_config import (context_length, hf_configs, read_config, read_pixel_spec, spec_from_config,
                                 stored_keys, stored_lora_rank, weight_files)
@@ -91,8 +92,7 @@ def load_pllava(
     """
     from accelerate import init_empty_weights
 
-    if quantization not in ("auto", "none", "4bit"):
-        raise CheckpointError(f"quantization must be 'auto', 'none' or '4bit', got {quantization!r}.")
+    QUANTIZATION.check(quantization, error=CheckpointError)
     path = resolve_source(source)
     cfg = read_config(path)
     files = weight_files(path)

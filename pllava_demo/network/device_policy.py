@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 
 from ..errors import CheckpointError
+from ..settings import CPU_DTYPE
 
 Device = Literal["auto", "cpu", "cuda"]
 Quantization = Literal["auto", "none", "4bit"]
@@ -40,7 +41,7 @@ def auto_quantization(device_type: str) -> str:
     return "4bit" if device_type == "cuda" and not forks_per_call() else "none"
 
 
-CPU_DTYPES = ("auto", "float32", "bfloat16")
+CPU_DTYPES = CPU_DTYPE.choices  # the choices, their check and its sentence: settings.py
 
 
 def cpu_has_bf16() -> bool:
@@ -54,9 +55,7 @@ def cpu_has_bf16() -> bool:
 
 
 def check_cpu_dtype(name: str) -> str:
-    if name not in CPU_DTYPES:
-        raise CheckpointError(f"cpu_dtype must be one of {', '.join(CPU_DTYPES)}, got {name!r}.")
-    return name
+    return CPU_DTYPE.check(name, error=CheckpointError)
 
 
 def cpu_dtype_for(files: list[Path]) -> torch.dtype:

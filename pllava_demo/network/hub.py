@@ -8,10 +8,10 @@ downloads no pickle weights (they would be refused anyway).
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from ..errors import CheckpointError
+from ..settings import is_hub_id
 
 WEIGHT_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.txt"]
 
@@ -23,7 +23,7 @@ def resolve_source(source: str | os.PathLike) -> Path:
         return path
     if path.exists():
         raise CheckpointError(f"'{source}' is a file; give the folder that holds config.json and the weights.")
-    if not re.fullmatch(r"[\w.\-]+/[\w.\-]+", str(source)):
+    if not is_hub_id(source):
         raise CheckpointError(f"No folder '{source}' and it is not a Hub repo id like 'ermu2001/pllava-7b'.")
     return _download(str(source))
 

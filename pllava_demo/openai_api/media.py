@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
+from ..settings import IMAGE_EXTENSIONS, UPLOAD_VIDEO_EXTENSIONS
 from .errors import ApiError, bad
 from .request import MediaRef
 
 SUFFIXES = {"video/mp4": ".mp4", "video/webm": ".webm", "video/quicktime": ".mov", "video/x-matroska": ".mkv",
             "video/x-msvideo": ".avi", "image/gif": ".gif", "image/png": ".png", "image/jpeg": ".jpg",
             "image/webp": ".webp", "image/bmp": ".bmp"}
-KNOWN = frozenset(SUFFIXES.values()) | {".jpeg"}
+KNOWN = frozenset(UPLOAD_VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)  # what the page takes, too
 MAX_REDIRECTS = 3
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from .. import api_types
 from ..errors import InputError
+from ..settings import GENERATION
 from .errors import bad
 
 KNOBS = ("num_frames", "strategy", "pooling", "lora_alpha", "start_s", "end_s", "repetition_penalty")
@@ -97,8 +98,8 @@ def parse_request(payload, bounds: api_types.Bounds) -> ChatRequest:
             _checked(name, api_types.parse_changes, {name: payload[name]}, bounds)
             changes[name] = payload[name]
     if payload.get("min_tokens") is not None:  # vLLM's name for our min_new_tokens
-        changes["min_new_tokens"] = _checked("min_tokens", api_types.whole, "min_tokens", payload["min_tokens"],
-                                             0, bounds.max_new_tokens)
+        changes["min_new_tokens"] = _checked("min_tokens", GENERATION["min_new_tokens"].named("min_tokens").check,
+                                             payload["min_tokens"], hi=bounds.max_new_tokens)
     return ChatRequest(model, system, turns, question, media, changes, _stop(payload.get("stop")), stream,
                        include_usage)
 
@@ -136,15 +137,16 @@ def _generation(payload, bounds: api_types.Bounds) -> dict:
         if t > 0:
             out["temperature"] = t
     if payload.get("top_p") is not None:
-        out["top_p"] = _checked("top_p", api_types.real, "top_p", payload["top_p"], 0.0, 1.0, open_low=True)
-    limits = {name: _checked(name, api_types.whole, name, payload[name], 1, bounds.max_new_tokens)
+        out["top_p"] = _checked("top_p", GENERATION["top_p"].check, payload["top_p"])
+    limits = {name: _checked(name, GENERATION["max_new_tokens"].named(name).check, payload[name],
+                             hi=bounds.max_new_tokens)
               for name in ("max_tokens", "max_completion_tokens") if payload.get(name) is not None}
     if len(set(limits.values())) > 1:
         raise bad("max_tokens and max_completion_tokens are the same limit; give one.", "max_completion_tokens")
     if limits:
         out["max_new_tokens"] = next(iter(limits.values()))
     if payload.get("seed") is not None:
-        out["seed"] = _checked("seed", api_types.seed, payload["seed"])
+        out["seed"] = _checked("seed", GENERATION["seed"].check, payload["seed"])
     return out
 
 

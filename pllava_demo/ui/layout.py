@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..frames import strategies as S
+from ..settings import GENERATION, IMAGE_EXTENSIONS, NUM_FRAMES, UPLOAD_VIDEO_EXTENSIONS
 from . import chapters_view
 from . import handlers as H
 from .page_state import INITIAL as INITIAL_STATE
@@ -135,7 +136,7 @@ def _conversation(c: dict, assets: Path, limits) -> None:
                                   elem_id="video-input", height=220)
         with gr.Tab("Image or GIF"):
             c["upload"] = gr.File(label=f"An image, a GIF or any video, {most}", elem_id="file-input",
-                                  file_types=list(H.VIDEO_TYPES + H.IMAGE_TYPES))
+                                  file_types=list(UPLOAD_VIDEO_EXTENSIONS + IMAGE_EXTENSIONS))
     # no LaTeX: answers are text and time links, and KaTeX on a growing answer is work for nothing
     c["chatbot"] = gr.Chatbot(label="Chat", elem_id="chat", height=300, buttons=["copy"], latex_delimiters=[])
     with gr.Row(equal_height=True):
@@ -170,7 +171,7 @@ def _view_settings(c: dict, limits) -> None:
     """The knobs of what the model sees, kept short (no info lines) so that at 1440x900 they, the
     panel text and the whole gallery fit on one screen: moving a slider shows its effect in view."""
     with gr.Row(equal_height=True, elem_id="frames-row"):
-        c["frames"] = gr.Slider(4, limits.max_frames, value=16, step=1, label="Frames",
+        c["frames"] = gr.Slider(4, limits.max_frames, value=NUM_FRAMES.default, step=1, label="Frames",
                                 elem_id="frames-slider", min_width=140)
         # how frames become tokens: PLLaVA's pooling, or a training-free baseline (meant for alpha 0)
         c["strategy"] = gr.Dropdown([(cls.title, name) for name, cls in S.STRATEGIES.items()],
@@ -229,14 +230,20 @@ def _range(c: dict) -> None:
 
 
 def _generation(c: dict, limits) -> None:
-    c["do_sample"] = gr.Checkbox(False, label="Sampling", info="Off: greedy, the same answer every time.")
-    c["temperature"] = gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature",
+    """The sliders start at the settings table's defaults and stay inside its ranges (a narrower
+    temperature range than the API's (0, 5]: past 2 the answers are noise)."""
+    gen = GENERATION
+    c["do_sample"] = gr.Checkbox(gen["do_sample"].default, label="Sampling",
+                                 info="Off: greedy, the same answer every time.")
+    c["temperature"] = gr.Slider(0.05, 2.0, value=gen["temperature"].default, step=0.05, label="Temperature",
                                  info="Higher is more varied (only with sampling).")
-    c["top_p"] = gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p",
+    c["top_p"] = gr.Slider(0.05, gen["top_p"].hi, value=gen["top_p"].default, step=0.05, label="Top-p",
                            info="Sample from the smallest set of tokens with this much probability.")
-    c["max_new"] = gr.Slider(1, limits.max_new_tokens, value=min(512, limits.max_new_tokens), step=1,
+    c["max_new"] = gr.Slider(gen["max_new_tokens"].lo, limits.max_new_tokens, step=1,
+                             value=min(gen["max_new_tokens"].default, limits.max_new_tokens),
                              label="Max new tokens", info="Longest answer, in tokens.", elem_id="max-new")
-    c["rep"] = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Repetition penalty",
+    rep = gen["repetition_penalty"]
+    c["rep"] = gr.Slider(rep.lo, rep.hi, value=rep.default, step=0.05, label="Repetition penalty",
                          info="Above 1 discourages repeating words.")
     c["system"] = gr.Textbox(H.DEFAULT_SYSTEM, lines=4, label="System prompt",
                              info="Instructions given before the video.")

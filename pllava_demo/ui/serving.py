@@ -8,6 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..settings import LIMITS, SERVER
 from . import upload_guard as ui_guard
 from . import handlers as H
 
@@ -50,7 +51,10 @@ def make_registry(demo_ref: list, examples: set[str]) -> H.Registry:
     return H.Registry(H.Uploads(upload_folder(), is_upload, forget))
 
 
-def launch_kwargs(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, max_file_mb: float = 200.0,
+_HOST, _PORT, _MAX_FILE_MB = SERVER["host"].default, SERVER["port"].default, LIMITS["max_file_mb"].default
+
+
+def launch_kwargs(*, host: str = _HOST, port: int = _PORT, share: bool = False, max_file_mb: float = _MAX_FILE_MB,
                   model_dir: str | None = None) -> dict:
     """What `launch` gives gradio: served files limited to assets/ (plus gradio's own upload folder),
     the model's folder blocked outright, gradio refusing oversize uploads before they reach the disk,
@@ -67,8 +71,8 @@ def launch_kwargs(*, host: str = "127.0.0.1", port: int = 7860, share: bool = Fa
 from .page_js import PAGE_JS as SEEK_JS  # noqa: E402  (the page's script: its own file, #22)
 
 
-def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
-           max_file_mb: float = 200.0, model_dir: str | None = None, **kwargs):
+def launch(demo: gr.Blocks, *, host: str = _HOST, port: int = _PORT, share: bool = False,
+           max_file_mb: float = _MAX_FILE_MB, model_dir: str | None = None, **kwargs):
     css = CSS_PATH.read_text() if CSS_PATH.exists() else None
     limits = getattr(demo, "guard_limits", None)
     if limits is not None:  # gradio's own per-session records: no more than our sessions
