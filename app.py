@@ -97,7 +97,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    from pllava_demo.zerogpu import import_early
+    from pllava_demo.studio.zerogpu_runner import forks_per_call, import_early
 
     os.environ["GRADIO_TEMP_DIR"] = (args.upload_dir or os.environ.get("GRADIO_TEMP_DIR")
                                      or os.path.join(tempfile.gettempdir(), f"pllava-studio-{args.port}"))
@@ -109,7 +109,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     from pllava_demo.config import Limits
     from pllava_demo.ui import build_demo, launch
-    from pllava_demo.ui.handlers import ModelHolder
+    from pllava_demo.studio.model_holder import ModelHolder
 
     limits = Limits(max_file_mb=args.max_file_size, max_duration_s=args.max_duration, max_frames=args.max_frames,
                     max_question_chars=args.max_question_chars, max_new_tokens=args.max_new_tokens,
@@ -121,7 +121,7 @@ def main(argv=None) -> None:
                     max_sessions=args.max_sessions)
     holder = ModelHolder(args.model, device=args.device, quantization=args.quantization, limits=limits,
                          expose_stats=args.debug_stats, cpu_dtype=args.cpu_dtype,
-                         max_rows=args.concurrency).start()
+                         max_rows=args.concurrency, own_images=not forks_per_call()).start()
     demo = build_demo(holder, idle_timeout_s=args.idle_timeout, concurrency=args.concurrency, max_queue=args.max_queue)
     from pllava_demo.openai_api.flags import settings_from_args
 

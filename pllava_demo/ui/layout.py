@@ -16,7 +16,9 @@ import gradio as gr
 
 from ..frames import strategies as S
 from . import chapters_view
-from . import handlers as H
+from ..chat.prompt import DEFAULT_SYSTEM
+from ..studio.model_holder import ModelHolder
+from ..studio.tab import IMAGE_TYPES, VIDEO_TYPES
 from .page_state import INITIAL as INITIAL_STATE
 
 # Each example teaches: a name, and a question worth asking of it (one click loads both).
@@ -96,7 +98,7 @@ class Page:
 NARROW_PX = 768  # below this width (a phone) the settings start folded, so the chat comes first
 
 
-def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_expire) -> Page:
+def build_layout(holder: ModelHolder, assets: Path, idle_timeout_s: float, on_expire) -> Page:
     """The components, inside an open gr.Blocks. Each section is one small function writing into `c`,
     so a new control joins the section it belongs to (e.g. a strategy selector beside Frames)."""
     c: dict = {}
@@ -118,7 +120,7 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
     return Page(**c)
 
 
-def _header(c: dict, holder: H.ModelHolder) -> None:
+def _header(c: dict, holder: ModelHolder) -> None:
     # the first stop of the Tab key: straight to the question, past the player's seven controls
     gr.HTML('<a class="skip-link" href="#question">Skip to the question</a>', elem_id="skip", padding=False)
     gr.Markdown("# PLLaVA Studio\nTalk with a video, and watch what frames, pooling and LoRA alpha "
@@ -135,7 +137,7 @@ def _conversation(c: dict, assets: Path, limits) -> None:
                                   elem_id="video-input", height=220)
         with gr.Tab("Image or GIF"):
             c["upload"] = gr.File(label=f"An image, a GIF or any video, {most}", elem_id="file-input",
-                                  file_types=list(H.VIDEO_TYPES + H.IMAGE_TYPES))
+                                  file_types=list(VIDEO_TYPES + IMAGE_TYPES))
     # no LaTeX: answers are text and time links, and KaTeX on a growing answer is work for nothing
     c["chatbot"] = gr.Chatbot(label="Chat", elem_id="chat", height=300, buttons=["copy"], latex_delimiters=[])
     with gr.Row(equal_height=True):
@@ -238,7 +240,7 @@ def _generation(c: dict, limits) -> None:
                              label="Max new tokens", info="Longest answer, in tokens.", elem_id="max-new")
     c["rep"] = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Repetition penalty",
                          info="Above 1 discourages repeating words.")
-    c["system"] = gr.Textbox(H.DEFAULT_SYSTEM, lines=4, label="System prompt",
+    c["system"] = gr.Textbox(DEFAULT_SYSTEM, lines=4, label="System prompt",
                              info="Instructions given before the video.")
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..studio.registry import Registry
 from . import upload_guard as ui_guard
-from . import handlers as H
+from .files import Uploads
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 CSS_PATH = ASSETS / "style.css"
@@ -34,9 +35,9 @@ def examples_cached() -> set[str]:
     return {_cached_copy(p) for p in ASSETS.iterdir() if p.is_file()}
 
 
-def make_registry(demo_ref: list, examples: set[str]) -> H.Registry:
-    """The studios of this server, deleting only files received through /upload (`demo_ref[0]` is
-    the Blocks once built)."""
+def make_registry(demo_ref: list, examples: set[str], holder=None, runner=None) -> Registry:
+    """The tabs of this server, on `holder`'s model through `runner`, deleting only files received
+    through /upload (`demo_ref[0]` is the Blocks once built)."""
 
     def is_upload(path: str) -> bool:
         """Received through /upload, and not gradio's cached copy of an example (uploading an
@@ -47,7 +48,7 @@ def make_registry(demo_ref: list, examples: set[str]) -> H.Registry:
         if demo_ref:
             demo_ref[0].upload_file_set.discard(path)
 
-    return H.Registry(H.Uploads(upload_folder(), is_upload, forget))
+    return Registry(holder, runner, Uploads(upload_folder(), is_upload, forget))
 
 
 def launch_kwargs(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, max_file_mb: float = 200.0,
