@@ -14,7 +14,7 @@ from pllava_demo.frames import strategies
 from pllava_demo.chat.engine import Engine
 from pllava_demo.errors import InputError, ResourceError
 from pllava_demo.network.lora import LoRALinear, set_row_alphas
-from pllava_demo.ui.handlers import ModelHolder, server_status
+from pllava_demo.studio.model_holder import ModelHolder, server_status
 from videos import write_video
 
 
