@@ -536,8 +536,8 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
         component.change(_bind(ctx, on_pooling), settings, [p.state, p.view_md, p.heatmap, p.notice, p.strategy_image],
                          **view_kw)
     # a strategy that builds an image runs CLIP once for it: on the GPU queue, like a new frame count. The
-    # knobs listen to the person only (.input): wired with .change, these hidden sliders' events were seen to
-    # put back a tab state older than the chat's (tests/test_browser_time.py's download found no chat)
+    # knobs listen to the person only (.input): a value the page writes into a hidden knob is nobody's choice.
+    # (Their .change events once put back a tab older than the chat's; the state now holds only the tab's id.)
     strategy_kw = {**{k: v for k, v in view_kw.items() if k != "concurrency_limit"}, "concurrency_id": GPU}
     strategy_out = [p.state, p.view_md, p.heatmap, p.notice, p.pool_row, *p.knobs.values(), p.strategy_image]
     p.strategy.change(_bind(ctx, on_strategy), settings, strategy_out, **strategy_kw)
