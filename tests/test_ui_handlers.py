@@ -97,6 +97,26 @@ def test_compare_leaves_main_chat_alone(studio):
     assert studio.session.turns == turns and studio.options.lora_alpha == 4.0
 
 
+def test_the_zerogpu_runner_answers_and_compares_as_the_local_one(studio):
+    """The same commands through the ZeroGPU runner (its GPU calls run in this process here: no `spaces`)
+    give what the local runner gives: the same regenerated answer, the same comparison of a later turn."""
+    from pllava_demo.studio.zerogpu_runner import ZeroGpuRunner
+
+    stats = studio.engine.stats
+
+    def both():
+        answer = list(tabs.answer(studio, None, regenerate=True))[-1]
+        before = stats["prefill_tokens"] + stats["reused_tokens"]
+        compared = list(tabs.compare(studio, lora_alpha=20.0))[-1]
+        return answer, compared, stats["prefill_tokens"] + stats["reused_tokens"] - before  # the prompts read
+
+    list(tabs.answer(studio, "What happens?"))
+    list(tabs.answer(studio, "And then?"))
+    local = both()
+    studio.runner = ZeroGpuRunner(ModelHolder.ready(studio.engine))
+    assert both() == local and [t.question for t in studio.session.turns] == ["What happens?", "And then?"]
+
+
 def test_errors_are_readable(engine, studio, tmp_path):
     fresh = tabs.Tab(engine)
     with pytest.raises(InputError, match="Upload a video"):

@@ -321,7 +321,7 @@ class ZeroGpuRunner:
 
     def compare(self, tab, question: str, pair) -> Iterator[tuple[str, str]]:
         """Both answers from one GPU call; the tab is not changed."""
-        ask = self._ask_for(tab, question, list(tab.session.turns[:-1]))
+        ask = self._ask_for(tab, question, list(tab.session.turns))  # compare_in leaves the last one out
         for item in _compare(ask, tuple(pair)):
             if isinstance(item, Done):
                 _adopt(tab.engine, item)
