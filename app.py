@@ -29,7 +29,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    from pllava_demo.zerogpu import import_early
+    from pllava_demo.studio.zerogpu_runner import forks_per_call, import_early
 
     os.environ["GRADIO_TEMP_DIR"] = (args.upload_dir or os.environ.get("GRADIO_TEMP_DIR")
                                      or os.path.join(tempfile.gettempdir(), f"pllava-studio-{args.port}"))
@@ -41,11 +41,11 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     from pllava_demo.config import Limits
     from pllava_demo.ui import build_demo, launch
-    from pllava_demo.ui.handlers import ModelHolder
+    from pllava_demo.studio.model_holder import ModelHolder
 
     holder = ModelHolder(args.model, device=args.device, quantization=args.quantization, limits=Limits.from_args(args),
                          expose_stats=args.debug_stats, cpu_dtype=args.cpu_dtype,
-                         max_rows=args.concurrency).start()
+                         max_rows=args.concurrency, own_images=not forks_per_call()).start()
     demo = build_demo(holder, idle_timeout_s=args.idle_timeout, concurrency=args.concurrency, max_queue=args.max_queue)
     from pllava_demo.openai_api.flags import settings_from_args
 

@@ -1,6 +1,6 @@
 """Benchmark: the OpenAI-compatible API against the same work driven in-process, in one run on one engine.
 
-  in-process  N page studios (ui.handlers: the same settings, video and answer path the API uses) ask at
+  in-process  N page studios (studio/tab.py: the same settings, video and answer path the API uses) ask at
               the same moment from N threads; their answers are decoded together by the scheduler.
   API         N `openai` clients (threads of another process) stream the same questions at the same moment
               over HTTP (127.0.0.1, uvicorn, the video sent as a base64 data: URL every time, as a stateless
@@ -34,7 +34,8 @@ import pllava_demo.chat.engine as engine_module
 from pllava_demo.chat.engine import Engine
 from pllava_demo.openai_api import mount
 from pllava_demo.openai_api.service import ApiSettings
-from pllava_demo.ui import handlers as H
+from pllava_demo.studio import tab as tabs
+from pllava_demo.studio.model_holder import ModelHolder
 
 CLIENTS = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))  # the API's clients run here
 NUM_FRAMES = 8
@@ -51,7 +52,7 @@ def serve(engine, sessions: int) -> str:
     from fastapi import FastAPI
 
     app = FastAPI()
-    mount(app, H.ModelHolder.ready(engine), ApiSettings(concurrency=sessions, max_queue=sessions))
+    mount(app, ModelHolder.ready(engine), ApiSettings(concurrency=sessions, max_queue=sessions))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -93,15 +94,15 @@ def wall(calls) -> float:
 
 
 def in_process_round(engine, video, n: int) -> tuple[float, float]:
-    studios = [H.Studio(engine) for _ in range(n)]
+    studios = [tabs.Tab(engine) for _ in range(n)]
 
     def first_call(studio, question):  # what a first request does: settings, video (a cache hit), answer
-        H.set_options(studio, **GEN)
-        H.load_video(studio, video)
-        drain(H.stream_answer(studio, question))
+        tabs.set_options(studio, **GEN)
+        tabs.load_video(studio, video)
+        drain(tabs.stream_answer(studio, question))
 
     first = wall([lambda s=s, q=q: first_call(s, q) for s, q in zip(studios, QUESTIONS)])
-    follow = wall([lambda s=s: drain(H.stream_answer(s, FOLLOW_UP)) for s in studios])
+    follow = wall([lambda s=s: drain(tabs.stream_answer(s, FOLLOW_UP)) for s in studios])
     for s in studios:
         s.close()
     return first, follow

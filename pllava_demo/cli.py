@@ -97,30 +97,37 @@ def _settings(args):
     return GenerationSettings(**from_args(args, GENERATION.values()))
 
 
-def _session(args):
+def _tab(args):
+    """The model loaded and a tab (studio/tab.py) holding the video, with the flags as its options: the
+    CLI's chat is one tab's commands, as the page's and the API's are."""
     from .chat.engine import Engine
     from .chat.prompt import DEFAULT_SYSTEM
+    from .studio import tab as tabs
+    from .studio.options import Options
 
     engine = Engine.load(args.model, device=args.device, quantization=args.quantization, lora_alpha=args.lora_alpha,
                          cpu_dtype=args.cpu_dtype)
     print(f"Loaded {engine.loaded.describe()}", file=sys.stderr)
     for note in engine.loaded.notes:
         print(f"Note: {note}", file=sys.stderr)
-    session = engine.new_session(DEFAULT_SYSTEM if args.system is None else args.system)
     args.visual = engine.strategy(strategy_from_args(args))
     frames = frames_for(args, args.visual, engine.spec.frame_grid, engine.loaded.context_length)
-    vf = session.set_video(args.video, frames, start_s=args.start, end_s=args.end,
-                           progress=lambda f, what: print(f"[{f:4.0%}] {what}", file=sys.stderr))
+    options = Options(num_frames=frames, strategy=args.visual, lora_alpha=args.lora_alpha, generation=_settings(args),
+                      system=DEFAULT_SYSTEM if args.system is None else args.system, start_s=args.start, end_s=args.end)
+    tab = tabs.load_video(tabs.Tab(engine, options), args.video,
+                          progress=lambda f, what: print(f"[{f:4.0%}] {what}", file=sys.stderr))
+    vf = tab.video
     info = engine.describe_view(vf, args.visual)
     print(f"Video: {vf.clip.width}x{vf.clip.height}, {vf.clip.duration:.1f} s; {info['frames']} frames at "
           f"{', '.join(f'{t:.1f}' for t in info['timestamps'])} s -> {info['strategy_text']} = "
           f"{info['visual_tokens']} visual tokens ({info['context_share']:.0%} of the context)", file=sys.stderr)
     if "note" in info:
         print(f"Note: {info['note']}", file=sys.stderr)
-    return engine, session
+    return engine, tab
 
 
 def _answer(session, question, args, stream=None) -> None:
+    """Print a stream of answer pieces (`ask --scope whole` streams from a session of its own)."""
     stream = stream or session.ask(question, strategy=args.visual, lora_alpha=args.lora_alpha,
                                    settings=_settings(args))
     if session.notice:
@@ -134,29 +141,50 @@ def _answer(session, question, args, stream=None) -> None:
     print()
 
 
+def _ask(tab, question: str) -> None:
+    """Ask the tab (studio/tab.py's answer command) and print the answer as it grows; Ctrl-C stops it."""
+    from .studio import tab as tabs
+
+    shown, noted = "", False
+    answer = tabs.answer(tab, question)
+    try:
+        for text in answer:
+            if not noted and tab.session.notice:  # the engine's note on this prompt, before its text
+                print(f"Note: {tab.session.notice}", file=sys.stderr)
+            noted = True
+            print(text[len(shown):], end="", flush=True)
+            shown = text
+    except KeyboardInterrupt:
+        answer.close()
+        print(" [stopped]", end="")
+    print()
+
+
 def cmd_ask(args) -> int:
     if args.scope == "whole":
         from .chapters.cli import cmd_ask_whole
 
         return cmd_ask_whole(args, settings=_settings(args), strategy=strategy_from_args(args), answer=_answer,
                              frames_for=frames_for)
-    engine, session = _session(args)
+    engine, tab = _tab(args)
     try:
-        _answer(session, args.question, args)
+        _ask(tab, args.question)
     finally:
         engine.scheduler.wait_idle()
     return 0
 
 
 def cmd_chat(args) -> int:
-    engine, session = _session(args)
+    engine, tab = _tab(args)
     try:
-        return _chat_loop(session, args)
+        return _chat_loop(tab, args)
     finally:
         engine.scheduler.wait_idle()
 
 
-def _chat_loop(session, args) -> int:
+def _chat_loop(tab, args) -> int:
+    from .studio import tab as tabs
+
     print("Ask about the video. Commands: /clear (forget the chat), /quit. Ctrl-C stops an answer.", file=sys.stderr)
     while True:
         try:
@@ -167,13 +195,13 @@ def _chat_loop(session, args) -> int:
         if question in ("/quit", "/exit"):
             return 0
         if question == "/clear":
-            session.clear()
+            tabs.clear(tab)
             continue
         if not question:
             continue
         print("pllava> ", end="", flush=True)
         try:
-            _answer(session, question, args)
+            _ask(tab, question)
         except PllavaError as e:
             print(f"\nError: {e}", file=sys.stderr)
 

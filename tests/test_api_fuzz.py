@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from videos import write_video
 
 from pllava_demo import api_types as A
-from pllava_demo.ui import handlers as H
+from pllava_demo.studio import tab as tabs
+from pllava_demo.studio.options import Options
+from pllava_demo.ui.files import Uploads
 from pllava_demo.errors import InputError
 
 json_scalars = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.sampled_from([0, 1, 4, 7, 8, 16, 33])
@@ -37,14 +39,14 @@ def clip_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def studio(engine, clip_path):
-    s = H.Studio(engine)
-    H.set_options(s, pooling=(2, 3, 3), max_new_tokens=4, min_new_tokens=4)
-    H.load_video(s, clip_path, 4)
+    s = tabs.Tab(engine)
+    tabs.set_options(s, pooling=(2, 3, 3), max_new_tokens=4, min_new_tokens=4)
+    tabs.load_video(s, clip_path, 4)
     yield s
     s.close()
 
 
-def assert_valid(options: H.Options, engine) -> None:
+def assert_valid(options: Options, engine) -> None:
     """Every stored field has its type and range: the engine may trust it."""
     b = A.Bounds.of(engine)
     whole = lambda v: type(v) is int  # noqa: E731
@@ -67,9 +69,9 @@ def readable(e: InputError) -> None:
 
 def answers(studio) -> None:
     """The session still answers, with whatever settings it kept (capped to a short answer)."""
-    H.set_options(studio, max_new_tokens=4, min_new_tokens=4)
+    tabs.set_options(studio, max_new_tokens=4, min_new_tokens=4)
     turns = len(studio.session.turns)
-    text = list(H.stream_answer(studio, "What is in the video?"))[-1]
+    text = list(tabs.stream_answer(studio, "What is in the video?"))[-1]
     assert text and len(studio.session.turns) == turns + 1
 
 
@@ -79,7 +81,7 @@ def answers(studio) -> None:
 def test_set_options_payloads(studio, payload):
     before = studio.options
     try:
-        H.set_options(studio, **A.changes_dict(payload))
+        tabs.set_options(studio, **A.changes_dict(payload))
     except InputError as e:
         readable(e)
         assert studio.options == before  # a refused request changes nothing
@@ -96,13 +98,13 @@ def test_set_options_then_answers(studio):
 def test_compare_payloads(studio, payload):
     if not studio.session.turns:
         answers(studio)
-    H.set_options(studio, max_new_tokens=4, min_new_tokens=4)
+    tabs.set_options(studio, max_new_tokens=4, min_new_tokens=4)
     turns, before = list(studio.session.turns), studio.options
     try:
         changes = A.changes_dict(payload)
         if changes.get("max_new_tokens") is not None or changes.get("min_new_tokens") is not None:
             changes.update(max_new_tokens=4, min_new_tokens=4)  # valid either way; keeps answers short
-        out = list(H.compare(studio, **changes))
+        out = list(tabs.compare(studio, **changes))
         assert len(out[-1]) == 4
     except InputError as e:
         readable(e)
@@ -116,10 +118,10 @@ def test_upload_num_frames(engine, clip_path, tmp_path_factory, num_frames):
     upload = root / "abc" / "mine.mp4"
     upload.parent.mkdir()
     shutil.copy(clip_path, upload)
-    studio = H.Studio(engine, uploads=H.Uploads(root))
-    H.set_options(studio, pooling=(2, 3, 3), max_new_tokens=4, min_new_tokens=4)
+    studio = tabs.Tab(engine, uploads=Uploads(root))
+    tabs.set_options(studio, pooling=(2, 3, 3), max_new_tokens=4, min_new_tokens=4)
     try:
-        H.load_video(studio, upload, num_frames)
+        tabs.load_video(studio, upload, num_frames)
     except InputError as e:
         readable(e)
         assert studio.video is None and not upload.exists()  # a refused upload is deleted at once
@@ -133,11 +135,11 @@ def test_upload_num_frames(engine, clip_path, tmp_path_factory, num_frames):
 
 def test_upload_frames_refuses_what_used_to_be_bent(engine, clip_path):
     """0 was silently 16 and 7.9 was 8; now each names the field and its range."""
-    studio = H.Studio(engine)
+    studio = tabs.Tab(engine)
     for bad in (0, 7.9, "abc", [4], {"n": 4}, True, math.inf):
         with pytest.raises(InputError, match=r"^num_frames must be a whole number 1-32, got "):
-            H.load_video(studio, clip_path, bad)
-    H.load_video(studio, clip_path, 8.0)
+            tabs.load_video(studio, clip_path, bad)
+    tabs.load_video(studio, clip_path, 8.0)
     assert studio.video.num_frames == 8 and type(studio.options.num_frames) is int
     studio.close()
 
@@ -157,7 +159,7 @@ def test_upload_frames_refuses_what_used_to_be_bent(engine, clip_path):
 def test_named_bad_values(studio, changes, message):
     before = studio.options
     with pytest.raises(InputError, match=message):
-        H.set_options(studio, **changes)
+        tabs.set_options(studio, **changes)
     assert studio.options == before
 
 
@@ -168,5 +170,5 @@ def test_payload_must_be_an_object(payload):
 
 
 def test_options_are_frozen_typed_after_a_float_slider(studio):
-    H.set_options(studio, num_frames=4.0, pooling=[2.0, 3, 3])
+    tabs.set_options(studio, num_frames=4.0, pooling=[2.0, 3, 3])
     assert dataclasses.astuple(studio.options)[:2] == (4, (2, 3, 3)) and type(studio.options.num_frames) is int

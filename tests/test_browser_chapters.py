@@ -12,7 +12,7 @@ from test_browser import load
 from test_browser_time import live  # noqa: F401  (the page served in this process)
 from videos import write_scene_video
 
-from pllava_demo.ui import chapters_scope
+from pllava_demo.studio import chapters_scope
 
 pytestmark = needs_chromium
 SCENES = [40, 60, 50]  # seconds: boundaries at 40 and 100

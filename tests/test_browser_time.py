@@ -50,7 +50,7 @@ def live(engine):
     from ui_server import free_port
 
     from pllava_demo import ui
-    from pllava_demo.ui.handlers import ModelHolder
+    from pllava_demo.studio.model_holder import ModelHolder
 
     demo = ui.build_demo(ModelHolder.ready(engine))
     port = free_port()

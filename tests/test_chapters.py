@@ -168,11 +168,13 @@ def test_caption_chapters_writes_a_line_per_video_with_its_chapters(tiny_officia
 
 
 def test_the_page_scope_answers_from_the_retrieved_chapter_and_links_it(engine, maker, scene_video):
-    from pllava_demo.ui import chapters_scope, handlers
+    from pllava_demo.studio import chapters_scope
+    from pllava_demo.studio import tab as tabs
+    from pllava_demo.ui.chat_messages import chat_stream, history
     from pllava_demo.ui.view import video_info
 
-    studio = handlers.Studio(engine)
-    handlers.load_video(studio, str(scene_video), 4)
+    studio = tabs.Tab(engine)
+    tabs.load_video(studio, str(scene_video), 4)
     studio.options = studio.options.replace(max_new_tokens=3, min_new_tokens=1)
     assert video_info(studio)["scope"] == "focus"
     captioned = maker.stats["chapters_captioned"]
@@ -180,18 +182,18 @@ def test_the_page_scope_answers_from_the_retrieved_chapter_and_links_it(engine, 
     assert maker.stats["chapters_captioned"] == captioned
     assert chapters_scope.scope_of(studio) == "whole"  # a 20-minute video with chapters: whole by default
     chapters_scope.set_scope(studio, top_k=1)
-    for _ in handlers.chat_stream(studio, "Where does the zebra parade cross?"):
+    for _ in chat_stream(studio, "Where does the zebra parade cross?"):
         pass
     info = video_info(studio)
     assert [c["chapter"] for c in info["chapters_used"]] == [3]
-    assert handlers.turn_settings(studio, 0)["chapters"]["chapters"][0]["chapter"] == 3  # the download's record
-    answer = handlers.history(studio)[-1]["content"]
+    assert tabs.turn_settings(studio, 0)["chapters"]["chapters"][0]["chapter"] == 3  # the download's record
+    answer = history(studio)[-1]["content"]
     start = chapters_scope.tab(studio).chapters.chapters[2].start
     assert answer.endswith(f"*Chapters used:* [{chapters_scope.tab(studio).chapters.chapters[2].label}](#t={start:g})")
     chapters_scope.set_scope(studio, "focus")
-    for _ in handlers.chat_stream(studio, "And the whole video?"):
+    for _ in chat_stream(studio, "And the whole video?"):
         pass
-    assert "chapters_used" not in video_info(studio) and "Chapters used" not in handlers.history(studio)[-1]["content"]
+    assert "chapters_used" not in video_info(studio) and "Chapters used" not in history(studio)[-1]["content"]
     assert max(studio.video.clip.timestamps) > 1000  # the focus range's frames are back
     studio.session.clear()  # Clear: a new chat has no whole-video answers
     assert chapters_scope.last_plan(studio) is None

@@ -9,7 +9,7 @@ from pllava_demo.network.checkpoint import load_pllava
 from pllava_demo.network.device_policy import cpu_has_bf16
 from pllava_demo.chat.engine import Engine
 from pllava_demo.errors import CheckpointError
-from pllava_demo.ui.handlers import ModelHolder, server_status
+from pllava_demo.studio.model_holder import ModelHolder, server_status
 
 
 @pytest.mark.parametrize("choice, dtype", [("float32", torch.float32), ("bfloat16", torch.bfloat16)])

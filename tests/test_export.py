@@ -6,24 +6,25 @@ import pytest
 from videos import write_video
 
 from pllava_demo.ui import export as X
-from pllava_demo.ui import handlers as H
+from pllava_demo.studio import tab as tabs
+from pllava_demo.ui.chat_messages import chat_stream
 
 
 @pytest.fixture
 def studio(engine, tmp_path):
-    s = H.Studio(engine)
-    H.set_options(s, pooling=(4, 6, 6), max_new_tokens=8, min_new_tokens=8)
+    s = tabs.Tab(engine)
+    tabs.set_options(s, pooling=(4, 6, 6), max_new_tokens=8, min_new_tokens=8)
     # its own video: the engine and its feature cache are shared by the whole run (no other test uses this one)
-    H.load_video(s, write_video(tmp_path / "clip.mp4", n_frames=30, width=144, height=108, pattern="colour"), 8)
+    tabs.load_video(s, write_video(tmp_path / "clip.mp4", n_frames=30, width=144, height=108, pattern="colour"), 8)
     yield s
     s.close()
 
 
 def test_each_answer_keeps_the_settings_it_was_made_with(studio, tmp_path):
-    list(H.answer(studio, "What happens?"))
+    list(tabs.answer(studio, "What happens?"))
     first_times = list(studio.video.clip.timestamps)
-    H.set_options(studio, num_frames=4, pooling=(2, 3, 3), lora_alpha=8.0, do_sample=True, seed=7)
-    list(H.chat_stream(studio, "And then?"))
+    tabs.set_options(studio, num_frames=4, pooling=(2, 3, 3), lora_alpha=8.0, do_sample=True, seed=7)
+    list(chat_stream(studio, "And then?"))
     md, js = X.write_chat(studio, tmp_path / "out")
     assert (md.name, js.name) == ("chat-clip.md", "chat-clip.json")
     record = json.loads(js.read_text())
@@ -45,9 +46,9 @@ def test_each_answer_keeps_the_settings_it_was_made_with(studio, tmp_path):
 
 
 def test_a_regenerated_answer_gets_new_settings_and_a_cleared_chat_exports_empty(studio, tmp_path):
-    list(H.answer(studio, "What happens?"))
-    H.set_options(studio, pooling=(2, 2, 2))
-    list(H.answer(studio, None, regenerate=True))
+    list(tabs.answer(studio, "What happens?"))
+    tabs.set_options(studio, pooling=(2, 2, 2))
+    list(tabs.answer(studio, None, regenerate=True))
     (turn,) = X.chat_record(studio)["turns"]
     assert turn["settings"]["pooling"] == [2, 2, 2]
     studio.session.clear()
@@ -58,11 +59,11 @@ def test_a_regenerated_answer_gets_new_settings_and_a_cleared_chat_exports_empty
 
 def test_a_tabs_chat_downloads_go_when_its_studio_closes(engine, tmp_path):
     """Every byte written for a visitor goes when it is no longer needed: the downloads with the tab."""
-    s = H.Studio(engine)
+    s = tabs.Tab(engine)
     # a video no other test writes: the engine (and its feature cache) is shared by the whole run
-    H.load_video(s, write_video(tmp_path / "clip.mp4", n_frames=10, width=72, height=40, pattern="colour"), 4)
-    H.set_options(s, max_new_tokens=4, min_new_tokens=4)
-    list(H.answer(s, "What happens?"))
+    tabs.load_video(s, write_video(tmp_path / "clip.mp4", n_frames=10, width=72, height=40, pattern="colour"), 4)
+    tabs.set_options(s, max_new_tokens=4, min_new_tokens=4)
+    list(tabs.answer(s, "What happens?"))
     files = X.export_chat(s, tmp_path / "downloads" / "tab1")
     assert all(f.is_file() for f in files) and len(files) == 2
     s.close()

@@ -95,7 +95,7 @@ def test_question_and_new_token_limits(tiny_official, video):
     s.set_video(video, 4)
     with pytest.raises(InputError, match=r"^The question is 51 characters long; the limit is 50\.$"):
         s.ask("q" * 51)
-    with pytest.raises(InputError, match=r"^Max new tokens is limited to 64 on this server\.$"):
+    with pytest.raises(InputError, match=r"^max_new_tokens must be a whole number 1-64, got 65\.$"):
         s.ask("ok?", settings=GenerationSettings(max_new_tokens=65))
     assert eng.stats["prefills"] == 0 and s.turns == []
     "".join(s.ask("q" * 50, pooling_shape=POOL, settings=GenerationSettings(max_new_tokens=64, min_new_tokens=2)))
@@ -245,7 +245,7 @@ def test_regenerate_refused_before_work_keeps_the_old_answer(fresh, tiny_officia
     s = eng.new_session()
     s.set_video(video, 4)
     first = _answer(s)
-    with pytest.raises(InputError, match="limited to 64"):
+    with pytest.raises(InputError, match="max_new_tokens must be a whole number 1-64, got 65"):
         s.regenerate(pooling_shape=POOL, settings=GenerationSettings(max_new_tokens=65))
     assert len(s.turns) == 1 and s.turns[0].answer == first.strip()
 

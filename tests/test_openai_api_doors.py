@@ -26,7 +26,7 @@ from pllava_demo.config import GenerationSettings
 from pllava_demo.openai_api import mount
 from pllava_demo.openai_api.routes import ZEROGPU
 from pllava_demo.openai_api.service import ApiSettings
-from pllava_demo.ui.handlers import ModelHolder
+from pllava_demo.studio.model_holder import ModelHolder
 
 
 class _Server(uvicorn.Server):
@@ -186,13 +186,14 @@ def test_a_client_gone_mid_stream_stops_its_answer_and_frees_its_place(engine, s
 
 def test_kept_conversations_hold_no_video_the_feature_cache_let_go(engine, clip, tmp_path):
     from pllava_demo.openai_api.conversations import Conversations
-    from pllava_demo.ui import handlers as H
+    from pllava_demo.studio import tab as tabs
+    from pllava_demo.studio.options import default_options
 
     other = write_video(tmp_path / "other.mp4", n_frames=10, width=64, height=48)
     pool, studios = Conversations(), []
     for path in (clip, other):
-        studio = pool.take(engine, "key", H.default_options(engine).system, ())
-        H.load_video(studio, path, 2)
+        studio = pool.take(engine, "key", default_options(engine).system, ())
+        tabs.load_video(studio, path, 2)
         studios.append(studio)
     pool.give_back(studios[0])
     assert len(pool) == 1

@@ -7,22 +7,23 @@ from videos import write_video
 
 from pllava_demo.errors import InputError
 from pllava_demo.ui import events as E
-from pllava_demo.ui import handlers as H
+from pllava_demo.studio import tab as tabs
+from pllava_demo.studio.model_holder import ModelHolder
 from pllava_demo.ui import view as V
 
 
 @pytest.fixture
 def studio(engine, tmp_path):
-    s = H.Studio(engine)
-    H.set_options(s, pooling=(4, 6, 6), max_new_tokens=16)
-    H.load_video(s, write_video(tmp_path / "clip.mp4", n_frames=36, width=160, height=120), 8)
+    s = tabs.Tab(engine)
+    tabs.set_options(s, pooling=(4, 6, 6), max_new_tokens=16)
+    tabs.load_video(s, write_video(tmp_path / "clip.mp4", n_frames=36, width=160, height=120), 8)
     yield s
     s.close()
 
 
 def test_too_many_tokens_is_said_in_the_panel_before_send(studio):
     assert V.too_many_tokens(studio) is None and "Too many tokens" not in V.view_markdown(studio)
-    H.set_options(studio, strategy={"name": "n-frame"})  # 8 frames x 576 tokens: more than the 4,096 context
+    tabs.set_options(studio, strategy={"name": "n-frame"})  # 8 frames x 576 tokens: more than the 4,096 context
     problem = V.too_many_tokens(studio)
     assert problem and "frame(s) fit" in problem
     assert problem in V.view_markdown(studio) and "Too many tokens" in V.view_markdown(studio)
@@ -42,7 +43,7 @@ def test_a_time_box_takes_seconds_or_blank():
 
 
 def test_the_header_shows_the_checkpoint_alpha_not_the_last_tab(engine):
-    holder = H.ModelHolder.ready(engine)
+    holder = ModelHolder.ready(engine)
     default = engine.default_alpha
     assert f"alpha={default:g}" in holder.status_markdown()
     engine.loaded.set_lora_alpha(20.0)  # what another tab's Compare or slider leaves on the shared model

@@ -4,8 +4,10 @@ the API (a real server through gradio_client) and the CLI; each range is encoded
 import pytest
 from videos import write_video
 
-from pllava_demo.ui import gpu_calls as G
-from pllava_demo.ui import handlers as H
+from pllava_demo.studio import tab as tabs
+from pllava_demo.studio.model_holder import ModelHolder
+from pllava_demo.studio.zerogpu_runner import ZeroGpuRunner
+from pllava_demo.studio.options import default_options
 from pllava_demo.ui import view as V
 from pllava_demo.errors import InputError
 from pllava_demo.frames.video import sample_indices
@@ -13,16 +15,16 @@ from pllava_demo.frames.video import sample_indices
 
 @pytest.fixture
 def studio(engine, tmp_path):
-    s = H.Studio(engine)
-    H.set_options(s, pooling=(4, 6, 6), max_new_tokens=4, min_new_tokens=4)
-    H.load_video(s, write_video(tmp_path / "clip.mp4", n_frames=72, width=96, height=64), 4)  # 3 s at 24 fps
+    s = tabs.Tab(engine)
+    tabs.set_options(s, pooling=(4, 6, 6), max_new_tokens=4, min_new_tokens=4)
+    tabs.load_video(s, write_video(tmp_path / "clip.mp4", n_frames=72, width=96, height=64), 4)  # 3 s at 24 fps
     yield s
     s.close()
 
 
 def test_a_range_samples_only_its_frames_by_the_official_rule_and_is_cached(studio):
     eng = studio.engine
-    H.set_options(studio, start_s=1.0, end_s=2.0)
+    tabs.set_options(studio, start_s=1.0, end_s=2.0)
     clip = studio.video.clip
     assert clip.time_range == (1.0, 2.0) and all(1.0 <= t <= 2.0 for t in clip.timestamps)
     assert list(clip.indices) == [24 + i for i in sample_indices(25, 4)]  # frames 24..48 of the range
@@ -30,11 +32,11 @@ def test_a_range_samples_only_its_frames_by_the_official_rule_and_is_cached(stud
     assert info["time_range"] == [1.0, 2.0] and info["options"]["start_s"] == 1.0
     assert "4 frames (sampled from 1 s to 2 s of 3.0 s)" in V.view_markdown(studio)
     decoded = eng.stats["videos_decoded"]
-    H.set_options(studio, start_s=None, end_s=None)  # the whole video again: cached already
-    H.set_options(studio, start_s=1.0, end_s=2.0)  # and this range: cached too
+    tabs.set_options(studio, start_s=None, end_s=None)  # the whole video again: cached already
+    tabs.set_options(studio, start_s=1.0, end_s=2.0)  # and this range: cached too
     assert eng.stats["videos_decoded"] == decoded
     assert studio.video.clip.time_range == (1.0, 2.0)
-    H.set_options(studio, end_s=None)  # from 1 s to the end
+    tabs.set_options(studio, end_s=None)  # from 1 s to the end
     assert studio.video.clip.time_range == (1.0, None) and min(studio.video.clip.timestamps) >= 1.0
     assert "from 1 s to the end" in studio.options.label()
 
@@ -43,19 +45,19 @@ def test_a_bad_range_is_one_sentence_and_changes_nothing(studio):
     before, frames = studio.options, studio.video.clip.indices
     with pytest.raises(InputError, match=r"^start_s \(seconds into the video, or null for the whole video\) must be "
                                          r"a number in \[0, 86400\], got 'abc'\.$"):
-        H.set_options(studio, start_s="abc")
+        tabs.set_options(studio, start_s="abc")
     with pytest.raises(InputError, match=r"^The time range must start before it ends: start_s 2 s, end_s 1 s\.$"):
-        H.set_options(studio, start_s=2, end_s=1)
+        tabs.set_options(studio, start_s=2, end_s=1)
     with pytest.raises(InputError, match=r"not inside 'clip\.mp4', which runs from 0 s to 3\.000 s"):
-        G.bind(H.ModelHolder.ready(studio.engine))
-        G.set_options(studio, start_s=5.0)  # the page's and API's path, through a GPU call
+        studio.runner = ZeroGpuRunner(ModelHolder.ready(studio.engine))
+        tabs.set_options(studio, start_s=5.0)  # the ZeroGPU runner's path, through a GPU call
     assert studio.options == before and studio.video.clip.indices == frames
 
 
 def test_an_answer_records_its_range(studio):
-    H.set_options(studio, start_s=0.5, end_s=1.5)
-    list(H.answer(studio, "What happens here?"))
-    settings = H.turn_settings(studio, 0)
+    tabs.set_options(studio, start_s=0.5, end_s=1.5)
+    list(tabs.answer(studio, "What happens here?"))
+    settings = tabs.turn_settings(studio, 0)
     assert settings["range_s"] == [0.5, 1.5] and all(0.5 <= t <= 1.5 for t in settings["timestamps_s"])
 
 
@@ -95,15 +97,15 @@ def test_the_api_and_the_cli_take_a_range(tiny_official, tmp_path):
 def test_a_still_image_is_one_frame_and_one_time_step(engine, tmp_path):
     from videos import write_image
 
-    s = H.Studio(engine)
+    s = tabs.Tab(engine)
     try:
-        H.load_video(s, write_image(tmp_path / "still.png"))
+        tabs.load_video(s, write_image(tmp_path / "still.png"))
         info = V.video_info(s)
         assert info["frames"] == 1 and info["pooling_shape"][0] == 1 and "note" not in info
         assert info["visual_tokens"] == s.options.pooling[1] * s.options.pooling[2]
         text = V.view_markdown(s)
         assert text.startswith("**1 frame (a still image) → pooling 1×") and "[0, 0" not in text
-        H.load_video(s, write_video(tmp_path / "after.mp4", n_frames=48, width=96, height=64), 8)
-        assert s.options.pooling[0] == min(H.default_options(engine).pooling[0], 8)  # a video gets its T' back
+        tabs.load_video(s, write_video(tmp_path / "after.mp4", n_frames=48, width=96, height=64), 8)
+        assert s.options.pooling[0] == min(default_options(engine).pooling[0], 8)  # a video gets its T' back
     finally:
         s.close()

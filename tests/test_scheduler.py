@@ -14,7 +14,7 @@ from pllava_demo.frames import strategies
 from pllava_demo.chat.engine import Engine
 from pllava_demo.errors import InputError, ResourceError
 from pllava_demo.network.lora import LoRALinear, set_row_alphas
-from pllava_demo.ui.handlers import ModelHolder, server_status
+from pllava_demo.studio.model_holder import ModelHolder, server_status
 from videos import write_video
 
 
@@ -194,11 +194,14 @@ def test_alpha_zero_rows_are_exactly_the_base_output():
 
 
 def test_batching_is_off_under_zerogpu_and_the_engine_says_so(tiny_official, monkeypatch):
+    """The engine is told (app.py asks the ZeroGPU runner, the one module that knows), not asking itself."""
+    from pllava_demo.studio.zerogpu_runner import forks_per_call
+
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     monkeypatch.delenv("PLLAVA_NO_ZEROGPU", raising=False)
-    eng = _engine(tiny_official)
+    eng = _engine(tiny_official, own_images=not forks_per_call())
     assert not eng.batching and not eng.scheduler.threaded
-    assert "off" in eng.batching_note and "ZeroGPU" in eng.batching_note
+    assert "off" in eng.batching_note and "GPU worker of its own" in eng.batching_note
     holder = ModelHolder.ready(eng)
     assert server_status(holder)["batching"] is False and "batching is off" in holder.status_markdown()
     # a strategy that needs its own CLIP pass outside an answer is refused at the door, with what to pick
@@ -210,7 +213,7 @@ def test_batching_is_off_under_zerogpu_and_the_engine_says_so(tiny_official, mon
             parse_changes({"strategy": asked}, bounds)
     assert parse_changes({"strategy": "video-chatgpt"}, bounds)["strategy"].name == "video-chatgpt"
     monkeypatch.setenv("SPACES_ZERO_GPU", "false")
-    eng = _engine(tiny_official)
+    eng = _engine(tiny_official, own_images=not forks_per_call())
     assert eng.batching and "together" in eng.batching_note
     assert parse_changes({"strategy": "ig-vlm"}, Bounds.of(eng))["strategy"].name == "ig-vlm"
 

@@ -174,7 +174,7 @@ def framework_routes(holder_source) -> set[tuple[str, str]]:
     from gradio.routes import App
 
     from pllava_demo.ui import build_demo
-    from pllava_demo.ui.handlers import ModelHolder
+    from pllava_demo.studio.model_holder import ModelHolder
 
     app = App.create_app(build_demo(ModelHolder(str(holder_source), device="cpu")))
     found = set()

@@ -1,6 +1,7 @@
 """Times in an answer become seek links, and nothing else of the answer becomes markup."""
 
-from pllava_demo.ui import handlers as H
+from pllava_demo.studio import tab as tabs
+from pllava_demo.ui.chat_messages import history
 from pllava_demo.chat.prompt import Turn
 from pllava_demo.ui.time_links import link_times
 
@@ -23,10 +24,10 @@ def test_the_answer_s_own_markup_stays_text():
 def test_the_chat_shows_answers_with_time_links(engine, tmp_path):
     from videos import write_video
 
-    studio = H.Studio(engine)
+    studio = tabs.Tab(engine)
     try:
-        H.load_video(studio, write_video(tmp_path / "v.mp4", n_frames=36, width=96, height=64), 4)
+        tabs.load_video(studio, write_video(tmp_path / "v.mp4", n_frames=36, width=96, height=64), 4)
         studio.session.turns.append(Turn("When?", "at 0:01"))
-        assert H.history(studio)[-1] == {"role": "assistant", "content": "at [0:01](#t=1)"}
+        assert history(studio)[-1] == {"role": "assistant", "content": "at [0:01](#t=1)"}
     finally:
         studio.close()

@@ -1,13 +1,14 @@
 """The page's event handlers (pllava_demo/ui/events.py) as plain functions: the layout is built inside
 a gr.Blocks that is never served, and a handler is called with the values it reads, keyed by component,
-with a real Studio on the tiny random checkpoint."""
+with a real tab on the tiny random checkpoint. The page's state holds the tab's id; the registry owns the tab."""
 
 import gradio as gr
 import pytest
 from videos import write_video
 
-from pllava_demo.ui import gpu_calls as G
-from pllava_demo.ui import handlers as H
+from pllava_demo.studio import tab as tabs
+from pllava_demo.studio.model_holder import ModelHolder
+from pllava_demo.studio.registry import Registry
 from pllava_demo.ui import events as E
 from pllava_demo.ui.layout import NARROW_PX, build_layout
 from pllava_demo.ui.serving import ASSETS
@@ -15,9 +16,8 @@ from pllava_demo.ui.serving import ASSETS
 
 @pytest.fixture(scope="module")
 def ctx(engine):
-    holder = H.ModelHolder.ready(engine)
-    G.bind(holder)
-    registry = H.Registry()
+    holder = ModelHolder.ready(engine)
+    registry = Registry(holder)
     with gr.Blocks():
         page = build_layout(holder, ASSETS, 60.0, registry.discard)
     return E.Ctx(holder, registry, page)
@@ -33,10 +33,10 @@ def test_the_settings_fold_on_a_narrow_window_only(ctx):
 
 def test_two_clicked_frames_make_the_range_and_whole_video_undoes_it(ctx, tmp_path):
     p = ctx.page
-    studio = H.Studio(ctx.holder.engine)
+    studio = ctx.registry.tab("events-range")
     try:
-        G.load_video(studio, write_video(tmp_path / "r.mp4", n_frames=72, width=96, height=64), 8)
-        data = {p.state: studio, p.start: "", p.end: "", p.seek: None}
+        tabs.load_video(studio, write_video(tmp_path / "r.mp4", n_frames=72, width=96, height=64), 8)
+        data = {p.state: studio.id, p.start: "", p.end: "", p.seek: None}
         out = E.on_frame_range(ctx, "start", data)  # no frame clicked yet: a way forward, nothing changed
         assert "Click a frame in the gallery first" in out[p.notice]["value"] and studio.video.clip.time_range is None
 
@@ -62,7 +62,7 @@ def test_two_clicked_frames_make_the_range_and_whole_video_undoes_it(ctx, tmp_pa
         out = E.on_frame_range(ctx, "whole", {**data, p.start: f"{start:g}", p.end: f"{end:g}"})
         assert (out[p.start], out[p.end]) == ("", "") and studio.video.clip.time_range is None
     finally:
-        studio.close()
+        ctx.registry.close(studio.id)
 
 
 def test_nothing_to_change_is_still_an_answer_gradio_takes(ctx, tmp_path):
@@ -70,14 +70,14 @@ def test_nothing_to_change_is_still_an_answer_gradio_takes(ctx, tmp_path):
     the handler says "nothing" as a no-op update (gradio takes `{}` as one value, fails the event and
     leaves a red "Error" pill on the panel)."""
     p = ctx.page
-    studio = H.Studio(ctx.holder.engine)
+    studio = ctx.registry.tab("events-nothing")
     try:
-        G.load_video(studio, write_video(tmp_path / "u.mp4", n_frames=24, width=96, height=64), 4)
-        out = E.on_range(ctx, {p.state: studio, p.start: "", p.end: ""})  # the range it already has
+        tabs.load_video(studio, write_video(tmp_path / "u.mp4", n_frames=24, width=96, height=64), 4)
+        out = E.on_range(ctx, {p.state: studio.id, p.start: "", p.end: ""})  # the range it already has
         assert list(out) == [p.notice] and out[p.notice] == gr.update()
     finally:
-        studio.close()
-    idle = E.Ctx(H.ModelHolder("nowhere"), ctx.registry, p)  # no model, no tab state yet
+        ctx.registry.close(studio.id)
+    idle = E.Ctx(ModelHolder("nowhere"), ctx.registry, p)  # no model, no tab state yet
     data = {p.state: None, **{c: c.value for c in p.options.values()}}
     for handler in (E.on_pooling, E.on_settings):
         assert list(handler(idle, data)) == [p.notice]

@@ -18,7 +18,7 @@ from ui_server import Client, ROOT, running_app, wait_until_ready
 from videos import write_video
 from zerogpu_scheduler import Scheduler, app_tracebacks
 
-from pllava_demo.zerogpu import MAX_S, gpu_duration
+from pllava_demo.studio.zerogpu_runner import MAX_S, gpu_duration
 
 SITE = ROOT / "tests" / "zerogpu_site"
 QUESTIONS = ("What happens?", "And then?", "What colour is it?")

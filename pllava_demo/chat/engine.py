@@ -13,7 +13,8 @@ Caches, from cheap to dear:
 The model is shared: answers in flight are decoded together as one batch by the scheduler
 (scheduler.py), each row with its own LoRA alpha; one lock guards every forward pass (a batched
 step, a prefill chunk, CLIP), taken per step (not per answer), so an abandoned stream can never
-block other users. Under ZeroGPU (each answer in its own forked worker) batching is off.
+block other users. Where every model call runs in a process of its own (`own_images=False`, which
+the caller that knows its host passes) there is nothing to batch with: batching is off.
 Every limit in `Limits` is checked before work starts, and running out of (GPU) memory in a forward
 pass is a `ResourceError` for that one request: its memory is released and the next request runs.
 This module knows no UI and no command line.
@@ -35,6 +36,8 @@ import torch
 from ..config import DEFAULT_LIMITS, GenerationSettings, Limits, PoolingShape, check_lora_alpha, check_pooling_shape
 from ..caches import ByteLRU
 from ..errors import CheckpointError, InputError, PllavaError
+from ..refusals import NO_VIDEO, NOTHING_TO_REGENERATE
+from ..settings import GENERATION
 from .features import VideoFeatures, feature_key, tensor_nbytes
 from .generate import Row, Sampler
 from .kvcache import cache_nbytes, new_kv_cache
@@ -86,7 +89,7 @@ class Engine:
     """One loaded model shared by every session."""
 
     def __init__(self, loaded, limits: Limits = DEFAULT_LIMITS, *, batching: bool | None = None, max_rows: int = 8,
-                 chunk_tokens: int = 256):
+                 chunk_tokens: int = 256, own_images: bool = True):
         if loaded.tokenizer is None:
             raise CheckpointError(f"{loaded.path} has no tokenizer, so it cannot chat; add the tokenizer files.")
         self.loaded = loaded
@@ -106,11 +109,10 @@ class Engine:
         self._session_ids = itertools.count()
         self.vocab_size = self.model.language_model.get_output_embeddings().weight.shape[0]
         self.sampler = Sampler(self.stop_ids, self.model.device)
-        from ..zerogpu import forks_per_call
-
-        # ZeroGPU runs every model call in its own forked worker: nothing to batch with, and no CLIP pass
-        # outside an answer for the strategies that build their own image (api_types refuses them there)
-        self.own_images = not forks_per_call()
+        # own_images=False: every model call runs in a worker process of its own (the caller knows where),
+        # so there is nothing to batch with, and no CLIP pass outside an answer
+        # for the strategies that build their own image (api_types refuses them there)
+        self.own_images = bool(own_images)
         if batching is None:
             batching = self.own_images
         self.batching = bool(batching)
@@ -134,14 +136,16 @@ class Engine:
         if self.batching:
             return (f"up to {self.max_rows} answers decoded together, "
                     f"long prompts read in {self.chunk_tokens}-token chunks between their steps")
-        return "batching is off (ZeroGPU runs each answer in its own GPU worker): answers take turns"
+        if not self.own_images:
+            return "batching is off (each answer runs in a GPU worker of its own): answers take turns"
+        return "batching is off: answers take turns"
 
     @classmethod
     def load(cls, source, *, limits: Limits = DEFAULT_LIMITS, batching: bool | None = None, max_rows: int = 8,
-             **kwargs) -> "Engine":
+             own_images: bool = True, **kwargs) -> "Engine":
         from ..network.checkpoint import load_pllava
 
-        return cls(load_pllava(source, **kwargs), limits, batching=batching, max_rows=max_rows)
+        return cls(load_pllava(source, **kwargs), limits, batching=batching, max_rows=max_rows, own_images=own_images)
 
     # -- settings ---------------------------------------------------------------------------------
     @property
@@ -399,7 +403,7 @@ class ChatSession:
 
     def regenerate(self, **kwargs) -> Iterator[str]:
         if not self.turns:
-            raise InputError("There is no answer to regenerate yet.")
+            raise InputError(NOTHING_TO_REGENERATE)
         last = self.turns.pop()
         try:
             return self.ask(last.question, **kwargs)
@@ -416,9 +420,8 @@ class ChatSession:
         question = eng.limits.check_question(question)
         system = eng.limits.check_system(self.system)  # also when set directly on the session
         if self.video is None:
-            raise InputError(self._lost or "Upload a video (or pick an example) before asking.")
-        if settings.max_new_tokens > eng.limits.max_new_tokens:
-            raise InputError(f"Max new tokens is limited to {eng.limits.max_new_tokens} on this server.")
+            raise InputError(self._lost or NO_VIDEO)
+        GENERATION["max_new_tokens"].check(settings.max_new_tokens, hi=eng.limits.max_new_tokens)
         visual = eng.strategy(strategy if strategy is not None else pooling_shape)
         n_tokens = visual.n_tokens(self.video.features.shape[0], eng.spec.frame_grid)
         visual.check_fits(self.video.features.shape[0], eng.spec.frame_grid, eng.loaded.context_length)

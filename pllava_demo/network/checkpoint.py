@@ -25,7 +25,7 @@ from ..settings import QUANTIZATION
 from ..frames.preprocess import CLIP_PIXELS, PixelSpec
 from .checkpoint_config import (context_length, hf_configs, read_config, read_pixel_spec, spec_from_config,
                                 stored_keys, stored_lora_rank, weight_files)
-from .device_policy import Device, Quantization, auto_quantization, choose_dtype, cpu_has_bf16, pick_device
+from .device_policy import Device, Quantization, auto_quantization, choose_dtype, pick_device
 from .families import LLAVA_HF, Family, family_of
 from .hub import resolve_source
 from .lora import attach_lora, lora_alpha_of, set_lora_alpha
@@ -137,5 +137,4 @@ def load_pllava(
     )
 
 
-# ui/handlers.py imports resolve_source (hub.py) and cpu_has_bf16 (device_policy.py) from here
-__all__ = ["LoadedPllava", "load_pllava", "resolve_source", "cpu_has_bf16"]
+__all__ = ["LoadedPllava", "load_pllava"]

@@ -36,9 +36,10 @@ def auto_quantization(device_type: str) -> str:
     """What quantization="auto" means: 4-bit nf4 on a GPU of your own, none on CPU, and none on ZeroGPU,
     whose CUDA emulation moves the weights with `.to()` between calls, which bitsandbytes' quantized
     layers refuse (bf16 there)."""
-    from ..zerogpu import forks_per_call
-
-    return "4bit" if device_type == "cuda" and not forks_per_call() else "none"
+    # the variable a ZeroGPU Space sets (read here, not through the `spaces` package: this module loads
+    # weights and knows no runner; PLLAVA_NO_ZEROGPU turns ZeroGPU mode off as everywhere)
+    zerogpu = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true") and not os.environ.get("PLLAVA_NO_ZEROGPU")
+    return "4bit" if device_type == "cuda" and not zerogpu else "none"
 
 
 CPU_DTYPES = CPU_DTYPE.choices  # the choices, their check and its sentence: settings.py

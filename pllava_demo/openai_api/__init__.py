@@ -4,7 +4,7 @@ server-sent events, or whole) and `GET /v1/models`, answered by the same schedul
   request.py        a payload -> a typed ChatRequest (errors name the field)
   media.py          data: URLs, allowed local paths, http(s) downloads -> a file for one request
   conversations.py  automatic prefix caching: follow-ups go to the studio that wrote the earlier turns
-  service.py        one request through the page's handlers (settings, video, answer), usage, stops
+  service.py        one request as the studio's commands (settings, video, answer), usage, stops
   routes.py         the FastAPI routes, Bearer key, SSE, OpenAI's error shape
   flags.py          the flags (app.py and `serve`); serve.py: `python -m pllava_demo serve` (API only)
 
@@ -21,9 +21,9 @@ ROUTES = ("/v1/models", "/v1/chat/completions")  # what mount adds (a server's r
 
 
 def mount(app, holder, settings):
-    """Add the /v1 routes to `app` (a FastAPI app) for the model `holder` loads (ui.handlers.ModelHolder);
+    """Add the /v1 routes to `app` (a FastAPI app) for the model `holder` loads (studio.model_holder.ModelHolder);
     returns the ChatService. On ZeroGPU the routes refuse with one sentence (routes.ZEROGPU)."""
-    from ..zerogpu import forks_per_call
+    from ..studio.zerogpu_runner import forks_per_call
     from .routes import ZEROGPU, make_router
     from .service import ChatService
 

@@ -1,5 +1,5 @@
 """Automatic prefix caching for a stateless protocol: the conversations the API answered are kept as
-idle page studios (ui.handlers.Studio: a ChatSession with its settings), so a follow-up that repeats
+idle tabs (studio/tab.py: a ChatSession with its settings), so a follow-up that repeats
 the earlier messages is answered by the studio that wrote them. Its session's KV cache (under the
 engine's byte budget, cropped to the longest common token prefix by the engine) and the shared encoded
 video are then reused, and only the new tokens are prefilled.
@@ -20,7 +20,8 @@ from collections import OrderedDict
 from ..caches import CountLRU
 from ..chat.prompt import Turn
 from ..config import clean_text
-from ..ui.handlers import Studio, default_options
+from ..studio.options import default_options
+from ..studio.tab import Tab as Studio
 
 MAX_IDLE = 256  # studios kept between requests (their KV caches live under the engine's budget)
 MAX_ANSWERS = 4096  # raw answers remembered

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from fastapi import FastAPI
 
     from ..config import Limits
-    from ..ui.handlers import ModelHolder
+    from ..studio.model_holder import ModelHolder
     from . import mount
     from .flags import settings_from_args
 

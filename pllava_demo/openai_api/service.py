@@ -1,5 +1,6 @@
-"""One chat-completions request run through the page's own request path: the studio's settings are set
-by `set_options` (the page's validation), the video by `load_video`, the answer by `stream_answer`,
+"""One chat-completions request as the studio's commands (studio/tab.py), the page's own request path: the
+tab's settings are set by `set_options` (the page's validation), the video by `load_video`, the answer by
+`stream_answer` (the tab is this request's alone: conversations.py lends it),
 so it is answered by the engine's one scheduler, batched with the page's answers, under every limit
 of the page. Adds what the protocol needs around it: admission (429 past the queue), the media's
 temporary file, custom stop strings, finish_reason and usage.
@@ -14,7 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..errors import InputError, PllavaError, ResourceError, VideoError
-from ..ui.handlers import default_options, load_video, one_line, set_options, stream_answer
+from ..studio.model_holder import one_line
+from ..studio.options import default_options
+from ..studio.tab import load_video, set_options, stream_answer
 from .conversations import Conversations
 from .errors import ApiError, bad
 from .media import MediaFiles, MediaPolicy, resolve

@@ -1,9 +1,9 @@
-"""The page of PLLaVA Studio: what a tab does (plain functions, no gradio) and the Gradio page on top.
+"""The page of PLLaVA Studio: the Gradio doors (page events, named endpoints) over the studio
+(../studio/: the tab and its commands, the registry, the runners; no gradio there).
 
 Plain Python, testable without a server:
-  handlers.py   Studio: one tab's session, settings, uploads and turns (the page's handlers)
   view.py       what the model sees: the panel text, the gallery, the heat map
-  gpu_calls.py  the model calls, safe under ZeroGPU (../zerogpu.py: the `spaces` decorator, or none)
+  chat_messages.py  a tab's chat as gradio messages, and the ask command as those messages growing
   files.py      uploads, the sweeper and the disk budget
   export.py     the chat as Markdown and JSON; time_links.py: times in answers as seek links
 
@@ -16,7 +16,7 @@ Gradio (the only modules that import it):
   serving.py    files, upload folder, launch settings
   page.py       build_demo: the pieces put together, with the queue
 
-The gradio names below load on first use, so importing `pllava_demo.ui.handlers` never loads gradio.
+The gradio names below load on first use, so importing `pllava_demo.ui.view` never loads gradio.
 """
 
 __all__ = ["ASSETS", "UNEXPECTED", "build_demo", "guard", "launch", "launch_kwargs", "upload_folder"]

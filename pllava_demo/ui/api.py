@@ -5,30 +5,25 @@
   /regenerate() -> answer   /clear() -> info   /info() -> info   /stop() -> stops this client's answer
   /status() -> model state, live sessions, cache sizes
 
-Two /chat calls at once on one session are answered one after the other (handlers.answer).
+A thin door over the studio (studio/tab.py): each endpoint is one command of the client's tab. Two
+/chat calls at once on one session are answered one after the other (tab.py's answer slot).
 Errors are gr.Error with one readable line (messages.guard).
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import gradio as gr
 
-from . import handlers as H
-from . import view as V
-from .. import api_types as A
-from . import gpu_calls as gpu
-from .events import GPU, Ctx
+from .. import api_types
+from ..studio import tab as tabs
+from ..studio.model_holder import server_status
+from . import view
+from .events import GPU, Ctx, PageProgress
 from .messages import guard
 
 
-def _studio(ctx: Ctx, studio, request, upload=None) -> H.Studio:
-    return H.ensure_studio(studio, ctx.holder, ctx.registry, getattr(request, "session_hash", None), upload)
-
-
 def wire_api(ctx: Ctx) -> None:
-    state = ctx.page.state
+    state = ctx.page.state  # the client's tab id, as on the page: the registry owns the tab
     with gr.Group(visible=False):  # the API-only endpoints' inputs and outputs
         api_file = gr.File()
         api_frames = gr.JSON(None)  # any JSON: api_types names the field when it is not a frame count
@@ -37,57 +32,56 @@ def wire_api(ctx: Ctx) -> None:
         api_answer = gr.Textbox()
         api_info = gr.JSON()
 
+    def tab(key, request, upload=None) -> tabs.Tab:
+        return ctx.registry.tab(key or getattr(request, "session_hash", None), upload)
+
     @guard
-    def api_upload(file, num_frames, studio, request: gr.Request = None, progress=gr.Progress()):
-        studio = _studio(ctx, studio, request, upload=file)
+    def api_upload(file, num_frames, key, request: gr.Request = None, progress=gr.Progress()):
+        studio = tab(key, request, upload=file)
         # num_frames is parsed at the door (api_types) after the file is held: a refused request deletes it
-        gpu.load_video(studio, file, num_frames, progress)
-        return V.video_info(studio), studio
+        tabs.load_video(studio, file, num_frames, PageProgress(progress))
+        return view.video_info(studio), studio.id
 
     @guard
-    def api_set_options(changes, studio, request: gr.Request = None, progress=gr.Progress()):
-        studio = _studio(ctx, studio, request)
-        gpu.set_options(studio, progress, **A.changes_dict(changes))
-        return V.video_info(studio), studio
+    def api_set_options(changes, key, request: gr.Request = None, progress=gr.Progress()):
+        studio = tab(key, request)
+        tabs.set_options(studio, PageProgress(progress), **api_types.changes_dict(changes))
+        return view.video_info(studio), studio.id
 
     @guard
-    def api_chat(question, studio, request: gr.Request = None):
-        studio = _studio(ctx, studio, request)
-        for text in H.answer(studio, question, stream=gpu.stream_answer):
-            yield text, studio
+    def api_chat(question, key, request: gr.Request = None):
+        studio = tab(key, request)
+        for text in tabs.answer(studio, question):
+            yield text, studio.id
 
     @guard
-    def api_regenerate(studio, request: gr.Request = None):
-        studio = _studio(ctx, studio, request)
-        for text in H.answer(studio, None, regenerate=True, stream=gpu.stream_answer):
-            yield text, studio
+    def api_regenerate(key, request: gr.Request = None):
+        studio = tab(key, request)
+        for text in tabs.answer(studio, None, regenerate=True):
+            yield text, studio.id
 
     @guard
-    def api_compare(changes, studio, request: gr.Request = None):
-        studio = _studio(ctx, studio, request)
-        for la, a, lb, b in gpu.compare(studio, **A.changes_dict(changes)):
-            yield {"labels": [la, lb], "a": a, "b": b}, studio
+    def api_compare(changes, key, request: gr.Request = None):
+        studio = tab(key, request)
+        for la, a, lb, b in tabs.compare(studio, **api_types.changes_dict(changes)):
+            yield {"labels": [la, lb], "a": a, "b": b}, studio.id
 
     @guard
-    def api_clear(studio, request: gr.Request = None):
-        studio = _studio(ctx, studio, request)
-        studio.stop.set()
-        studio.session.clear()
-        return V.video_info(studio), studio
+    def api_clear(key, request: gr.Request = None):
+        studio = tab(key, request)
+        tabs.clear(studio)
+        return view.video_info(studio), studio.id
 
     @guard
-    def api_info_fn(studio, request: gr.Request = None):
-        studio = _studio(ctx, studio, request)
-        return {**V.video_info(studio), "turns": [dataclasses.asdict(t) for t in studio.session.turns]}, studio
+    def api_info_fn(key, request: gr.Request = None):
+        studio = tab(key, request)
+        return {**view.video_info(studio), "turns": tabs.turns(studio)}, studio.id
 
     def api_status():
-        return H.server_status(ctx.holder, ctx.registry, getattr(ctx.demo, "disk", None))
+        return server_status(ctx.holder, ctx.registry, getattr(ctx.demo, "disk", None))
 
     def api_stop(request: gr.Request = None):
-        studio = ctx.registry.get(getattr(request, "session_hash", None))
-        if studio is not None:
-            studio.stop.set()
-        return {"stopped": studio is not None}
+        return {"stopped": tabs.stop(ctx.registry.get(getattr(request, "session_hash", None)))}
 
     hidden = gr.Button(visible=False)
     hidden.click(api_status, None, [api_info], api_name="status", concurrency_limit=None)

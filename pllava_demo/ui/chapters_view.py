@@ -20,7 +20,7 @@ import gradio as gr
 from ..chapters import export as chapter_files
 from ..chapters.records import Chapters
 from ..chapters.retrieval import MAX_TOP_K
-from . import chapters_scope as scope
+from ..studio import chapters_scope as scope
 from .messages import message
 
 SCOPE_CHOICES = [("Focus range", "focus"), ("Whole video (retrieve chapters)", "whole")]
@@ -115,7 +115,7 @@ def _shown(cp: ChapterPage, studio, ch: Chapters, final: bool) -> dict:
 def on_auto(ctx, cp: ChapterPage, data: dict, request: gr.Request = None):
     """After a new video's frames are shown: a video of LONG_VIDEO_S or more gets its chapters without
     a click (shorter ones, or one whose chapters are made or being made, are left alone)."""
-    studio = data.get(ctx.page.state)
+    studio = ctx.existing(data)
     if studio is None or not studio.video_path or not scope.wants_chapters(studio):
         yield {cp.progress: gr.update()}
         return
@@ -129,7 +129,7 @@ def on_make(ctx, cp: ChapterPage, data: dict, request: gr.Request = None):
 
     page = ctx.page
     try:
-        studio = ctx.studio(data, request)
+        studio = ctx.tab(data, request)
         if not studio.video_path:
             raise scope.InputError("Upload a video (or pick an example) before making chapters.")
         if scope.tab(studio).running:
@@ -137,7 +137,7 @@ def on_make(ctx, cp: ChapterPage, data: dict, request: gr.Request = None):
     except Exception as e:  # noqa: BLE001 - one line in the notice box, as every page event
         yield {page.notice: gr.update(value=message(e, "on_make"), visible=True)}
         return
-    yield {cp.make: gr.update(visible=False), cp.stop: gr.update(visible=True), page.state: studio,
+    yield {cp.make: gr.update(visible=False), cp.stop: gr.update(visible=True), page.state: studio.id,
            cp.progress: "Scanning the video for scene changes…", page.notice: gr.update(value="", visible=False)}
     updates: queue.SimpleQueue = queue.SimpleQueue()
     result: dict = {}
@@ -168,7 +168,7 @@ def on_pick(ctx, cp: ChapterPage, data: dict, request: gr.Request = None, progre
     from .events import on_range
 
     page = ctx.page
-    studio = data.get(page.state)
+    studio = ctx.existing(data)
     t = scope.tab(studio) if studio is not None else None
     index = data.get(cp.listing)
     if t is None or t.chapters is None or index is None or not 0 <= int(index) < len(t.chapters.chapters):
@@ -183,15 +183,15 @@ def on_pick(ctx, cp: ChapterPage, data: dict, request: gr.Request = None, progre
 def on_scope(ctx, cp: ChapterPage, data: dict, request: gr.Request = None):
     page = ctx.page
     try:
-        studio = ctx.studio(data, request)
+        studio = ctx.tab(data, request)
         scope.set_scope(studio, data[cp.scope], int(data[cp.top_k]))
     except Exception as e:  # noqa: BLE001
         return {page.notice: gr.update(value=message(e, "on_scope"), visible=True)}
-    return {page.state: studio}
+    return {page.state: studio.id}
 
 
 def on_stop(ctx, data: dict):
-    studio = data.get(ctx.page.state)
+    studio = ctx.existing(data)
     if studio is not None:
         scope.stop(studio)
 
@@ -243,17 +243,17 @@ def _wire_api(ctx) -> None:
 
     @guard
     def api_chapters(settings, studio, request: gr.Request = None):
-        studio = ctx.studio({ctx.page.state: studio}, request)
+        studio = ctx.tab({ctx.page.state: studio}, request)
         given = payload(settings, [f.name for f in fields(ChapterSettings)], "chapters")
         ch = scope.make_chapters(studio, ChapterSettings(**given))
-        return ch.as_dict(), studio
+        return ch.as_dict(), studio.id
 
     @guard
     def api_set_scope(changes, studio, request: gr.Request = None):
-        studio = ctx.studio({ctx.page.state: studio}, request)
+        studio = ctx.tab({ctx.page.state: studio}, request)
         given = payload(changes, ["scope", "top_k"], "set_scope")
         scope.set_scope(studio, given.get("scope"), given.get("top_k"))
-        return scope.info(studio), studio
+        return scope.info(studio), studio.id
 
     state = ctx.page.state
     gr.Button(visible=False).click(api_chapters, [api_in, state], [api_out, state], api_name="chapters",

@@ -1,9 +1,11 @@
 """What the page does: one plain function per event, taking the values it reads as a dict keyed by
-component (gradio's set inputs) and returning the components it changes, by name.
+component (gradio's set inputs) and returning the components it changes, by name. A thin door over the
+studio (studio/tab.py): the page's state holds only the tab's id; the registry owns the tab, and no
+event writes a tab back (the id it writes keeps the state's idle timer running).
 
 A failure is one line in the page's notice box (`Page.notice`) and nothing else: handlers here never
 raise to gradio, so no toast and no red "Error" pill on the chat, the gallery or the heat map.
-The chat's turns belong to the engine's session; the chat box only ever shows `history(studio)`.
+The chat's turns belong to the engine's session; the chat box only ever shows `history(tab)`.
 """
 
 from __future__ import annotations
@@ -21,16 +23,20 @@ from pathlib import Path
 
 import gradio as gr
 
-from . import export as X
-from ..frames import strategies as S
-from . import handlers as H
-from . import view as V
-from . import gpu_calls as gpu
+from . import export
+from ..frames import strategies
+from .. import refusals
+from ..studio import tab as tabs
+from ..studio.model_holder import ModelHolder
+from ..studio.options import default_options
+from ..studio.registry import Registry
+from . import view
 from . import test_gate
+from .chat_messages import chat_stream, history
 from .chat_view import for_page
 from .layout import NARROW_PX, Page
 from ..errors import InputError
-from .messages import message
+from .messages import guard, message
 from .page_state import state_html
 from .streaming import coalesce
 
@@ -39,8 +45,8 @@ GPU = "gpu"  # one concurrency group for everything that runs the model or CLIP
 
 @dataclass
 class Ctx:
-    holder: H.ModelHolder
-    registry: H.Registry
+    holder: ModelHolder
+    registry: Registry
     page: Page
     demo: gr.Blocks | None = None
 
@@ -48,9 +54,27 @@ class Ctx:
         """No tab state yet and no model: a slider or box moved before there is anything to change."""
         return data.get(self.page.state) is None and self.holder.engine is None
 
-    def studio(self, data: dict, request, upload=None) -> H.Studio:
-        return H.ensure_studio(data.get(self.page.state), self.holder, self.registry,
-                               getattr(request, "session_hash", None), upload)
+    def key(self, data: dict, request=None) -> str | None:
+        """The tab's id: the page's state once written, else the browser session's (the same id)."""
+        return data.get(self.page.state) or getattr(request, "session_hash", None)
+
+    def tab(self, data: dict, request=None, upload=None) -> tabs.Tab:
+        """The tab, made on first use (the registry's atomic get-or-create)."""
+        return self.registry.tab(self.key(data, request), upload)
+
+    def existing(self, data: dict, request=None) -> tabs.Tab | None:
+        """The tab if there is one; nothing is made."""
+        return self.registry.get(self.key(data, request))
+
+
+class PageProgress:
+    """gr.Progress as the studio's `(fraction, text)` callable, and picklable (a ZeroGPU call takes it)."""
+
+    def __init__(self, progress):
+        self.progress = progress
+
+    def __call__(self, frac: float, text: str) -> None:
+        self.progress(frac, desc=text)
 
 
 def say(page: Page, text: str | None) -> dict:
@@ -65,23 +89,8 @@ def unchanged(page: Page) -> dict:
 
 
 def noticed(fn):
-    """Any exception -> its one line in the notice box (generator and plain handlers alike)."""
-    if inspect.isgeneratorfunction(fn):
-        @functools.wraps(fn)
-        def gen(ctx, *args, **kwargs):
-            try:
-                yield from fn(ctx, *args, **kwargs)
-            except Exception as e:
-                yield say(ctx.page, message(e, fn.__name__))
-        return gen
-
-    @functools.wraps(fn)
-    def plain(ctx, *args, **kwargs):
-        try:
-            return fn(ctx, *args, **kwargs)
-        except Exception as e:
-            return say(ctx.page, message(e, fn.__name__))
-    return plain
+    """messages.guard with the line in the notice box (an event's first argument is its Ctx)."""
+    return guard(fn, shown=lambda args, line: say(args[0].page, line))
 
 
 def quiet(c, value):
@@ -95,7 +104,7 @@ def quiet(c, value):
 def chosen_strategy(page: Page, data: dict, name: str | None = None) -> dict:
     """The strategy selector and its strategy's own knobs as api_types' {"name": ..., knob: value}."""
     name = name or data.get(page.strategy) or "pllava"
-    cls = S.STRATEGIES.get(name, S.PllavaPooling)
+    cls = strategies.STRATEGIES.get(name, strategies.PllavaPooling)
     return {"name": cls.name, **{k: int(quiet(page.knobs[k], data[page.knobs[k]])) for k in cls.KNOBS
                                  if page.knobs[k] in data}}
 
@@ -110,19 +119,20 @@ def changes_from(page: Page, data: dict) -> dict:
                 system=v["system"])
 
 
-def _settings_only(studio: H.Studio, changes: dict) -> dict:
+def _settings_only(studio: tabs.Tab, changes: dict) -> dict:
     """The frames slider's own event re-encodes; every other event leaves the frame count alone."""
     if studio.video is not None and changes["num_frames"] != studio.video.num_frames:
         changes.pop("num_frames")
     return changes
 
 
-def view(page: Page, studio: H.Studio, gallery: bool = True) -> dict:
-    picture = V.strategy_picture(studio)
-    out = {page.view_md: V.view_markdown(studio), page.heatmap: V.token_heatmap(studio),
+def panels(page: Page, studio: tabs.Tab, gallery: bool = True) -> dict:
+    """What the model sees: the panel text, the heat map, the strategy's picture (and the gallery)."""
+    picture = view.strategy_picture(studio)
+    out = {page.view_md: view.view_markdown(studio), page.heatmap: view.token_heatmap(studio),
            page.strategy_image: gr.update(value=picture, visible=picture is not None)}
     if gallery:
-        out[page.gallery] = V.gallery_items(studio)
+        out[page.gallery] = view.gallery_items(studio)
     return out
 
 
@@ -151,7 +161,7 @@ def on_page_load(ctx: Ctx, progress=gr.Progress()):
             out[page.examples.dataset] = gr.update(visible=False)
         yield {**out, **say(page, None)}
         return
-    eng, opts = holder.engine, H.default_options(holder.engine)
+    eng, opts = holder.engine, default_options(holder.engine)
     has_lora = eng.spec.has_lora
     on = gr.update(interactive=True)
     yield {page.status: holder.status_markdown(), page.video: on, page.upload: on, **say(page, None),
@@ -174,7 +184,7 @@ def on_viewport(ctx: Ctx, data: dict):
 # -- video ------------------------------------------------------------------------------------------
 # The box this page is emptying itself (the other one, when a video arrives in one): its change event
 # is not a person removing the video. Weak keys: a studio gone with its tab takes its entry along.
-_EMPTYING: "weakref.WeakKeyDictionary[H.Studio, str]" = weakref.WeakKeyDictionary()
+_EMPTYING: "weakref.WeakKeyDictionary[tabs.Tab, str]" = weakref.WeakKeyDictionary()
 PLAYABLE = (".mp4", ".webm", ".mov", ".mkv")  # what the page's player shows (a GIF or a still is not a video there)
 
 
@@ -202,7 +212,7 @@ def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progre
             ctx.registry.uploads.drop(path)
         return {component: None, **say(page, "The model is still loading: add your video once the line above "
                                              "says it is ready.")}
-    studio = ctx.studio(data, request, upload=path)
+    studio = ctx.tab(data, request, upload=path)
     name = "video" if component is page.video else "upload"
     if not path:
         if _EMPTYING.get(studio) == name:
@@ -214,7 +224,7 @@ def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progre
         out = {other: None} if data.get(other) else {}
         if out:
             _EMPTYING[studio] = "upload" if other is page.upload else "video"
-        return {**out, page.state: studio, page.chatbot: [], **view(page, studio), **say(page, None),
+        return {**out, page.state: studio.id, page.chatbot: [], **panels(page, studio), **say(page, None),
                 page.page_state: state_html(False, 0)}
     if studio.video is not None and _same_file(path, studio.video_path):
         return unchanged(page)  # the player showing the file the other box took: nothing new
@@ -226,9 +236,9 @@ def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progre
             out = {page.start: "", page.end: ""}
     changes = changes_from(page, data)
     num_frames = changes.pop("num_frames")
-    H.set_options(studio, **changes)
+    tabs.set_options(studio, **changes)
     try:
-        gpu.load_video(studio, path, num_frames, progress)
+        tabs.load_video(studio, path, num_frames, PageProgress(progress))
     except Exception as e:  # refused: the box is usable again, the rest shows what the model sees
         return {component: None, **say(page, message(e, "on_video"))}
     # the other box follows: the player plays a file from "Image or GIF" too (not a still or a GIF), and a
@@ -240,7 +250,7 @@ def on_video(ctx: Ctx, component, data: dict, request: gr.Request = None, progre
         if follow is None:
             _EMPTYING[studio] = "upload" if other is page.upload else "video"
     out[page.pool_t] = studio.options.pooling[0]  # a still image has one time step (and a video after it its own)
-    return {**out, page.state: studio, page.chatbot: for_page(H.history(studio)), **view(page, studio),
+    return {**out, page.state: studio.id, page.chatbot: for_page(history(studio)), **panels(page, studio),
             **say(page, None), page.page_state: state_html(False, len(studio.session.turns))}
 
 
@@ -276,15 +286,15 @@ def on_range(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Progr
     page = ctx.page
     if ctx.idle(data):
         return unchanged(page)
-    studio = ctx.studio(data, request)
+    studio = ctx.tab(data, request)
     try:
         span = {box: _seconds(data[c], box) for box, c in (("start_s", page.start), ("end_s", page.end))}
         if (span["start_s"], span["end_s"]) == studio.options.time_range:
             return unchanged(page)
-        gpu.set_options(studio, progress, **span)
+        tabs.set_options(studio, PageProgress(progress), **span)
     except Exception as e:
         return {**_boxes(page, studio.options.time_range), **say(page, message(e, "on_range"))}
-    return {page.state: studio, **view(page, studio), **say(page, None)}
+    return {page.state: studio.id, **panels(page, studio), **say(page, None)}
 
 
 def on_frame_range(ctx: Ctx, which: typing.Literal["start", "end", "whole"], data: dict, request: gr.Request = None, progress=gr.Progress()):
@@ -313,18 +323,18 @@ def on_frames(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Prog
         out[page.frames] = frames
     if ctx.idle(data):
         return out
-    studio = ctx.studio(data, request)
-    gpu.set_options(studio, progress, **changes_from(page, data))
-    return {**out, page.state: studio, **view(page, studio), **say(page, None)}
+    studio = ctx.tab(data, request)
+    tabs.set_options(studio, PageProgress(progress), **changes_from(page, data))
+    return {**out, page.state: studio.id, **panels(page, studio), **say(page, None)}
 
 
 def on_pooling(ctx: Ctx, data: dict, request: gr.Request = None):
     page = ctx.page
     if ctx.idle(data):
         return unchanged(page)
-    studio = ctx.studio(data, request)
-    H.set_options(studio, **_settings_only(studio, changes_from(page, data)))
-    return {page.state: studio, **view(page, studio, gallery=False)}  # new token grid: a new heat map
+    studio = ctx.tab(data, request)
+    tabs.set_options(studio, **_settings_only(studio, changes_from(page, data)))
+    return {page.state: studio.id, **panels(page, studio, gallery=False)}  # new token grid: a new heat map
 
 
 def on_strategy(ctx: Ctx, data: dict, request: gr.Request = None):
@@ -333,21 +343,21 @@ def on_strategy(ctx: Ctx, data: dict, request: gr.Request = None):
     name = chosen_strategy(page, data)["name"]
     out = {page.pool_row: gr.update(visible=name == "pllava")}
     for knob, slider in page.knobs.items():
-        out[slider] = gr.update(visible=knob in S.STRATEGIES[name].KNOBS)
+        out[slider] = gr.update(visible=knob in strategies.STRATEGIES[name].KNOBS)
     if ctx.idle(data):
         return out
-    studio = ctx.studio(data, request)
-    H.set_options(studio, **_settings_only(studio, changes_from(page, data)))
-    return {**out, page.state: studio, **view(page, studio, gallery=False)}
+    studio = ctx.tab(data, request)
+    tabs.set_options(studio, **_settings_only(studio, changes_from(page, data)))
+    return {**out, page.state: studio.id, **panels(page, studio, gallery=False)}
 
 
 def on_settings(ctx: Ctx, data: dict, request: gr.Request = None):
     page = ctx.page
     if ctx.idle(data):
         return unchanged(page)
-    studio = ctx.studio(data, request)
-    H.set_options(studio, **_settings_only(studio, changes_from(page, data)))
-    return {page.state: studio, page.view_md: V.view_markdown(studio)}  # the token grid stays as it is
+    studio = ctx.tab(data, request)
+    tabs.set_options(studio, **_settings_only(studio, changes_from(page, data)))
+    return {page.state: studio.id, page.view_md: view.view_markdown(studio)}  # the token grid stays as it is
 
 
 # -- chat -------------------------------------------------------------------------------------------
@@ -357,11 +367,11 @@ def busy(page: Page, answering: bool) -> dict:
             page.regen: gr.update(interactive=not answering), page.compare_btn: gr.update(interactive=not answering)}
 
 
-def paced(studio: H.Studio):
+def paced(studio: tabs.Tab):
     """The GPU stream of the answer so far, a few pieces a second (streaming.py: the page stays
     responsive whatever the token rate); a test may hold it between pieces (test_gate.py)."""
     def stream(*args) -> typing.Iterator[str]:
-        pieces = coalesce(gpu.stream_answer(*args))
+        pieces = coalesce(tabs.stream_answer(*args))
         try:
             for shown, text in enumerate(pieces, 1):
                 yield text
@@ -375,16 +385,16 @@ def on_chat(ctx: Ctx, data: dict, request: gr.Request = None, regenerate: bool =
     """Stream the answer into the chat. The question box is cleared once, when the question is
     accepted, and never written again (the next question may be typed meanwhile)."""
     page = ctx.page
-    studio = ctx.studio(data, request)
-    H.set_options(studio, **_settings_only(studio, changes_from(page, data)))
+    studio = ctx.tab(data, request)
+    tabs.set_options(studio, **_settings_only(studio, changes_from(page, data)))
     question = None if regenerate else data[page.msg]
-    problem = V.too_many_tokens(studio)
+    problem = view.too_many_tokens(studio)
     if problem:  # known before any answer starts: said, and no empty answer bubble
         yield say(page, problem)
         return
     first = True
-    for messages in H.chat_stream(studio, question, regenerate, stream=paced(studio)):
-        out = {page.chatbot: for_page(messages), page.state: studio}
+    for messages in chat_stream(studio, question, regenerate, stream=paced(studio)):
+        out = {page.chatbot: for_page(messages), page.state: studio.id}
         if first:
             out.update({**busy(page, True), **say(page, None),
                         page.page_state: state_html(True, len(studio.session.turns))})
@@ -402,39 +412,35 @@ def on_regenerate(ctx: Ctx, data: dict, request: gr.Request = None):
 
 def on_idle(ctx: Ctx, data: dict):
     """The answer is over (ended, stopped or refused): Send is back and the page's state says idle."""
-    studio = data.get(ctx.page.state)
+    studio = ctx.existing(data)
     return {**busy(ctx.page, False),
             ctx.page.page_state: state_html(False, len(studio.session.turns) if studio is not None else 0)}
 
 
 def on_stop(ctx: Ctx, data: dict):
-    studio = data.get(ctx.page.state)
-    if studio is not None:
-        studio.stop.set()
+    tabs.stop(ctx.existing(data))
 
 
 def on_clear(ctx: Ctx, data: dict):
-    page, studio = ctx.page, data.get(ctx.page.state)
-    if studio is not None:
-        studio.stop.set()  # an answer still streaming ends; clear() keeps it out of the new chat
-        studio.session.clear()
+    page = ctx.page
+    tabs.clear(ctx.existing(data))  # an answer still streaming ends and joins no chat
     return {page.chatbot: [], page.answer_a: "", page.answer_b: "", **say(page, None),
             page.page_state: state_html(False, 0)}
 
 
 def on_new_video(ctx: Ctx, data: dict):
-    page, studio = ctx.page, data.get(ctx.page.state)
+    page, studio = ctx.page, ctx.existing(data)
     if studio is not None:
         studio.close()
     return {page.video: None, page.upload: None, page.chatbot: [], page.gallery: [],
-            page.view_md: V.view_markdown(studio) if studio else "", page.heatmap: None,
+            page.view_md: view.view_markdown(studio) if studio else "", page.heatmap: None,
             page.answer_a: "", page.answer_b: "", **say(page, None), page.page_state: state_html(False, 0)}
 
 
 # -- time you can click ----------------------------------------------------------------------------
 def on_frame_select(ctx: Ctx, data: dict, evt: gr.SelectData = None):
     """A frame clicked in the gallery -> its time, which the page's script gives the player."""
-    studio = data.get(ctx.page.state)
+    studio = ctx.existing(data)
     times = studio.video.clip.timestamps if studio is not None and studio.video is not None else ()
     k = evt.index if evt is not None and isinstance(evt.index, int) else -1
     return {ctx.page.seek: float(times[k]) if 0 <= k < len(times) else None}
@@ -451,27 +457,27 @@ def _exports() -> Path:
 
 def on_download(ctx: Ctx, data: dict, request: gr.Request = None):
     """The chat as Markdown and JSON files, shown in the files box for the browser to download."""
-    page, studio = ctx.page, data.get(ctx.page.state)
+    page, studio = ctx.page, ctx.existing(data, request)
     if studio is None or not studio.session.turns:
-        return {page.chat_files: gr.update(value=None, visible=False), **say(page, "There is no chat to download yet.")}
+        return {page.chat_files: gr.update(value=None, visible=False), **say(page, refusals.NO_CHAT_TO_DOWNLOAD)}
     key = "chat-" + (re.sub(r"\W", "", str(getattr(request, "session_hash", None) or studio.session.id))[:64] or "tab")
-    files = X.export_chat(studio, _exports() / key)
+    files = export.export_chat(studio, _exports() / key)
     return {page.chat_files: gr.update(value=[str(f) for f in files], visible=True), **say(page, None)}
 
 
 # -- compare ----------------------------------------------------------------------------------------
 def on_compare(ctx: Ctx, data: dict, request: gr.Request = None):
     page = ctx.page
-    studio = ctx.studio(data, request)
+    studio = ctx.tab(data, request)
     changes = changes_from(page, data)
     changes.pop("num_frames")
-    H.set_options(studio, **changes)
+    tabs.set_options(studio, **changes)
     b = dict(pooling=(studio.options.pooling[0], int(data[page.pool_h_b]), int(data[page.pool_w_b])))
     if data.get(page.strategy_b):  # another strategy for B, at its own default knobs
         b = {"strategy": {"name": data[page.strategy_b]}} if data[page.strategy_b] != "pllava" else b
     if studio.engine.spec.has_lora:
         b["lora_alpha"] = data[page.alpha_b]
-    for la, a, lb, bb in gpu.compare(studio, **b):
+    for la, a, lb, bb in tabs.compare(studio, **b):
         yield {page.answer_a: f"**{la}**\n\n{a}", page.answer_b: f"**{lb}**\n\n{bb}", **say(page, None)}
 
 
@@ -530,8 +536,8 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
         component.change(_bind(ctx, on_pooling), settings, [p.state, p.view_md, p.heatmap, p.notice, p.strategy_image],
                          **view_kw)
     # a strategy that builds an image runs CLIP once for it: on the GPU queue, like a new frame count. The
-    # knobs listen to the person only (.input): wired with .change, these hidden sliders' events were seen to
-    # put back a tab state older than the chat's (tests/test_browser_time.py's download found no chat)
+    # knobs listen to the person only (.input): a value the page writes into a hidden knob is nobody's choice.
+    # (Their .change events once put back a tab older than the chat's; the state now holds only the tab's id.)
     strategy_kw = {**{k: v for k, v in view_kw.items() if k != "concurrency_limit"}, "concurrency_id": GPU}
     strategy_out = [p.state, p.view_md, p.heatmap, p.notice, p.pool_row, *p.knobs.values(), p.strategy_image]
     p.strategy.change(_bind(ctx, on_strategy), settings, strategy_out, **strategy_kw)

@@ -1,8 +1,8 @@
-"""A Studio's chat as files a person keeps: Markdown to read, JSON to load back into a script.
+"""A tab's chat as files a person keeps: Markdown to read, JSON to load back into a script.
 
-Each answer comes with the settings it was made with (recorded by handlers.py when it was asked:
+Each answer comes with the settings it was made with (recorded by studio/tab.py when it was asked:
 frames, time range, pooling, LoRA alpha, generation) and the times of the frames the model saw.
-Plain functions of a Studio; knows nothing of gradio.
+Plain functions of a tab (studio/tab.py); knows nothing of gradio.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import json
 import re
 from pathlib import Path
 
-from .handlers import Studio, turn_settings
+from ..studio.tab import Tab, turn_settings
 from .time_links import escape
 
 FORMAT = "pllava-studio-chat/1"
 
 
-def chat_record(studio: Studio) -> dict:
+def chat_record(studio: Tab) -> dict:
     """The chat as plain JSON values: the model, and per turn the question, answer and settings."""
     turns = []
     for k, turn in enumerate(studio.session.turns):
@@ -63,7 +63,7 @@ def chat_markdown(record: dict) -> str:
     return "\n".join(lines)
 
 
-def write_chat(studio: Studio, folder: Path) -> list[Path]:
+def write_chat(studio: Tab, folder: Path) -> list[Path]:
     """chat.md and chat.json in `folder` (made if needed); named after the video when there is one."""
     record = chat_record(studio)
     stem = "chat"
@@ -77,7 +77,7 @@ def write_chat(studio: Studio, folder: Path) -> list[Path]:
     return [md, js]
 
 
-def export_chat(studio: Studio, folder: Path) -> list[Path]:
+def export_chat(studio: Tab, folder: Path) -> list[Path]:
     """write_chat into the studio's own downloads folder, which goes when the studio closes."""
     studio.exports = Path(folder)
     return write_chat(studio, studio.exports)

@@ -17,7 +17,8 @@ import gradio as gr
 from ..frames import strategies as S
 from ..settings import GENERATION, IMAGE_EXTENSIONS, NUM_FRAMES, UPLOAD_VIDEO_EXTENSIONS
 from . import chapters_view
-from . import handlers as H
+from ..chat.prompt import DEFAULT_SYSTEM
+from ..studio.model_holder import ModelHolder
 from .page_state import INITIAL as INITIAL_STATE
 
 # Each example teaches: a name, and a question worth asking of it (one click loads both).
@@ -97,7 +98,7 @@ class Page:
 NARROW_PX = 768  # below this width (a phone) the settings start folded, so the chat comes first
 
 
-def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_expire) -> Page:
+def build_layout(holder: ModelHolder, assets: Path, idle_timeout_s: float, on_expire) -> Page:
     """The components, inside an open gr.Blocks. Each section is one small function writing into `c`,
     so a new control joins the section it belongs to (e.g. a strategy selector beside Frames)."""
     c: dict = {}
@@ -119,7 +120,7 @@ def build_layout(holder: H.ModelHolder, assets: Path, idle_timeout_s: float, on_
     return Page(**c)
 
 
-def _header(c: dict, holder: H.ModelHolder) -> None:
+def _header(c: dict, holder: ModelHolder) -> None:
     # the first stop of the Tab key: straight to the question, past the player's seven controls
     gr.HTML('<a class="skip-link" href="#question">Skip to the question</a>', elem_id="skip", padding=False)
     gr.Markdown("# PLLaVA Studio\nTalk with a video, and watch what frames, pooling and LoRA alpha "
@@ -245,7 +246,7 @@ def _generation(c: dict, limits) -> None:
     rep = gen["repetition_penalty"]
     c["rep"] = gr.Slider(rep.lo, rep.hi, value=rep.default, step=0.05, label="Repetition penalty",
                          info="Above 1 discourages repeating words.")
-    c["system"] = gr.Textbox(H.DEFAULT_SYSTEM, lines=4, label="System prompt",
+    c["system"] = gr.Textbox(DEFAULT_SYSTEM, lines=4, label="System prompt",
                              info="Instructions given before the video.")
 
 

@@ -1,17 +1,19 @@
 """Every failure a person sees is one readable line: project errors as written, anything else a
-generic sentence (the traceback goes to the log). `guard` does it for the API (gr.Error); the page
-shows the same line in its one notice box instead (see events.py), so nothing turns red elsewhere."""
+generic sentence (the traceback goes to the log). `guard` is the one wrapper that does it, for every
+door of the gradio server: the named API raises the line as a gr.Error; the page shows it in its one
+notice box instead (events.py passes `shown`), so nothing turns red elsewhere."""
 
 from __future__ import annotations
 
 import functools
 import inspect
 import logging
+from collections.abc import Callable
 
 import gradio as gr
 
-from . import handlers as H
 from ..errors import PllavaError
+from ..studio.model_holder import one_line
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +26,27 @@ def message(e: Exception, name: str) -> str:
     if isinstance(e, gr.Error):
         return str(e.message)
     if isinstance(e, PllavaError):
-        return H.one_line(e)
+        return one_line(e)
     log.error("unexpected error in %s", name, exc_info=e)
     return UNEXPECTED
 
 
-def _error(e: Exception, name: str) -> gr.Error:
-    return e if isinstance(e, gr.Error) else gr.Error(message(e, name), print_exception=False)
+def guard(fn, shown: Callable[[tuple, str], object] | None = None):
+    """Any exception of `fn` (a plain or a generator handler) becomes its one readable line:
+    `shown(args, line)` returned (or yielded) in its place, or, without `shown`, raised as a gr.Error."""
 
+    def fail(e: Exception, args: tuple):
+        if shown is None:
+            raise (e if isinstance(e, gr.Error) else gr.Error(message(e, fn.__name__), print_exception=False)) from None
+        return shown(args, message(e, fn.__name__))
 
-def guard(fn):
-    """Every exception becomes a readable gr.Error, for plain and generator handlers alike."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
             except Exception as e:
-                raise _error(e, fn.__name__) from None
+                yield fail(e, args)
         return gen
 
     @functools.wraps(fn)
@@ -49,5 +54,5 @@ def guard(fn):
         try:
             return fn(*args, **kwargs)
         except Exception as e:
-            raise _error(e, fn.__name__) from None
+            return fail(e, args)
     return plain

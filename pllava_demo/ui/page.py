@@ -5,22 +5,24 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import gpu_calls as G
+from ..studio.model_holder import ModelHolder
+from ..studio.runner import LocalRunner
+from ..studio.zerogpu_runner import ZeroGpuRunner, wraps_calls
 from . import upload_guard as ui_guard
-from . import handlers as H
 from .api import wire_api
 from .events import Ctx, wire
 from .layout import build_layout
 from .serving import ASSETS, examples_cached, make_registry
 
 
-def build_demo(holder: H.ModelHolder, *, idle_timeout_s: float = 3600.0, concurrency: int = 2,
+def build_demo(holder: ModelHolder, *, idle_timeout_s: float = 3600.0, concurrency: int = 2,
                max_queue: int = 32) -> gr.Blocks:
     limits = holder.limits
     demo_ref: list[gr.Blocks] = []
     examples = examples_cached()
-    registry = make_registry(demo_ref, examples)
-    G.bind(holder)  # the GPU calls find the model here (a ZeroGPU worker inherits it)
+    # on a Space with `spaces` the model's work runs as GPU calls (in forked workers on ZeroGPU)
+    runner = ZeroGpuRunner(holder) if wraps_calls() else LocalRunner()
+    registry = make_registry(demo_ref, examples, holder, runner)
     with gr.Blocks(title="PLLaVA Studio") as demo:
         demo_ref.append(demo)
         page = build_layout(holder, ASSETS, idle_timeout_s, registry.discard)

@@ -9,8 +9,9 @@ from pathlib import Path
 import gradio as gr
 
 from ..settings import LIMITS, SERVER
+from ..studio.registry import Registry
 from . import upload_guard as ui_guard
-from . import handlers as H
+from .files import Uploads
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 CSS_PATH = ASSETS / "style.css"
@@ -35,9 +36,9 @@ def examples_cached() -> set[str]:
     return {_cached_copy(p) for p in ASSETS.iterdir() if p.is_file()}
 
 
-def make_registry(demo_ref: list, examples: set[str]) -> H.Registry:
-    """The studios of this server, deleting only files received through /upload (`demo_ref[0]` is
-    the Blocks once built)."""
+def make_registry(demo_ref: list, examples: set[str], holder=None, runner=None) -> Registry:
+    """The tabs of this server, on `holder`'s model through `runner`, deleting only files received
+    through /upload (`demo_ref[0]` is the Blocks once built)."""
 
     def is_upload(path: str) -> bool:
         """Received through /upload, and not gradio's cached copy of an example (uploading an
@@ -48,7 +49,7 @@ def make_registry(demo_ref: list, examples: set[str]) -> H.Registry:
         if demo_ref:
             demo_ref[0].upload_file_set.discard(path)
 
-    return H.Registry(H.Uploads(upload_folder(), is_upload, forget))
+    return Registry(holder, runner, Uploads(upload_folder(), is_upload, forget))
 
 
 _HOST, _PORT, _MAX_FILE_MB = SERVER["host"].default, SERVER["port"].default, LIMITS["max_file_mb"].default

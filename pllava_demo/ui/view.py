@@ -2,7 +2,7 @@
 number of visual tokens and their share of the context, and a heat map of the per-token feature norms
 of the pooled grid (the paper's high-norm-token picture). Numbers for API clients too.
 
-Plain functions of a Studio (handlers.py); numpy and PIL only: no gradio, no matplotlib.
+Plain functions of a tab (studio/tab.py); numpy and PIL only: no gradio, no matplotlib.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import PllavaError
-from .handlers import Options, Studio, range_label
+from ..studio.options import Options, range_label
+from ..studio.tab import Tab as Studio
 
 THUMB_HEIGHT = 144  # gallery thumbnails: the page never needs the full frames
 
@@ -32,7 +33,7 @@ def video_info(studio: Studio) -> dict:
                 indices=list(clip.indices),
                 time_range=list(clip.time_range) if clip.time_range else None,
                 lora_alpha=studio.options.lora_alpha, options=options_dict(studio.options))
-    from .chapters_scope import info as chapters_info  # the scope and the chapters the last answer used
+    from ..studio.chapters_scope import info as chapters_info  # the scope and the chapters the last answer used
     info.update(chapters_info(studio))
     return info
 

@@ -1,6 +1,6 @@
 """A tab's chapters and its question scope ("focus": the frames of the focus range, as always;
-"whole": each question retrieves its chapters first, chapters/whole.py). Plain functions of a Studio,
-shared by the page (chapters_view.py), the named API and the answer path (handlers.py calls
+"whole": each question retrieves its chapters first, chapters/whole.py). Plain functions of a tab (tab.py),
+shared by the page (ui/chapters_view.py), the named API and the answer path (tab.py calls
 `before_answer`). Knows nothing of gradio; runs in this process (not as a ZeroGPU call).
 """
 
