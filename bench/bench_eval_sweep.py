@@ -58,7 +58,7 @@ def write_set(directory: Path, n: int, seconds: float, fps: int, width: int, hei
 
 def sweep_once(engine, items, alphas, gen, frames, out: Path, workers: int) -> tuple[float, dict]:
     """Our sweep: each clip decoded + encoded once, every alpha's row batched."""
-    engine.features = type(engine.features)(engine.features.max_bytes, engine.features.size_of)
+    engine.feature_cache = type(engine.feature_cache)(engine.feature_cache.max_bytes, engine.feature_cache.size_of)
     engine.pooled = type(engine.pooled)(engine.pooled.max_bytes, engine.pooled.size_of)
     out.unlink(missing_ok=True)
     settings = [Setting(engine.check_alpha(a), engine.strategy(None)) for a in alphas]
@@ -80,7 +80,7 @@ def official_style(engine, items, alphas, gen, frames, out: Path) -> tuple[float
             setting = Setting(engine.check_alpha(alpha), engine.strategy(None))
             sweep = Sweep(engine, PROTOCOLS["mvbench"], [setting], num_frames=frames, generation=gen)
             for item in items:
-                engine.features = type(engine.features)(engine.features.max_bytes, engine.features.size_of)
+                engine.feature_cache = type(engine.feature_cache)(engine.feature_cache.max_bytes, engine.feature_cache.size_of)
                 engine.pooled = type(engine.pooled)(engine.pooled.max_bytes, engine.pooled.size_of)
                 prep = sweep.prepare([item])  # decode in the loop, not ahead
                 for row in sweep.run_clip(prep, {id(item): [setting]}):

@@ -131,7 +131,7 @@ def client_round(base: str, model: str, url: str, n: int) -> tuple[float, float]
 
 def forget_videos(engine) -> None:
     """Empty the encoded-video caches: the next question decodes and encodes its video again."""
-    for cache in (engine.features, engine.pooled):
+    for cache in (engine.feature_cache, engine.pooled):
         for key in cache.keys():
             cache.pop(key)
 

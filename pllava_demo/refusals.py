@@ -7,7 +7,7 @@ Plain strings at the bottom of the package: knows no studio, engine or door.
 
 NO_VIDEO = "Upload a video (or pick an example) before asking."
 NOTHING_TO_REGENERATE = "There is no answer to regenerate yet."
-BUSY = "Still answering your previous question: wait for the answer, or press Stop."
+STILL_ANSWERING = "Still answering your previous question: wait for the answer, or press Stop."
 COMPARE_NEEDS_A_QUESTION = "Ask a question first: Compare re-asks the last one with other settings."
 COMPARE_KEEPS_FRAMES = "Compare keeps the frame count; change the strategy, pooling or alpha instead."
 NO_FILE = "Choose a video or image first."

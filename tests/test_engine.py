@@ -14,7 +14,7 @@ GREEDY = GenerationSettings(max_new_tokens=8, min_new_tokens=8)
 
 def _kv_caches(s) -> int:
     """How many KV caches the engine's budget holds for this session."""
-    return sum(1 for key in s.engine.kv_budget.keys() if key[0] == s.id)
+    return sum(1 for key in s.engine.kv_caches.keys() if key[0] == s.id)
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def test_feature_cache_is_bounded_in_bytes(tiny_official, tmp_path):
     eng = Engine.load(tiny_official, device="cpu", quantization="none", limits=Limits(feature_cache_mb=12))
     for i in range(6):
         eng.prepare_video(write_video(tmp_path / f"v{i}.mp4", n_frames=10, width=64, height=48, pattern="colour" if i % 2 else "counter"), 8 + i)
-    assert eng.features.bytes <= 12 * 2**20 and len(eng.features) < 6
+    assert eng.feature_cache.bytes <= 12 * 2**20 and len(eng.feature_cache) < 6
 
 
 def test_kv_caches_share_a_byte_budget(tiny_official, video):
@@ -155,7 +155,7 @@ def test_kv_caches_share_a_byte_budget(tiny_official, video):
     for s in sessions:
         s.set_video(video, 4)
         "".join(s.ask("q", pooling_shape=(4, 12, 12), settings=GREEDY))
-    assert eng.kv_budget.bytes <= 1 * 2**20 and 1 <= len(eng.kv_budget) < len(sessions)
+    assert eng.kv_caches.bytes <= 1 * 2**20 and 1 <= len(eng.kv_caches) < len(sessions)
     "".join(sessions[0].ask("again", pooling_shape=(4, 12, 12), settings=GREEDY))  # evicted: re-prefilled, still works
     assert len(sessions[0].turns) == 2
 

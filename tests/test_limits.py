@@ -19,7 +19,7 @@ POOL = (4, 6, 6)
 
 def _kv_caches(s) -> int:
     """How many KV caches the engine's budget holds for this session."""
-    return sum(1 for key in s.engine.kv_budget.keys() if key[0] == s.id)
+    return sum(1 for key in s.engine.kv_caches.keys() if key[0] == s.id)
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,7 @@ def test_oom_while_encoding_is_a_message_and_the_next_upload_works(fresh, video)
         assert_readable(e.value)
         assert e.value.__context__ is None and e.value.__cause__ is None  # the OOM (and its tensors) let go
         assert s.video.num_frames == 4 and len(s.turns) == 1  # the session still holds its last video
-        assert fresh.stats["out_of_memory"] == 1 and len(fresh.features) == 1
+        assert fresh.stats["out_of_memory"] == 1 and len(fresh.feature_cache) == 1
         assert s.set_video(video, 8).num_frames == 8 and len(calls) == 2
     finally:
         mp.undo()

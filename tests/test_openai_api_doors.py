@@ -197,7 +197,7 @@ def test_kept_conversations_hold_no_video_the_feature_cache_let_go(engine, clip,
         studios.append(studio)
     pool.give_back(studios[0])
     assert len(pool) == 1
-    engine.features.pop(studios[0].video.key)  # the cache's budget let the first video go
+    engine.feature_cache.pop(studios[0].video.key)  # the cache's budget let the first video go
     pool.give_back(studios[1])
     assert len(pool) == 1 and studios[0].video is None and studios[1].video is not None
     assert pool.take(engine, studios[1].video.clip.content_key, studios[1].session.system, ()) is studios[1]

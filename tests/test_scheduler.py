@@ -20,7 +20,7 @@ from videos import write_video
 
 def _kv_caches(s) -> int:
     """How many KV caches the engine's budget holds for this session."""
-    return sum(1 for key in s.engine.kv_budget.keys() if key[0] == s.id)
+    return sum(1 for key in s.engine.kv_caches.keys() if key[0] == s.id)
 
 
 def _settings(n):
@@ -61,8 +61,8 @@ def _ask(s, case, question=None):
 
 def _ids(eng, s) -> list[int]:
     """The token ids of the session's cached prompt + answer (the KV cache it kept)."""
-    (key,) = [k for k in eng.kv_budget.keys() if k[0] == s.id]
-    return eng.kv_budget.get(key).ids
+    (key,) = [k for k in eng.kv_caches.keys() if k[0] == s.id]
+    return eng.kv_caches.get(key).ids
 
 
 @pytest.fixture(scope="module")

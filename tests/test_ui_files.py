@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pllava_demo.errors import ResourceError
-from pllava_demo.ui.files import BUSY, ENTRY_BYTES, DiskBudget, Sweeper, Uploads
+from pllava_demo.ui.files import UPLOAD_SPACE_FULL, ENTRY_BYTES, DiskBudget, Sweeper, Uploads
 
 
 def write(path, size=100, age=0.0):
@@ -65,7 +65,7 @@ def test_disk_budget_counts_blocks_and_entries(tmp_path):
     assert disk.status() == {"uploads_full": False}  # no numbers to aim at
     room = disk.max_bytes - used
     with disk.reserve(room - 100):
-        with pytest.raises(ResourceError, match=BUSY):
+        with pytest.raises(ResourceError, match=UPLOAD_SPACE_FULL):
             disk.claim(200)  # on disk + in flight + 200 > the budget
         assert disk.status() == {"uploads_full": False}
     disk.claim(room - 100)  # the first request finished: its room is free again
@@ -73,7 +73,7 @@ def test_disk_budget_counts_blocks_and_entries(tmp_path):
     more = [write(root / f"{k:064x}" / "v.mp4", size=8) for k in range(20, 25)]
     disk.add(more)
     assert disk.files() == 25 and disk.used() == used + 5 * (block + 2 * ENTRY_BYTES)
-    with pytest.raises(ResourceError, match=BUSY):
+    with pytest.raises(ResourceError, match=UPLOAD_SPACE_FULL):
         disk.room_for_files(1)  # 25 files: the count is full, however small they are
     assert disk.status() == {"uploads_full": True}
     for f in more:

@@ -100,9 +100,9 @@ class Engine:
         self.format = chat_format_for(self.tokenizer, loaded.family)
         self.stop_ids = stop_token_ids(self.tokenizer, self.format)
         self.lock = threading.RLock()
-        self.features = ByteLRU(limits.feature_cache_mb * 2**20, lambda v: v.nbytes)
+        self.feature_cache = ByteLRU(limits.feature_cache_mb * 2**20, lambda v: v.nbytes)
         self.pooled = ByteLRU(limits.feature_cache_mb * 2**20 // 4, tensor_nbytes)  # (video, frames, shape) -> tokens
-        self.kv_budget = ByteLRU(limits.kv_cache_mb * 2**20, lambda kv: kv.nbytes)  # (session id, signature) -> _KV
+        self.kv_caches = ByteLRU(limits.kv_cache_mb * 2**20, lambda kv: kv.nbytes)  # (session id, signature) -> _KV
         self.stats: Counter = Counter()
         self._lora_layers = [m for m in self.model.modules() if isinstance(m, LoRALinear)]
         self._default_alpha = loaded.lora_alpha if self.spec.has_lora else None
@@ -185,7 +185,7 @@ class Engine:
         path = check_file(path, max_mb=self.limits.max_file_mb)  # before hashing or decoding a byte
         file_key = content_key(path)
         key = feature_key(file_key, num_frames, (start_s, end_s))
-        cached = self.features.get(key)
+        cached = self.feature_cache.get(key)
         if cached is not None:
             self.stats["feature_cache_hits"] += 1
             return cached.shared_as(path)
@@ -204,7 +204,7 @@ class Engine:
         self.stats["vision_calls"] += 1
         self.stats["vision_frames"] += pixels.shape[0]
         vf = VideoFeatures(clip=clip, features=feats, num_frames=num_frames)
-        self.features.put(key, vf)  # shared by content: a later hit gets it under its own name (shared_as)
+        self.feature_cache.put(key, vf)  # shared by content: a later hit gets it under its own name (shared_as)
         if progress:
             progress(1.0, "Ready")
         return vf
@@ -333,14 +333,14 @@ class ChatSession:
 
     def __post_init__(self):
         self.id = next(self.engine._session_ids)
-        weakref.finalize(self, _drop_session_caches, self.engine.kv_budget, self.id)
+        weakref.finalize(self, _drop_session_caches, self.engine.kv_caches, self.id)
 
     @property
     def video(self) -> VideoFeatures | None:
         ref = self._video
         if ref is None:
             return None
-        cached = self.engine.features.get(ref.key)
+        cached = self.engine.feature_cache.get(ref.key)
         if cached is not None:
             return cached.shared_as(ref.source)
         try:  # evicted: read it again (its file is still held by this session)
@@ -360,8 +360,8 @@ class ChatSession:
         if vf is None:
             self._video = None
             return
-        if self.engine.features.get(vf.key) is None:
-            self.engine.features.put(vf.key, vf)
+        if self.engine.feature_cache.get(vf.key) is None:
+            self.engine.feature_cache.put(vf.key, vf)
         start_s, end_s = vf.clip.time_range or (None, None)
         self._video = _VideoRef(vf.key, str(vf.clip.source), vf.num_frames, start_s, end_s)
 
@@ -392,7 +392,7 @@ class ChatSession:
         self.turns[at:] = [turn]
 
     def drop_cache(self) -> None:
-        _drop_session_caches(self.engine.kv_budget, self.id)
+        _drop_session_caches(self.engine.kv_caches, self.id)
 
     def close(self) -> None:
         """Free the video, chat and KV caches now. A stream still running (its user went away) ends
@@ -510,7 +510,7 @@ class ChatSession:
     def _keep(self, kv: _KV) -> None:
         """Keep this cache for its settings; a session keeps its KV_PER_SESSION most recent settings, so
         flipping a slider back (alpha 4 -> 20 -> 4) costs no prefill."""
-        budget = self.engine.kv_budget
+        budget = self.engine.kv_caches
         budget.put((self.id, kv.signature), kv)
         mine = [k for k in budget.keys() if k[0] == self.id]
         for old in mine[: max(0, len(mine) - KV_PER_SESSION)]:
@@ -519,10 +519,10 @@ class ChatSession:
     def _reuse(self, signature: tuple, seq: list[int]) -> tuple[_KV, int]:
         """The session's KV cache for these settings, cropped to the longest prefix it shares with seq,
         or a fresh one. It leaves the budget while in use and returns through _keep."""
-        kv = self.engine.kv_budget.get((self.id, signature))
+        kv = self.engine.kv_caches.get((self.id, signature))
         if kv is None:
             return _KV(signature, [], new_kv_cache()), 0
-        self.engine.kv_budget.pop((self.id, signature))
+        self.engine.kv_caches.pop((self.id, signature))
         common = 0
         for a, b in zip(kv.ids, seq):
             if a != b:

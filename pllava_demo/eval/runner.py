@@ -112,7 +112,7 @@ class Sweep:
 
         eng, clip = self.engine, prep.clip
         key = (clip.key, len(clip.indices), None, None)
-        vf = eng.features.get(key)
+        vf = eng.feature_cache.get(key)
         if vf is not None:
             return vf
         with eng.lock, torch.inference_mode():
@@ -125,7 +125,7 @@ class Sweep:
         as_clip = Clip(clip.frames, tuple(float(i) for i in clip.indices), clip.indices, 0.0, 0.0, w, h,
                        len(clip.indices), prep.items[0].video, clip.key)
         vf = VideoFeatures(clip=as_clip, features=feats, num_frames=len(clip.indices))
-        eng.features.put(key, vf)
+        eng.feature_cache.put(key, vf)
         return vf
 
     def run_clip(self, prep: _Prepared, work: dict[int, list[Setting]]) -> list[dict]:

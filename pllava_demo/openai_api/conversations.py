@@ -64,7 +64,7 @@ class Conversations:
         for turn in studio.session.turns[-1:]:
             if turn.raw is not None:
                 self._remember(turn.answer, turn.raw)
-        encoded = set(studio.engine.features.keys())
+        encoded = set(studio.engine.feature_cache.keys())
         with self._lock:
             self._idle[id(studio)] = studio
             extra = [self._idle.popitem(last=False)[1] for _ in range(len(self._idle) - self.max_idle)]

@@ -160,9 +160,9 @@ def server_status(holder: ModelHolder, registry=None, disk=None) -> dict:
         out.update(disk.status())
     eng = holder.engine
     if eng is not None:
-        out.update(feature_cache_bytes=int(eng.features.bytes), feature_cache_budget_bytes=int(eng.features.max_bytes),
-                   kv_cache_entries=len(eng.kv_budget), kv_cache_bytes=int(eng.kv_budget.bytes),
-                   kv_cache_budget_bytes=int(eng.kv_budget.max_bytes), batching=eng.batching,
+        out.update(feature_cache_bytes=int(eng.feature_cache.bytes), feature_cache_budget_bytes=int(eng.feature_cache.max_bytes),
+                   kv_cache_entries=len(eng.kv_caches), kv_cache_bytes=int(eng.kv_caches.bytes),
+                   kv_cache_budget_bytes=int(eng.kv_caches.max_bytes), batching=eng.batching,
                    batching_note=eng.batching_note, dtype=str(eng.loaded.dtype).replace("torch.", ""))
         if holder.expose_stats:
             out["stats"] = dict(eng.stats)

@@ -166,7 +166,7 @@ def one_at_a_time(tab: Tab, wait_s: float = ANSWER_WAIT_S):
     answered one after the other, each with the other's turn in its history. A plain Lock, not an
     RLock: gradio resumes a generator on any thread of its pool, and the release must work there."""
     if not tab.answering.acquire(timeout=wait_s):
-        raise InputError(refusals.BUSY)
+        raise InputError(refusals.STILL_ANSWERING)
     try:
         yield
     finally:

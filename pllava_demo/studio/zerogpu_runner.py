@@ -165,13 +165,13 @@ def _on_device(eng, vf):
     if not in_worker():
         return vf
     key = vf.key
-    own = eng.features.get(key)
+    own = eng.feature_cache.get(key)
     if own is not None:
         return own
-    kept = eng.features.get(("sent",) + key)
+    kept = eng.feature_cache.get(("sent",) + key)
     if kept is None:
         kept = dataclasses.replace(vf, features=vf.features.to(eng.model.device))
-        eng.features.put(("sent",) + key, kept)
+        eng.feature_cache.put(("sent",) + key, kept)
     return kept
 
 
@@ -198,8 +198,8 @@ def _adopt(eng, done: Done):
     if done.error is not None:
         raise done.error
     vf = done.value
-    if vf is not None and eng.features.get(vf.key) is None:
-        eng.features.put(vf.key, vf)  # shared by content: a later hit gets it under its own name
+    if vf is not None and eng.feature_cache.get(vf.key) is None:
+        eng.feature_cache.put(vf.key, vf)  # shared by content: a later hit gets it under its own name
     return vf
 
 
@@ -267,7 +267,7 @@ class ZeroGpuRunner:
         from ..frames.video import content_key
 
         eng = tab.engine
-        if eng.features.get(feature_key(content_key(path), num_frames, tuple(time_range))) is None:
+        if eng.feature_cache.get(feature_key(content_key(path), num_frames, tuple(time_range))) is None:
             _adopt(eng, _encode(str(path), num_frames, progress, tuple(time_range)))
 
     def _ask_for(self, tab, question: str, turns: list) -> Ask:

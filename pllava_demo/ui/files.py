@@ -21,7 +21,7 @@ from ..errors import ResourceError
 
 log = logging.getLogger(__name__)
 
-BUSY = "The server is busy: its upload space is full. Please try again in a few minutes."
+UPLOAD_SPACE_FULL = "The server is busy: its upload space is full. Please try again in a few minutes."
 
 
 class Uploads:
@@ -119,7 +119,7 @@ class DiskBudget:
     number of files. The tally is kept incrementally: a full scan only happens off the request path
     (`rescan`, run by the sweeper's thread), and in between, bytes arriving in requests are claimed as
     they come (`claim`) and files the app or an upload route wrote are added as they appear (`add`).
-    A claim that would pass `max_bytes`, or a file past `max_files`, is refused with BUSY."""
+    A claim that would pass `max_bytes`, or a file past `max_files`, is refused with UPLOAD_SPACE_FULL."""
 
     def __init__(self, root, max_bytes: int, max_files: int = 10_000):
         self.root, self.max_bytes, self.max_files = Path(root), int(max_bytes), int(max_files)
@@ -153,12 +153,12 @@ class DiskBudget:
 
     def _check(self, more_bytes: int, more_files: int) -> None:  # under the lock
         if self._scanned_bytes + self._added_bytes + self._reserved + more_bytes > self.max_bytes:
-            raise ResourceError(BUSY)
+            raise ResourceError(UPLOAD_SPACE_FULL)
         if self._scanned_files + self._added_files + more_files > self.max_files:
-            raise ResourceError(BUSY)
+            raise ResourceError(UPLOAD_SPACE_FULL)
 
     def claim(self, n: int) -> None:
-        """n more bytes arrived in a request: room for them, or ResourceError(BUSY). Freed by `unclaim`."""
+        """n more bytes arrived in a request: room for them, or ResourceError(UPLOAD_SPACE_FULL). Freed by `unclaim`."""
         with self._lock:
             self._check(n, 0)
             self._reserved += n
@@ -180,13 +180,13 @@ class DiskBudget:
             self._added_files += n_files
 
     def room_for_files(self, n: int) -> None:
-        """ResourceError(BUSY) unless n more files fit."""
+        """ResourceError(UPLOAD_SPACE_FULL) unless n more files fit."""
         with self._lock:
             self._check(0, n)
 
     @contextlib.contextmanager
     def reserve(self, n: int):
-        """Room for n more bytes while the block runs, or ResourceError(BUSY)."""
+        """Room for n more bytes while the block runs, or ResourceError(UPLOAD_SPACE_FULL)."""
         self.claim(n)
         try:
             yield
