@@ -169,15 +169,16 @@ def _conversation(c: dict, assets: Path, limits) -> None:
 def _view_settings(c: dict, limits) -> None:
     """The knobs of what the model sees, kept short (no info lines) so that at 1440x900 they, the
     panel text and the whole gallery fit on one screen: moving a slider shows its effect in view."""
+    # Frames and alpha side by side, the strategy under them: three in one row cut the alpha slider's end
+    # and "Thumbnail + sampling (TS-LLaVA)" at 1440 px (a slider needs ~170 px for its box and its ends)
     with gr.Row(equal_height=True, elem_id="frames-row"):
         c["frames"] = gr.Slider(4, limits.max_frames, value=16, step=1, label="Frames",
-                                elem_id="frames-slider", min_width=140)
-        # how frames become tokens: PLLaVA's pooling, or a training-free baseline (meant for alpha 0)
-        c["strategy"] = gr.Dropdown([(cls.title, name) for name, cls in S.STRATEGIES.items()],
-                                    value="pllava", label="Visual tokens", elem_id="strategy", min_width=180,
-                                    scale=2)  # wide enough for "Image grid (IG-VLM)" whole
+                                elem_id="frames-slider", min_width=170)
         c["alpha"] = gr.Slider(0, 32, value=4, step=0.5, label="LoRA alpha",
-                               elem_id="alpha", min_width=140)
+                               elem_id="alpha", min_width=170)
+    # how frames become tokens: PLLaVA's pooling, or a training-free baseline (meant for alpha 0)
+    c["strategy"] = gr.Dropdown([(cls.title, name) for name, cls in S.STRATEGIES.items()],
+                                value="pllava", label="Visual tokens", elem_id="strategy")
     with gr.Column(elem_id="pool-row") as c["pool_row"]:  # PLLaVA's own knobs
         with gr.Row(equal_height=True):
             c["pool_t"] = gr.Slider(1, 16, value=16, step=1, label="Pooling T' (time)", elem_id="pool-t", min_width=120)
@@ -189,8 +190,10 @@ def _view_settings(c: dict, limits) -> None:
     with gr.Row(elem_id="knobs-row"):
         for cls in S.STRATEGIES.values():
             for knob, (lo, hi, what) in cls.KNOBS.items():
+                # the strategy is named in the selector above: the label says only what the knob is (with
+                # the name too it wrapped to five lines); the largest values are capped at the context on load
                 c["knobs"][knob] = gr.Slider(lo, hi, value=cls.__dataclass_fields__[knob].default, step=1,
-                                             label=f"{cls.title}: {what}", visible=False,
+                                             label=what[:1].upper() + what[1:], visible=False, min_width=200,
                                              elem_id="knob-" + knob.replace("_", "-"))
 
 
