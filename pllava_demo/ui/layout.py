@@ -181,11 +181,11 @@ def _view_settings(c: dict, limits) -> None:
                                 value="pllava", label="Visual tokens", elem_id="strategy")
     with gr.Column(elem_id="pool-row") as c["pool_row"]:  # PLLaVA's own knobs
         with gr.Row(equal_height=True):
+            # no note under them ("a frame's 24x24 tokens, averaged to T' steps of h'xw'"): the strategy's
+            # own row took that room, and the gallery stays on the first screen; the panel says the grid
             c["pool_t"] = gr.Slider(1, 16, value=16, step=1, label="Pooling T' (time)", elem_id="pool-t", min_width=120)
             c["pool_h"] = gr.Slider(1, 24, value=12, step=1, label="h' (rows)", elem_id="pool-h", min_width=120)
             c["pool_w"] = gr.Slider(1, 24, value=12, step=1, label="w' (columns)", elem_id="pool-w", min_width=120)
-        gr.Markdown("A frame's 24×24 tokens, averaged to T' steps of h'×w': fewer tokens, less detail.",
-                    elem_classes=["slider-note"])
     c["knobs"] = {}  # the other strategies' knobs, shown with their strategy
     with gr.Row(elem_id="knobs-row"):
         for cls in S.STRATEGIES.values():
