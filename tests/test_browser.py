@@ -67,7 +67,7 @@ def test_upload_ask_stream_gallery_and_frames_slider(page, tmp_path):
     sync_api.expect(chat).to_contain_text("What is the ball doing?")
     bot = chat.locator(".bot, [data-testid=bot]").last
     sync_api.expect(bot).not_to_be_empty(timeout=60_000)
-    page.wait_for_timeout(1500)  # let it finish
+    sync_api.expect(page.locator('#page-state [data-answering="0"][data-turns="1"]')).to_have_count(1, timeout=60_000)
     final = bot.inner_text().strip()
     seen = [t for t in page.evaluate("() => [...window.__seen]") if t]
     assert final and final in seen
@@ -80,6 +80,7 @@ def test_upload_ask_stream_gallery_and_frames_slider(page, tmp_path):
     sync_api.expect(page.locator("#view-info")).to_contain_text("6 frames")
     # PLLAVA_SCREENSHOTS=docs refreshes the README's pictures (desktop and phone); by default they stay out of the tree.
     folder = Path(os.environ.get("PLLAVA_SCREENSHOTS", tmp_path))
+    page.mouse.move(0, 0)  # the pointer left on Send made it look pale (hovered) in the pictures
     page.set_viewport_size({"width": 1440, "height": 900})
     page.evaluate("() => window.scrollTo(0, 0)")
     page.screenshot(path=str(folder / "screenshot.png"))

@@ -11,6 +11,7 @@ loading for minutes. No assertion follows a bare sleep.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -131,6 +132,8 @@ def test_no_video_is_taken_while_the_model_loads(tiny_official, shared_browser, 
             try:
                 sync_api.expect(tab.locator("#notice")).to_contain_text("loading", timeout=60_000)
                 sync_api.expect(tab.locator("#video-input input[type=file]")).to_have_count(0)  # no drop target
+                # the loading line's counter counts (it stayed at "(0 s)": the line was written once)
+                sync_api.expect(tab.locator("#model-status [data-testid=markdown]")).to_contain_text(re.compile(r"\([1-9]\d* s\)"))
                 released.set()
                 sync_api.expect(tab.locator("#model-status")).to_contain_text("Model:", timeout=60_000)
                 sync_api.expect(tab.locator("#notice")).to_be_hidden()  # "loading" is not said after it is ready

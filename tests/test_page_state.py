@@ -67,7 +67,7 @@ def test_two_option_changes_then_an_ask_use_the_latest_options(live, tmp_path):
     tabs.set_options(tab, pooling=(2, 3, 3), min_new_tokens=1)
     tabs.load_video(tab, write_video(tmp_path / "v.mp4", n_frames=24, width=96, height=64), 4)
 
-    index, fn = event(demo, "on_settings")
+    index, fn = event(demo, "on_pooling")
     max_new = next(c for c in fn.inputs if getattr(c, "label", None) == "Max new tokens")
     system = next(c for c in fn.inputs if getattr(c, "label", None) == "System prompt")
     base = {c: (4 if c.label == "Frames" else c.value) for c in fn.inputs if c is not page_state}

@@ -22,6 +22,19 @@ def test_a_fast_stream_reaches_the_page_a_few_times_a_second_and_whole():
     assert shown == sorted(shown, key=pieces.index)  # in order, never an older text after a newer
 
 
+def test_a_long_answer_reaches_the_page_less_often_as_it_grows():
+    """A render costs the browser time in proportion to the text: the pauses grow with it, so the
+    page is never busy rendering all the time (Stop gets its turn)."""
+    words = ["word"] * 4000
+    pieces = [" ".join(words[:k]) for k in range(1, 4001)]  # the answer so far, to 20,000 characters
+    shown = list(coalesce(iter(pieces), interval_s=0.25, clock=ticking(0.001), per_char_s=50e-6))
+    assert shown[-1] == pieces[-1]
+    steps = [pieces.index(b) - pieces.index(a) for a, b in zip(shown, shown[1:-1])]  # ms between pieces
+    assert steps[0] <= 260 and steps[-1] >= 900, steps  # 0.25 s at first, ~a second at 15,000+ characters
+    plain = list(coalesce(iter(pieces), interval_s=0.25, clock=ticking(0.001), per_char_s=0.0))
+    assert len(shown) <= len(plain) * 0.6  # 4 s of streaming: 9 renders, not 17
+
+
 def test_a_slow_stream_shows_every_piece():
     pieces = [str(k) for k in range(20)]  # 2 tokens a second: each is news
     assert list(coalesce(iter(pieces), interval_s=0.25, clock=ticking(0.5))) == pieces

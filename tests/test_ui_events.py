@@ -79,5 +79,4 @@ def test_nothing_to_change_is_still_an_answer_gradio_takes(ctx, tmp_path):
         ctx.registry.close(studio.id)
     idle = E.Ctx(ModelHolder("nowhere"), ctx.registry, p)  # no model, no tab state yet
     data = {p.state: None, **{c: c.value for c in p.options.values()}}
-    for handler in (E.on_pooling, E.on_settings):
-        assert list(handler(idle, data)) == [p.notice]
+    assert list(E.on_pooling(idle, data)) == [p.notice]

@@ -48,7 +48,8 @@ def build_tokenizer(chat_format: str):
     return fast
 
 
-def _configs(vocab: int, image_token: int, family, pooling_shape, num_frames: int):
+def _configs(vocab: int, image_token: int, family, pooling_shape, num_frames: int, context: int = 4096,
+             llm_layers: int = 2):
     from transformers import CLIPVisionConfig, LlamaConfig
 
     vision = CLIPVisionConfig(
@@ -56,8 +57,8 @@ def _configs(vocab: int, image_token: int, family, pooling_shape, num_frames: in
         image_size=336, patch_size=14, projection_dim=16,
     )
     text = LlamaConfig(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        vocab_size=vocab + 8, max_position_embeddings=4096, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+        hidden_size=64, intermediate_size=128, num_hidden_layers=llm_layers, num_attention_heads=4, num_key_value_heads=2,
+        vocab_size=vocab + 8, max_position_embeddings=context, pad_token_id=0, bos_token_id=1, eos_token_id=2,
         rms_norm_eps=1e-5,
     )
     v = {k: vision.to_dict()[k] for k in (
@@ -135,9 +136,13 @@ def make_tiny(
     seed: int = 0,
     dtype: torch.dtype = torch.bfloat16,
     tokenizer=None,
+    context: int = 4096,
+    llm_layers: int = 2,
 ) -> Path:
     """Write a tiny random checkpoint to `directory` and return its path. `tokenizer`: a transformers fast
-    tokenizer with "<image>" to save instead of the built-in one (tests use the legacy LLaMA layout)."""
+    tokenizer with "<image>" to save instead of the built-in one (tests use the legacy LLaMA layout).
+    `context`: the LLM's max_position_embeddings; `llm_layers` its depth (the page benchmark wants
+    4,000-token answers at a GPU's pace, ~150 tokens/s on a CPU)."""
     from .families import LLAVA_HF, PLLAVA_RELEASE
 
     if layout not in ("official", "llava-hf"):
@@ -149,7 +154,7 @@ def make_tiny(
     tokenizer = tokenizer or build_tokenizer(chat_format)
     image_token = tokenizer.convert_tokens_to_ids("<image>")
     family = PLLAVA_RELEASE if layout == "official" else LLAVA_HF
-    vision, text, cfg = _configs(len(tokenizer), image_token, family, pooling_shape, num_frames)
+    vision, text, cfg = _configs(len(tokenizer), image_token, family, pooling_shape, num_frames, context, llm_layers)
     if chat_format == "chatml":
         eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
         cfg["text_config"]["eos_token_id"] = eos

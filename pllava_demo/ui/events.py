@@ -152,6 +152,7 @@ def on_page_load(ctx: Ctx, progress=gr.Progress()):
                **say(page, "The model is loading: you can add a video as soon as it is ready.")}
     while not holder.wait(0.5):
         progress(None, desc=f"Loading the model: {holder.stage} ({holder.elapsed:.0f} s)")
+        yield {page.status: holder.status_markdown()}  # its counter counts (built once, it said "(0 s)")
     if holder.engine is None:
         off = gr.update(interactive=False)
         out = {page.status: f"{holder.status_markdown()}  \n{NEXT_STEPS}",
@@ -171,7 +172,9 @@ def on_page_load(ctx: Ctx, progress=gr.Progress()):
             page.pool_w: gr.update(value=opts.pooling[2], maximum=eng.spec.frame_grid[1]),
             page.alpha: gr.update(value=opts.lora_alpha if has_lora else 0, interactive=has_lora,
                                   info=None if has_lora else "This checkpoint has no LoRA weights: alpha does nothing."),
-            page.max_new: gr.update(value=opts.max_new_tokens)}
+            page.max_new: gr.update(value=opts.max_new_tokens),
+            # no knob offers more tokens than the context holds (TS-LLaVA's went to 16,384)
+            **{k: gr.update(maximum=min(k.maximum, eng.loaded.context_length)) for k in page.knobs.values()}}
 
 
 def on_viewport(ctx: Ctx, data: dict):
@@ -329,11 +332,16 @@ def on_frames(ctx: Ctx, data: dict, request: gr.Request = None, progress=gr.Prog
 
 
 def on_pooling(ctx: Ctx, data: dict, request: gr.Request = None):
+    """Pooling, alpha or a generation setting: every value on the page is set at once (the event carries
+    them all), so the panel shows what is in effect; the heat map is redrawn only for a new token grid."""
     page = ctx.page
     if ctx.idle(data):
         return unchanged(page)
     studio = ctx.tab(data, request)
+    grid = studio.options.visual
     tabs.set_options(studio, **_settings_only(studio, changes_from(page, data)))
+    if studio.options.visual == grid:
+        return {page.state: studio.id, page.view_md: view.view_markdown(studio)}  # the token grid stays as it is
     return {page.state: studio.id, **panels(page, studio, gallery=False)}  # new token grid: a new heat map
 
 
@@ -349,15 +357,6 @@ def on_strategy(ctx: Ctx, data: dict, request: gr.Request = None):
     studio = ctx.tab(data, request)
     tabs.set_options(studio, **_settings_only(studio, changes_from(page, data)))
     return {**out, page.state: studio.id, **panels(page, studio, gallery=False)}
-
-
-def on_settings(ctx: Ctx, data: dict, request: gr.Request = None):
-    page = ctx.page
-    if ctx.idle(data):
-        return unchanged(page)
-    studio = ctx.tab(data, request)
-    tabs.set_options(studio, **_settings_only(studio, changes_from(page, data)))
-    return {page.state: studio.id, page.view_md: view.view_markdown(studio)}  # the token grid stays as it is
 
 
 # -- chat -------------------------------------------------------------------------------------------
@@ -508,7 +507,8 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
 
     demo.load(functools.partial(on_page_load, ctx), None,
               [p.status, p.frames, p.pool_t, p.pool_h, p.pool_w, p.alpha, p.max_new, p.msg, p.send, p.regen,
-               p.compare_btn, p.video, p.upload, p.notice] + ([p.examples.dataset] if p.examples is not None else []),
+               p.compare_btn, p.video, p.upload, p.notice, *p.knobs.values()]
+              + ([p.examples.dataset] if p.examples is not None else []),
               concurrency_limit=None, **private)
 
     # the window's width comes from the browser (the js), then the server folds the settings on a phone
@@ -532,9 +532,12 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
                      [p.seek, *range_out], concurrency_id=GPU, trigger_mode="always_last", **private)
     view_kw = dict(concurrency_limit=4, concurrency_id="view", trigger_mode="always_last", show_progress="hidden",
                    preprocess=False, **private)
-    for component in (p.pool_t, p.pool_h, p.pool_w):
-        component.change(_bind(ctx, on_pooling), settings, [p.state, p.view_md, p.heatmap, p.notice, p.strategy_image],
-                         **view_kw)
+    # One listener for all of them: with one per slider, two quick moves ran at once, each with the values
+    # it was sent, and the older could finish last (the panel and the settings then said an older pooling).
+    # One listener's "always_last" runs its events one after another, the newest values last.
+    gr.on([c.change for c in (p.pool_t, p.pool_h, p.pool_w, p.alpha, p.do_sample, p.temperature, p.top_p,
+                              p.max_new, p.rep, p.system)],
+          _bind(ctx, on_pooling), settings, [p.state, p.view_md, p.heatmap, p.notice, p.strategy_image], **view_kw)
     # a strategy that builds an image runs CLIP once for it: on the GPU queue, like a new frame count. The
     # knobs listen to the person only (.input): a value the page writes into a hidden knob is nobody's choice.
     # (Their .change events once put back a tab older than the chat's; the state now holds only the tab's id.)
@@ -543,8 +546,6 @@ def wire(demo: gr.Blocks, ctx: Ctx) -> None:
     p.strategy.change(_bind(ctx, on_strategy), settings, strategy_out, **strategy_kw)
     for component in p.knobs.values():
         component.input(_bind(ctx, on_strategy), settings, strategy_out, **strategy_kw)
-    for component in (p.alpha, p.do_sample, p.temperature, p.top_p, p.max_new, p.rep, p.system):
-        component.change(_bind(ctx, on_settings), settings, [p.state, p.view_md, p.notice], **view_kw)
 
     # Enter and Send are one event ("once": ignored while it runs), so a follow-up cannot race the answer
     controls = [p.send, p.stop, p.regen, p.compare_btn]

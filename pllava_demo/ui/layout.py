@@ -14,7 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..frames import strategies as S
+from ..frames import strategies
 from ..settings import GENERATION, IMAGE_EXTENSIONS, NUM_FRAMES, UPLOAD_VIDEO_EXTENSIONS
 from . import chapters_view
 from ..chat.prompt import DEFAULT_SYSTEM
@@ -171,28 +171,31 @@ def _conversation(c: dict, assets: Path, limits) -> None:
 def _view_settings(c: dict, limits) -> None:
     """The knobs of what the model sees, kept short (no info lines) so that at 1440x900 they, the
     panel text and the whole gallery fit on one screen: moving a slider shows its effect in view."""
+    # Frames and alpha side by side, the strategy under them: three in one row cut the alpha slider's end
+    # and "Thumbnail + sampling (TS-LLaVA)" at 1440 px (a slider needs ~170 px for its box and its ends)
     with gr.Row(equal_height=True, elem_id="frames-row"):
         c["frames"] = gr.Slider(4, limits.max_frames, value=NUM_FRAMES.default, step=1, label="Frames",
-                                elem_id="frames-slider", min_width=140)
-        # how frames become tokens: PLLaVA's pooling, or a training-free baseline (meant for alpha 0)
-        c["strategy"] = gr.Dropdown([(cls.title, name) for name, cls in S.STRATEGIES.items()],
-                                    value="pllava", label="Visual tokens", elem_id="strategy", min_width=180,
-                                    scale=2)  # wide enough for "Image grid (IG-VLM)" whole
+                                elem_id="frames-slider", min_width=170)
         c["alpha"] = gr.Slider(0, 32, value=4, step=0.5, label="LoRA alpha",
-                               elem_id="alpha", min_width=140)
+                               elem_id="alpha", min_width=170)
+    # how frames become tokens: PLLaVA's pooling, or a training-free baseline (meant for alpha 0)
+    c["strategy"] = gr.Dropdown([(cls.title, name) for name, cls in strategies.STRATEGIES.items()],
+                                value="pllava", label="Visual tokens", elem_id="strategy")
     with gr.Column(elem_id="pool-row") as c["pool_row"]:  # PLLaVA's own knobs
         with gr.Row(equal_height=True):
+            # no note under them ("a frame's 24x24 tokens, averaged to T' steps of h'xw'"): the strategy's
+            # own row took that room, and the gallery stays on the first screen; the panel says the grid
             c["pool_t"] = gr.Slider(1, 16, value=16, step=1, label="Pooling T' (time)", elem_id="pool-t", min_width=120)
             c["pool_h"] = gr.Slider(1, 24, value=12, step=1, label="h' (rows)", elem_id="pool-h", min_width=120)
             c["pool_w"] = gr.Slider(1, 24, value=12, step=1, label="w' (columns)", elem_id="pool-w", min_width=120)
-        gr.Markdown("A frame's 24×24 tokens, averaged to T' steps of h'×w': fewer tokens, less detail.",
-                    elem_classes=["slider-note"])
     c["knobs"] = {}  # the other strategies' knobs, shown with their strategy
     with gr.Row(elem_id="knobs-row"):
-        for cls in S.STRATEGIES.values():
+        for cls in strategies.STRATEGIES.values():
             for knob, (lo, hi, what) in cls.KNOBS.items():
+                # the strategy is named in the selector above: the label says only what the knob is (with
+                # the name too it wrapped to five lines); the largest values are capped at the context on load
                 c["knobs"][knob] = gr.Slider(lo, hi, value=cls.__dataclass_fields__[knob].default, step=1,
-                                             label=f"{cls.title}: {what}", visible=False,
+                                             label=what[:1].upper() + what[1:], visible=False, min_width=200,
                                              elem_id="knob-" + knob.replace("_", "-"))
 
 
@@ -256,7 +259,7 @@ def _compare(c: dict) -> None:
         c["alpha_b"] = gr.Slider(0, 32, value=20, step=0.5, label="B: LoRA alpha")
         c["pool_h_b"] = gr.Slider(1, 24, value=6, step=1, label="B: pooling h'")
         c["pool_w_b"] = gr.Slider(1, 24, value=6, step=1, label="B: pooling w'")
-    c["strategy_b"] = gr.Dropdown([("Same as A", "")] + [(cls.title, name) for name, cls in S.STRATEGIES.items()],
+    c["strategy_b"] = gr.Dropdown([("Same as A", "")] + [(cls.title, name) for name, cls in strategies.STRATEGIES.items()],
                                   value="", label="B: visual tokens (its own default settings)", elem_id="strategy-b")
     c["compare_btn"] = gr.Button("Compare", variant="secondary", elem_id="compare")
     with gr.Row():

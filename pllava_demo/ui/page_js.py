@@ -75,6 +75,52 @@ PAGE_JS = """() => {
         cameraNote(devices.some((d) => d.kind === 'videoinput') ? null
                    : 'No camera was found on this device: upload a video file instead.');
     }, true);
+    // A file over the server's size limit is refused here, before gradio's own check (a pop-up and a red
+    // "Error" on the box): one sentence in the message line, the box untouched and ready for another file.
+    // The sentence is the server's own (frames/checks.py), rounded the same way.
+    const localNotice = (text) => {
+        document.querySelector('#notice-local')?.remove();
+        const row = document.querySelector('#notice-row');
+        if (!text || !row) return;
+        const line = document.createElement('p');
+        line.id = 'notice-local';
+        line.textContent = text;
+        row.prepend(line);
+        line.scrollIntoView({block: 'nearest'});
+        mirrorNotice();
+    };
+    const megabytes = (n) => { const mb = n / 2 ** 20; const step = mb < 1 ? 1000 : 10;
+                               return String(Math.ceil(mb * step) / step); };
+    const oversize = (files) => {
+        const most = window.gradio_config?.max_file_size;
+        const big = most ? Array.from(files || []).find((f) => f.size > most) : null;
+        return big ? `The file is ${megabytes(big.size)} MB; the limit is ${megabytes(most)} MB.` : null;
+    };
+    const uploadBox = (el) => el.closest && el.closest('#video-input, #file-input');
+    const refuseOversize = (e, files) => {
+        const sentence = oversize(files);
+        localNotice(sentence);  // a new file clears the last refusal either way
+        if (!sentence) return;
+        e.preventDefault();
+        e.stopImmediatePropagation();
+        if (e.target.matches && e.target.matches('input[type=file]')) e.target.value = '';
+    };
+    // A file chosen with the keyboard (Enter or Space on the upload box): the box is replaced by the player,
+    // which would leave the focus on the page's body; it goes to the question box once the video is in
+    let keyboardUpload = false, focusAfterUpload = false;
+    document.addEventListener('keydown', (e) => {
+        if ((e.key === 'Enter' || e.key === ' ') && uploadBox(e.target)) keyboardUpload = true;
+    }, true);
+    document.addEventListener('pointerdown', () => { keyboardUpload = false; }, true);
+    document.addEventListener('change', (e) => {
+        if (!(e.target.matches && e.target.matches('input[type=file]') && uploadBox(e.target))) return;
+        refuseOversize(e, e.target.files);
+        focusAfterUpload = keyboardUpload && !e.defaultPrevented;
+        keyboardUpload = false;
+    }, true);
+    document.addEventListener('drop', (e) => {
+        if (uploadBox(e.target) && e.dataTransfer) refuseOversize(e, e.dataTransfer.files);
+    }, true);
     // The page's state for machines and for the lines below: #page-state's data attributes (page_state.py)
     const pageState = () => document.querySelector('#page-state [data-event]')?.dataset || {};
     const answering = () => pageState().answering === '1';
@@ -109,6 +155,11 @@ PAGE_JS = """() => {
         if (e.target === questionBox() && !e.target.value.trim()) setQueued(false);
     }, true);
     const stateChanged = () => {
+        if (focusAfterUpload) {  // the upload's event wrote the page's state: the video is in
+            focusAfterUpload = false;
+            const where = document.activeElement;
+            if (!where || where === document.body) questionBox()?.focus();
+        }
         if (answering() || !document.querySelector('#question[data-queued]')) return;
         setQueued(false);
         if (questionBox()?.value.trim()) document.querySelector('#send')?.click();
@@ -128,12 +179,32 @@ PAGE_JS = """() => {
     live.setAttribute('aria-live', 'polite');
     document.body.appendChild(live);
     const mirrorNotice = () => {
-        const text = document.querySelector('#notice')?.innerText.trim() || '';
+        const fromServer = document.querySelector('#notice')?.innerText.trim() || '';
+        if (fromServer) document.querySelector('#notice-local')?.remove();  // the newer message wins
+        const text = fromServer || document.querySelector('#notice-local')?.innerText.trim() || '';
         if (live.textContent === text) return;
         live.textContent = text;
         // a new message is brought on screen if it is not (the least scroll that shows it)
-        if (text) document.querySelector('#notice')?.scrollIntoView({block: 'nearest'});
+        if (text) document.querySelector('#notice, #notice-local')?.scrollIntoView({block: 'nearest'});
     };
+    // No camera on this device: the camera source is hidden (a "Click to Access Webcam" that never starts)
+    navigator.mediaDevices?.enumerateDevices?.().then((devices) => {
+        if (!devices.some((d) => d.kind === 'videoinput')) document.body.classList.add('no-camera');
+    }).catch(() => document.body.classList.add('no-camera'));
+    if (!navigator.mediaDevices?.enumerateDevices) document.body.classList.add('no-camera');
+    // A person's text takes the direction of its own first letters (Hebrew, Arabic: right to left)
+    const textDirection = () => {
+        // (on the message's content: gradio writes dir="ltr" on the message itself)
+        document.querySelectorAll('#chat [data-testid=user] .message-content:not([dir]), #question textarea:not([dir])')
+            .forEach((el) => el.setAttribute('dir', 'auto'));
+    };
+    const watchChat = () => {
+        const chat = document.querySelector('#chat');
+        if (!chat) { setTimeout(watchChat, 300); return; }
+        textDirection();
+        new MutationObserver(textDirection).observe(chat, {subtree: true, childList: true});
+    };
+    watchChat();
     // Names a screen reader can use: the player's button, and each slider's reset button by its slider
     const nameControls = (root) => {
         root.querySelectorAll('[aria-label="play-pause-replay-button"]').forEach(

@@ -1,0 +1,152 @@
+"""The page's last rough edges, in real headless Chromium at 1440x900: an over-size file is one
+sentence in the message line and the box stays usable; a keyboard upload leaves the focus in the
+question box; quick pooling moves leave the panel showing the pooling in effect; the strategy
+selector, the alpha slider and TS-LLaVA's knobs show whole, its token knob stops at the context;
+no camera source without a camera; the "Chat" label covers no message; a Hebrew question reads
+right to left.
+
+Waits are on the page's state (#page-state, ui/page_state.py) or on what a person sees; no
+assertion follows a bare sleep.
+"""
+
+from __future__ import annotations
+
+import pytest
+from browser import needs_chromium, open_tab
+from ui_server import app_process
+from videos import write_video
+
+pytestmark = needs_chromium
+
+MAX_FILE_MB = 1  # the server's limit here: the test videos are far smaller, the over-size file larger
+
+
+@pytest.fixture(scope="module")
+def polish_url(tiny_official, tmp_path_factory):
+    log = tmp_path_factory.mktemp("polish") / "app.log"
+    with app_process(tiny_official, log, "--max-file-size", str(MAX_FILE_MB)) as (url, _):
+        yield url
+
+
+@pytest.fixture()
+def tab(shared_browser, polish_url):
+    page = open_tab(shared_browser, polish_url, 1440, 900)
+    try:
+        yield page
+    finally:
+        page.close()
+
+
+def load(tab, video) -> None:
+    from playwright import sync_api
+
+    tab.locator("#video-input input[type=file]").set_input_files(str(video))
+    sync_api.expect(tab.locator("#frames img")).to_have_count(16, timeout=60_000)
+
+
+def answered(tab, turns: int) -> None:
+    from playwright import sync_api
+
+    sync_api.expect(tab.locator(f'#page-state [data-answering="0"][data-turns="{turns}"]')).to_have_count(
+        1, timeout=120_000)
+
+
+def test_an_oversize_file_is_one_sentence_and_the_box_stays_usable(tab, tmp_path):
+    from playwright import sync_api
+
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * (MAX_FILE_MB * 2**20 + 300_000))
+    tab.locator("#video-input input[type=file]").set_input_files(str(big))
+    line = tab.locator("#notice-row")
+    sync_api.expect(line).to_contain_text(f"The file is 1.3 MB; the limit is {MAX_FILE_MB} MB.")
+    sync_api.expect(tab.locator("#notice-live")).to_contain_text("the limit is")  # announced too
+    assert tab.locator(".toast-body:visible").count() == 0  # no pop-up
+    assert "Error" not in tab.locator("#video-input").inner_text()  # no red "Error" on the box
+    load(tab, write_video(tmp_path / "good.mp4", n_frames=24, width=160, height=120))  # the box takes a file
+    sync_api.expect(line).not_to_contain_text("the limit is")  # the refusal is gone with the next file
+
+
+def test_a_keyboard_upload_gives_the_focus_to_the_question_box(tab, tmp_path):
+    from playwright import sync_api
+
+    video = write_video(tmp_path / "k.mp4", n_frames=24, width=160, height=120)
+    tab.locator("#video-input button.upload-container, #video-input button[aria-label*='upload']").first.focus()
+    with tab.expect_file_chooser() as chooser:
+        tab.keyboard.press("Enter")
+    chooser.value.set_files(str(video))
+    sync_api.expect(tab.locator("#frames img")).to_have_count(16, timeout=60_000)
+    sync_api.expect(tab.locator("#question textarea")).to_be_focused()  # not the page's body
+
+
+# h' then, a moment later (its event sent, with the old w'), w'
+SET_BOTH_JS = """async ([h, w]) => {
+    for (const [knob, value] of [['#pool-h', h], ['#pool-w', w]]) {
+        const box = document.querySelector(`${knob} input[type=number]`);
+        box.value = String(value);
+        box.dispatchEvent(new Event('input', {bubbles: true}));
+        await new Promise((done) => setTimeout(done, 15));
+    }
+}"""
+
+
+def test_quick_pooling_moves_leave_the_panel_showing_what_is_in_effect(tab, tmp_path):
+    """h' and w' moved in the same instant (a person dragging one, then the other, on a busy server):
+    two events at once, each with the values it was sent. With a listener per slider they ran side by
+    side and the older could finish last, leaving the panel (and the settings) at an older pooling."""
+    from playwright import sync_api
+
+    load(tab, write_video(tmp_path / "p.mp4", n_frames=24, width=160, height=120))
+    view = tab.locator("#view-info")
+    for h, w in ((1, 2), (3, 1), (2, 5), (6, 3), (4, 4), (5, 2)):
+        tab.evaluate(SET_BOTH_JS, [h, w])
+        sync_api.expect(tab.locator("#pool-w input[type=number]")).to_have_value(str(w))
+        sync_api.expect(view).to_contain_text(f"pooling 16×{h}×{w} = {16 * h * w} visual tokens", timeout=30_000)
+    # the last word: a question is answered after every pooling event, and the panel still says 16x5x2
+    tab.locator("#question textarea").fill("What is in effect?")
+    tab.locator("#send").click()
+    answered(tab, 1)
+    sync_api.expect(view).to_contain_text("pooling 16×5×2 = 160 visual tokens")
+
+
+def test_the_settings_show_whole_at_1440_and_the_token_knob_stops_at_the_context(tab):
+    from playwright import sync_api
+
+    def overflows(selector: str) -> bool:
+        return tab.evaluate(f"() => {{ const e = document.querySelector('{selector}'); "
+                            "return e.scrollWidth > e.clientWidth + 1; }")
+
+    assert not overflows("#alpha")  # the slider's end ("32") is in its box
+    tab.locator("#strategy input").click()
+    tab.get_by_role("option", name="Thumbnail + sampling (TS-LLaVA)").click()
+    sync_api.expect(tab.locator("#knob-sampled-tokens")).to_be_visible()
+    assert not overflows("#strategy input")  # "Thumbnail + sampling (TS-LLaVA)" whole
+    for knob in ("#knob-thumb-frames", "#knob-sampled-tokens"):
+        label = tab.locator(f"{knob} [data-testid=block-info]").first
+        lines = label.evaluate("(e) => Math.round(e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight))")
+        assert lines <= 3, (knob, lines)  # five before
+    assert tab.locator("#knob-sampled-tokens input[type=range]").get_attribute("max") == "4096"  # the context
+
+
+def test_no_camera_source_without_a_camera(tab):
+    from playwright import sync_api
+
+    assert tab.evaluate("async () => (await navigator.mediaDevices.enumerateDevices()).filter("
+                        "(d) => d.kind === 'videoinput').length") == 0  # headless Chromium has none
+    sync_api.expect(tab.get_by_role("button", name="Capture from camera")).to_be_hidden()
+
+
+def test_the_chat_label_covers_no_message_and_a_hebrew_question_reads_right_to_left(tab, tmp_path):
+    load(tab, write_video(tmp_path / "h.mp4", n_frames=24, width=160, height=120))
+    question = "מה קורה בסרטון?"
+    tab.locator("#question textarea").fill(question)
+    tab.locator("#send").click()
+    answered(tab, 1)
+    # the messages scroll in a box that starts under the label: none passes behind it, the first included
+    label = tab.locator("#chat [data-testid=block-label]").bounding_box()
+    scrolled = tab.locator("#chat .bubble-wrap").bounding_box()
+    assert label["y"] + label["height"] <= scrolled["y"], (label, scrolled)
+    # right to left: the text ends at the bubble's right edge and its "?" is the leftmost character
+    direction = tab.locator("#chat [data-testid=user] .message-content").first.evaluate(
+        "(e) => getComputedStyle(e).direction")
+    assert direction == "rtl"
+    assert tab.locator("#chat [data-testid=user]").first.inner_text().strip() == question
