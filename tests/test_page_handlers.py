@@ -6,7 +6,7 @@ import pytest
 from videos import write_video
 
 from pllava_demo.errors import InputError
-from pllava_demo.ui import events as E
+from pllava_demo.ui import video_events as E
 from pllava_demo.studio import tab as tabs
 from pllava_demo.studio.model_holder import ModelHolder
 from pllava_demo.ui import view as V

@@ -9,7 +9,7 @@ from videos import write_video
 from pllava_demo.studio import tab as tabs
 from pllava_demo.studio.model_holder import ModelHolder
 from pllava_demo.studio.registry import Registry
-from pllava_demo.ui import events as E
+from pllava_demo.ui import event_context, video_events as E
 from pllava_demo.ui.layout import NARROW_PX, build_layout
 from pllava_demo.ui.serving import ASSETS
 
@@ -20,7 +20,7 @@ def ctx(engine):
     registry = Registry(holder)
     with gr.Blocks():
         page = build_layout(holder, ASSETS, 60.0, registry.discard)
-    return E.Ctx(holder, registry, page)
+    return event_context.Ctx(holder, registry, page)
 
 
 def test_the_settings_fold_on_a_narrow_window_only(ctx):
@@ -53,8 +53,8 @@ def test_two_clicked_frames_make_the_range_and_whole_video_undoes_it(ctx, tmp_pa
         assert studio.video.clip.time_range == (start, end) and out[p.end] == f"{end:g}"
         assert all(start <= t <= end for t in studio.video.clip.timestamps)
 
-        # an end before the start: one sentence (as the page calls it: events.noticed), the range stays
-        out = E.noticed(E.on_frame_range)(ctx, "end", {**data, p.start: f"{start:g}", p.end: f"{end:g}", p.seek: 0.0})
+        # an end before the start: one sentence (as the page calls it: event_context.noticed), the range stays
+        out = event_context.noticed(E.on_frame_range)(ctx, "end", {**data, p.start: f"{start:g}", p.end: f"{end:g}", p.seek: 0.0})
         assert "must start before it ends" in out[p.notice]["value"]
         assert (out[p.start], out[p.end]) == (f"{start:g}", f"{end:g}")  # the boxes show the range in effect
         assert studio.video.clip.time_range == (start, end)
@@ -77,6 +77,6 @@ def test_nothing_to_change_is_still_an_answer_gradio_takes(ctx, tmp_path):
         assert list(out) == [p.notice] and out[p.notice] == gr.update()
     finally:
         ctx.registry.close(studio.id)
-    idle = E.Ctx(ModelHolder("nowhere"), ctx.registry, p)  # no model, no tab state yet
+    idle = event_context.Ctx(ModelHolder("nowhere"), ctx.registry, p)  # no model, no tab state yet
     data = {p.state: None, **{c: c.value for c in p.options.values()}}
     assert list(E.on_pooling(idle, data)) == [p.notice]

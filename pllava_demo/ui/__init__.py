@@ -9,7 +9,10 @@ Plain Python, testable without a server:
 
 Gradio (the only modules that import it):
   layout.py     the components, and nothing else (a `Page` of named components)
-  events.py     what the page does: one function per event, reading and writing components by name
+  events.py     what the page does, wired to the components (gradio's chained events)
+  event_context.py  what every event uses: its context, the message line, the sliders as Options changes
+  video_events.py   the model's loading, the video boxes, the time range, the sliders
+  chat_events.py    ask, regenerate, Stop, Clear, New video, frame clicks, download, Compare
   api.py        the named endpoints for gradio_client
   messages.py   errors into one readable line
   upload_guard.py the upload route's disk budget, the sweeper's start

@@ -18,7 +18,7 @@ from .. import api_types
 from ..studio import tab as tabs
 from ..studio.model_holder import server_status
 from . import view
-from .events import GPU, Ctx, PageProgress
+from .event_context import GPU, Ctx, PageProgress
 from .messages import guard
 
 

@@ -165,7 +165,7 @@ def on_make(ctx, cp: ChapterPage, data: dict, request: gr.Request = None):
 
 def on_pick(ctx, cp: ChapterPage, data: dict, request: gr.Request = None, progress=gr.Progress()):
     """A chapter chosen in the list: its range becomes the focus range; the player seeks to its start."""
-    from .events import on_range
+    from .video_events import on_range
 
     page = ctx.page
     studio = ctx.existing(data)

@@ -10,7 +10,8 @@ from ..studio.runner import LocalRunner
 from ..studio.zerogpu_runner import ZeroGpuRunner, wraps_calls
 from . import upload_guard as ui_guard
 from .api import wire_api
-from .events import Ctx, wire
+from .event_context import Ctx
+from .events import wire
 from .layout import build_layout
 from .serving import ASSETS, examples_cached, make_registry
 

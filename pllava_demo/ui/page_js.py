@@ -46,7 +46,7 @@ PAGE_JS = """() => {
         if (e.key === 'Enter' && !e.shiftKey && e.target.closest && e.target.closest('#question')) answerIntoView();
     }, true);
     // Enter in a slider's number box commits it as leaving the box does: gradio then shows the
-    // number clamped to the slider's range (the server clamps it too: events.quiet)
+    // number clamped to the slider's range (the server clamps it too: event_context.quiet)
     document.addEventListener('keydown', (e) => {
         const box = e.target;
         if (e.key === 'Enter' && box.matches && box.matches('input[type=number]')
