@@ -97,6 +97,24 @@ def shared_browser():
         yield b
 
 
+@pytest.fixture(scope="module")
+def live(engine):
+    """The real page served in this process (one server per test module), so a test can reach into a
+    tab through the page's registry: (demo, url)."""
+    from ui_server import free_port
+
+    from pllava_demo import ui
+    from pllava_demo.studio.model_holder import ModelHolder
+
+    demo = ui.build_demo(ModelHolder.ready(engine))
+    port = free_port()
+    ui.launch(demo, port=port, prevent_thread_lock=True)
+    try:
+        yield demo, f"http://127.0.0.1:{port}"
+    finally:
+        demo.close()
+
+
 def pytest_sessionfinish(session, exitstatus):
     import sys
 

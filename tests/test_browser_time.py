@@ -44,23 +44,6 @@ def test_download_chat_gives_markdown_and_json_with_the_settings(page, tmp_path)
     assert "> What is the ball doing?" in got["md"] and "16 frames of walk.mp4 (whole video)" in got["md"]
 
 
-@pytest.fixture(scope="module")
-def live(engine):
-    """The real page served in this process, so a test can reach into a tab's studio (its registry)."""
-    from ui_server import free_port
-
-    from pllava_demo import ui
-    from pllava_demo.studio.model_holder import ModelHolder
-
-    demo = ui.build_demo(ModelHolder.ready(engine))
-    port = free_port()
-    ui.launch(demo, port=port, prevent_thread_lock=True)
-    try:
-        yield demo, f"http://127.0.0.1:{port}"
-    finally:
-        demo.close()
-
-
 @pytest.fixture()
 def tab(live):
     with app_tab(live[1]) as t:
@@ -138,15 +121,3 @@ def test_number_boxes_beside_sliders_clamp_quietly(tab, tmp_path):
                                                                  timeout=60_000)
     sync_api.expect(tab.locator("#view-info")).to_contain_text("4 frames → pooling 4×1×")
     assert tab.get_by_text("Error", exact=True).count() == 0 and not tab.locator("#notice").is_visible()
-
-
-def test_no_camera_says_so(tab):
-    from playwright import sync_api
-
-    if tab.evaluate("async () => (await navigator.mediaDevices.enumerateDevices()).some(d => d.kind === 'videoinput')"):
-        pytest.skip("this browser has a camera")
-    tab.locator("#video-input button[aria-label='Capture from camera']").click()
-    sync_api.expect(tab.locator("#no-camera")).to_have_text("No camera was found on this device: upload a video file instead.")
-    # (gradio's "Click to Access Webcam" area lies over its source buttons: click the button itself)
-    tab.locator("#video-input button[aria-label='Upload file']").dispatch_event("click")
-    sync_api.expect(tab.locator("#no-camera")).to_have_count(0)

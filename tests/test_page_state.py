@@ -7,26 +7,9 @@ import json
 import uuid
 
 import httpx
-import pytest
 from videos import write_video
 
 from pllava_demo.studio import tab as tabs
-
-
-@pytest.fixture(scope="module")
-def live(engine):
-    from ui_server import free_port
-
-    from pllava_demo import ui
-    from pllava_demo.studio.model_holder import ModelHolder
-
-    demo = ui.build_demo(ModelHolder.ready(engine))
-    port = free_port()
-    ui.launch(demo, port=port, prevent_thread_lock=True)
-    try:
-        yield demo, f"http://127.0.0.1:{port}"
-    finally:
-        demo.close()
 
 
 def event(demo, name: str, api: bool = False):
