@@ -30,7 +30,7 @@ def test_chapter_list_seeks_sets_the_range_and_gives_a_track_and_downloads(live,
     demo, url = live
     tab = open_tab(browser, url)
     load(tab, write_scene_video(tmp_path / "scenes.webm", SCENES, fps=2, gop_s=4, webm=True))
-    (studio,) = demo.registry._items.values()
+    (studio,) = demo.registry.open_tabs()
     # 2:30 is short: no chapters unasked (the check that decides it may still show its timer: wait for it to end)
     sync_api.expect(tab.locator("#chapters-progress")).to_have_text("")
     side = tmp_path / "side.vtt"

@@ -179,7 +179,7 @@ def test_two_frames_of_the_gallery_set_the_range(live, tab, tmp_path):
     from playwright import sync_api
 
     load(tab, write_video(tmp_path / "two.mp4", n_frames=96, width=192, height=144, pattern="colour"))
-    (studio,) = live[0].registry._items.values()
+    (studio,) = live[0].registry.open_tabs()
     notice = tab.locator("#notice")
     tab.locator("#range-from-frame").click()  # no frame clicked yet: say what to do
     sync_api.expect(notice).to_contain_text("Click a frame in the gallery first")

@@ -56,7 +56,7 @@ def player_time(tab) -> float:
 
 def test_clicking_a_frame_seeks_the_player_to_its_time(live, tab, tmp_path):
     load(tab, write_video(tmp_path / "frames.mp4", n_frames=60, width=192, height=144, pattern="colour"))
-    (studio,) = live[0].registry._items.values()
+    (studio,) = live[0].registry.open_tabs()
     times = studio.video.clip.timestamps
     tab.wait_for_function("() => document.querySelector('#video-input video')?.readyState >= 1")
     for k in (11, 3):
@@ -71,7 +71,7 @@ def test_a_time_in_an_answer_is_a_link_that_seeks_and_nothing_else_is(live, tab,
     from pllava_demo.chat.prompt import Turn
 
     load(tab, write_video(tmp_path / "said.mp4", n_frames=60, width=192, height=144, pattern="colour"))
-    (studio,) = live[0].registry._items.values()
+    (studio,) = live[0].registry.open_tabs()
     # an answer as a model could write it: a time, and markup that must stay text
     studio.session.turns.append(Turn("When does it turn?", "It turns at 0:01, see <b>here</b> [x](http://example.com), www.example.org, me@example.com."))
     ask(tab, "And then?")  # the chat is shown again from the session, with the turn above in it
@@ -102,7 +102,7 @@ def test_the_range_boxes_focus_on_a_part(live, tab, tmp_path):
     end.fill("2")
     end.press("Enter")
     sync_api.expect(tab.locator("#view-info")).to_contain_text("sampled from 1 s to 2 s of 3.0 s", timeout=60_000)
-    (studio,) = live[0].registry._items.values()
+    (studio,) = live[0].registry.open_tabs()
     assert studio.video.clip.time_range == (1.0, 2.0)
     captions = tab.locator("#frames .caption-label, #frames [class*=caption]").all_inner_texts()
     assert captions and all(1.0 <= float(c.split()[0]) <= 2.0 for c in captions), captions
