@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from browser import needs_chromium, open_tab, chromium
 from test_browser import load
-from test_browser_time import live  # noqa: F401  (the page served in this process)
 from videos import write_scene_video
 
 from pllava_demo.studio import chapters_scope

@@ -7,7 +7,7 @@ contrast, a heat map with no white sheet), and a range chosen by two frames of t
 import pytest
 from browser import chromium, open_tab
 from test_browser import page_server, page_url, pytestmark, load  # noqa: F401  (fixtures and marks shared)
-from test_browser_time import live, tab  # noqa: F401
+from test_browser_time import tab  # noqa: F401  (live: conftest)
 from videos import write_video
 
 
