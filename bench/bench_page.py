@@ -92,12 +92,19 @@ def _ask(tab, video: Path, question: str) -> None:
     sync_api.expect(tab.locator("#stop")).to_be_visible()
 
 
-def _self_times(profile: dict, top: int = 12) -> list[tuple[str, float]]:
+def _self_times(profile: dict, windows: list[tuple[float, float]] | None = None,
+                top: int = 12) -> list[tuple[str, float]]:
     """A CDP CPU profile's functions by self time (ms), most first: each sample's time goes to the
-    function on top of the stack then ("(program)" is the browser's own work: style, layout, paint)."""
+    function on top of the stack then ("(program)" is the browser's own work: style, layout, paint, or
+    the thread waiting for a CPU on a loaded machine). With `windows` ((start, end) in the trace's
+    microseconds: the profile's clock), only the samples inside them."""
     nodes = {n["id"]: n for n in profile["nodes"]}
     spent: dict[str, float] = {}
+    at = profile["startTime"]
     for node_id, delta in zip(profile["samples"], profile["timeDeltas"]):
+        at += delta
+        if windows is not None and not any(start <= at <= end for start, end in windows):
+            continue
         frame = nodes[node_id]["callFrame"]
         url = frame["url"].rsplit("/", 1)[-1].split("?")[0]
         name = f"{frame['functionName'] or '(anonymous)'} {url}:{frame['lineNumber'] + 1}" if url else \
@@ -106,7 +113,7 @@ def _self_times(profile: dict, top: int = 12) -> list[tuple[str, float]]:
     return sorted(spent.items(), key=lambda kv: -kv[1])[:top]
 
 
-def _long_tasks(events: list[dict], top: int = 3) -> list[tuple[float, list[tuple[str, float]]]]:
+def _long_tasks(events: list[dict], top: int = 3) -> list[tuple[float, list[tuple[str, float]], tuple[float, float]]]:
     """The `top` longest main-thread tasks of a trace, each with its time by kind of work (ms, self
     time: a script's own time, without the layout it forced), most first."""
     main = {(e["pid"], e["tid"]) for e in events if e.get("name") == "thread_name"
@@ -136,7 +143,8 @@ def _long_tasks(events: list[dict], top: int = 3) -> list[tuple[float, list[tupl
                     pname = f"FunctionCall {data.get('functionName') or '?'} {data.get('url', '').rsplit('/', 1)[-1]}"
                 spent[pname] = spent.get(pname, 0.0) - e["dur"] / 1000
             stack.append(e)
-        out.append((task["dur"] / 1000, sorted(((k, v) for k, v in spent.items() if v >= 1), key=lambda kv: -kv[1])[:8]))
+        out.append((task["dur"] / 1000, sorted(((k, v) for k, v in spent.items() if v >= 1), key=lambda kv: -kv[1])[:8],
+                    (task["ts"], end)))
     return out
 
 
@@ -177,11 +185,13 @@ def one_tree(tree: Path, model: Path, video: Path, tokens: int, browser, tokeniz
             wall = time.monotonic() - t0
             tab.wait_for_timeout(1000)  # the last render's tasks are over
             if profile:
-                out["profile"] = _self_times(cdp.send("Profiler.stop")["profile"])
+                cpu = cdp.send("Profiler.stop")["profile"]
+                out["profile"] = _self_times(cpu)
                 cdp.send("Tracing.end")
                 while not done:
                     tab.wait_for_timeout(100)
-                out["long_tasks"] = _long_tasks(trace)
+                out["long_tasks"] = _long_tasks(trace, top=5)
+                out["profile_long"] = _self_times(cpu, [w for _, _, w in out["long_tasks"]])
                 import json  # the whole trace, for Chrome's DevTools (Performance: load profile)
                 (OUT / f"bench_page_trace_{tree.name or 'tree'}.json").write_text(json.dumps({"traceEvents": trace}))
                 out["tasks"] = sorted(tab.evaluate("() => window.__tasks"), reverse=True)[:10]
@@ -208,7 +218,8 @@ def one_tree(tree: Path, model: Path, video: Path, tokens: int, browser, tokeniz
                     tab.wait_for_timeout(20)
                 print(tree, at, "stop at", shown, file=sys.stderr, flush=True)
                 out[f"stop_{at}_s"], out[f"stop_{at}_at"] = None, shown
-                if shown < at:  # the page caught up with an answer already over: there was no Stop to press
+                if shown < at or not tab.locator("#stop").is_visible():
+                    # the page caught up with an answer already over: there was no Stop to press
                     tab.close()
                     continue
                 t0 = time.monotonic()
@@ -270,8 +281,11 @@ def main() -> int:
                 print(f"{name}: self time over the whole answer (ms):")
                 for fn, ms in r["profile"]:
                     print(f"  {ms:8.0f}  {fn}")
-                for ms, parts in r["long_tasks"]:
+                for ms, parts, _ in r["long_tasks"]:
                     print(f"{name}: a {ms:.0f} ms task: " + ", ".join(f"{k} {v:.0f}" for k, v in parts))
+                print(f"{name}: self time inside those {len(r['long_tasks'])} tasks (ms):")
+                for fn, ms in r["profile_long"]:
+                    print(f"  {ms:8.0f}  {fn}")
             rows.append([name, r["tokens"], f"{r['rate']:.0f}", f"{r['longest_ms']:.0f}", f"{r['renders_per_s']:.1f}",
                          *[cell for at in STOP_AT for cell in (_longest_cell(r, at), _stop_cell(r, at) if f"stop_{at}_s" in r else "-")]])
     print(f"{machine()}; load {load_average()}")
