@@ -13,6 +13,9 @@ The model is a tiny random one with a 16,384-token context (its greedy answer he
 a GPU's pace, and slow enough that Stop at 4,000 tokens still has an answer to stop.
 "Stop delay" is from the click on Stop until Send is back (the page idle again): what a person waits.
 "Longest block" is the longest main-thread task from Send until then.
+`--profile` also prints what the page's main thread spent its time on over the whole answer (CDP CPU
+profiler) and what its longest tasks were made of (a trace, with the CPU samples inside them); the
+trace is kept in bench/out/ for Chrome's DevTools.
 """
 
 from __future__ import annotations
@@ -240,7 +243,7 @@ def one_tree(tree: Path, model: Path, video: Path, tokens: int, browser, tokeniz
 
 def _stop_cell(r: dict, at: int) -> str:
     if r[f"stop_{at}_s"] is None:
-        return f"no Stop to press: the page first showed {r[f'stop_{at}_at']:,} tokens, the whole answer"
+        return f"no Stop to press: the answer was over at {r[f'stop_{at}_at']:,} tokens shown"
     ended = "" if r[f"stop_{at}_stopped"] else ", the answer ended first"
     return f"{r[f'stop_{at}_s']:.2f} ({r[f'stop_{at}_at']:,}{ended})"
 
