@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 from ..studio import tab as tabs
 from ..studio.chapters_scope import chapters_note
-from .answer_parts import in_parts
 from .time_links import link_times
 
 
@@ -27,10 +26,9 @@ def history(tab: tabs.Tab | None) -> list[dict]:
 
 
 def shown_answer(tab: tabs.Tab, text: str) -> str:
-    """An answer as the chat shows it: its own text as text, times in the video as seek links, and a
-    long paragraph in parts that the page renders once each (answer_parts)."""
+    """An answer as the chat shows it: its own text as text, and times in the video as seek links."""
     clip = tab.video.clip if tab.video is not None else None
-    return in_parts(link_times(text, float(clip.duration) if clip is not None else None))
+    return link_times(text, float(clip.duration) if clip is not None else None)
 
 
 def chat_stream(tab: tabs.Tab, question: str | None, regenerate: bool = False,
