@@ -70,9 +70,12 @@ def test_a_keyboard_upload_gives_the_focus_to_the_question_box(tab, tmp_path):
     from playwright import sync_api
 
     video = write_video(tmp_path / "k.mp4", n_frames=24, width=160, height=120)
-    tab.locator("#video-input button.upload-container, #video-input button[aria-label*='upload']").first.focus()
-    with tab.expect_file_chooser() as chooser:
-        tab.keyboard.press("Enter")
+    button = tab.locator("#video-input button.upload-container, #video-input button[aria-label*='upload']").first
+    sync_api.expect(button).to_be_enabled()  # the box takes files (the model is ready)
+    # focus and Enter in one locator action: a box re-drawn in between (it turns interactive when the model
+    # is ready) would otherwise leave the focus on the page's body and Enter would open nothing
+    with tab.expect_file_chooser(timeout=60_000) as chooser:
+        button.press("Enter")
     chooser.value.set_files(str(video))
     sync_api.expect(tab.locator("#frames img")).to_have_count(16, timeout=60_000)
     sync_api.expect(tab.locator("#question textarea")).to_be_focused()  # not the page's body
