@@ -136,7 +136,7 @@ def test_sigint_keeps_written_lines_and_rerun_completes(tiny_official, video_dir
     out = tmp_path / "captions.jsonl"
     cmd = [sys.executable, "-m", "pllava_demo", "caption", str(video_dir), "--out", str(out), "--model",
            str(tiny_official), "--device", "cpu", "--quantization", "none", "--frames", "8",
-           "--max-new-tokens", "40", "--min-new-tokens", "40", "--batch-size", "1", "--workers", "1"]
+           "--max-new-tokens", "160", "--min-new-tokens", "160", "--batch-size", "1", "--workers", "1"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

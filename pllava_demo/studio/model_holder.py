@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import InputError, PllavaError
 from ..config import DEFAULT_LIMITS, Limits
+from ..settings import is_hub_id
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class ModelHolder:
         """What visitors see: a Hub repo id as it is, a local folder by its last part only (the
         server's paths are nobody's business)."""
         source = self.source.rstrip("/\\")
-        if re.fullmatch(r"[\w.\-]+/[\w.\-]+", source) and not Path(source).exists():
+        if is_hub_id(source) and not Path(source).exists():
             return source
         return Path(source).name or "model"
 

@@ -125,7 +125,9 @@ def _header(c: dict, holder: ModelHolder) -> None:
     gr.HTML('<a class="skip-link" href="#question">Skip to the question</a>', elem_id="skip", padding=False)
     gr.Markdown("# PLLaVA Studio\nTalk with a video, and watch what frames, pooling and LoRA alpha "
                 "change in what the model sees and says.", elem_id="intro")
-    c["status"] = gr.Markdown(holder.status_markdown(), elem_id="model-status")
+    # "Model: ..." arrives with the sliders' checkpoint values in one update (on_page_load): a page built
+    # after the model loaded said it at once, and a setting changed before that update came was put back
+    c["status"] = gr.Markdown(f"**Loading `{holder.name}`**", elem_id="model-status")
 
 
 def _conversation(c: dict, assets: Path, limits) -> None:
