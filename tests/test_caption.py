@@ -136,9 +136,12 @@ def test_sigint_keeps_written_lines_and_rerun_completes(tiny_official, video_dir
     out = tmp_path / "captions.jsonl"
     cmd = [sys.executable, "-m", "pllava_demo", "caption", str(video_dir), "--out", str(out), "--model",
            str(tiny_official), "--device", "cpu", "--quantization", "none", "--frames", "8",
-           "--max-new-tokens", "160", "--min-new-tokens", "160", "--batch-size", "1", "--workers", "1"]
+           "--max-new-tokens", "40", "--min-new-tokens", "40", "--batch-size", "1", "--workers", "1"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the child takes SIGINT as a terminal's Ctrl-C whatever this runner's own disposition is (one
+    # inherited as ignored would let the run finish: rc 0, seen in two background clean-clone runs)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
