@@ -16,7 +16,7 @@ from . import settings
 from .config import Limits
 from .errors import InputError
 from .frames import strategies
-from .settings import GENERATION, LIMITS, LORA_ALPHA, MAX_SEED, MAX_TIME_S, NUM_FRAMES, VIEW, Setting  # noqa: F401
+from .settings import GENERATION, LIMITS, LORA_ALPHA, NUM_FRAMES, VIEW, Setting
 
 FIELDS = ("num_frames", "pooling", "strategy", "lora_alpha", "do_sample", "temperature", "top_p", "max_new_tokens",
           "repetition_penalty", "min_new_tokens", "seed", "system", "start_s", "end_s")

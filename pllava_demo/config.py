@@ -10,7 +10,7 @@ from typing import Literal
 
 from . import settings
 from .errors import InputError
-from .settings import DEFAULT_FRAMES, GENERATION, LIMITS, LORA_ALPHA, MAX_LORA_ALPHA, NUM_FRAMES  # noqa: F401
+from .settings import DEFAULT_FRAMES, GENERATION, LIMITS, LORA_ALPHA, NUM_FRAMES  # noqa: F401 (DEFAULT_FRAMES: read from here)
 
 PoolingShape = tuple[int, int, int]  # (T', h', w')
 

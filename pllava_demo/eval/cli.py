@@ -4,7 +4,6 @@ pllava_demo/cli.py). Reads argv only here; progress and notices go to stderr, th
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
