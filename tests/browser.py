@@ -1,13 +1,18 @@
 """The one way the browser tests open the app: system Chromium, headless, through Playwright.
 
 `chromium()` is a browser; `open_tab(browser, url, ...)` a tab on the app at a given size, returned
-once the model is loaded (the model line says so); `app_tab(url, ...)` both in one. `needs_chromium`
-marks a test module that cannot run without /usr/bin/chromium (.ci/run installs it).
+once the model is loaded (the model line says so); `app_tab(url, ...)` both in one;
+`open_generation(tab)` the Generation settings, safely. `needs_chromium` marks a test module that
+cannot run without /usr/bin/chromium (.ci/run installs it). `state(tab, ...)` waits for the page's
+machine-readable state (answering, turns, event id); `held(gate)` holds answers mid-stream through the
+test gate (ui/test_gate.py; the `gate` fixture is a server's folder for it); `load`, `ask` and
+`answered` are what a person does most.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 
 import pytest
@@ -69,8 +74,106 @@ def open_tab(browser, url: str, width: int = 1400, height: int = 1250, *, timeou
     return tab
 
 
+def open_generation(tab) -> None:
+    """Opens the page's Generation settings, before anything else a test does there. gradio mounts a
+    closed accordion's sliders on its first opening and then, some frames later, gives them again the
+    values it stored for them (gradio 6.31's `render_previously_invisible_children`): a value typed in
+    between is put back (seen as "Max new tokens" back at 48 in 2 of 16 runs of a tab opened while the
+    model loaded). Opened first, the sliders have long settled by the time the test types into them."""
+    tab.locator("#generation").get_by_text("Generation", exact=True).first.click()
+    tab.locator("#max-new input[type=number]").wait_for()
+
+
+@contextlib.contextmanager
+def tab_on(browser, url: str, width: int = 1440, height: int = 900, **kwargs):
+    """open_tab's tab (a fresh context) on `browser`, closed at the end of the block."""
+    tab = open_tab(browser, url, width, height, **kwargs)
+    try:
+        yield tab
+    finally:
+        tab.close()
+
+
 @contextlib.contextmanager
 def app_tab(url: str, width: int = 1400, height: int = 1250, **kwargs):
     """A browser with one tab on the app (open_tab's options); closed at the end of the block."""
     with chromium() as b:
         yield open_tab(b, url, width, height, **kwargs)
+
+
+# -- what the page is doing: its state element and the test gate ---------------------------------------
+@contextlib.contextmanager
+def held(gate: Path):
+    """Answers wait between pieces while the block runs (ui/test_gate.py)."""
+    (gate / "hold").touch()
+    try:
+        yield
+    finally:
+        (gate / "hold").unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def answer_held(tab, gate: Path, question: str):
+    """Sends `question` (the first of the chat) and runs the block while its answer is held mid-stream."""
+    tab.locator("#question textarea").fill(question)
+    with held(gate):
+        tab.locator("#send").click()
+        wait_held(gate)
+        state(tab, answering=True, turns=0)
+        yield
+
+
+def wait_held(gate: Path, timeout_s: float = 60.0) -> int:
+    """Waits for an answer to reach the gate; returns how many pieces it has shown."""
+    deadline = time.monotonic() + timeout_s
+    while not (gate / "held").exists():
+        assert time.monotonic() < deadline, "no answer reached the gate"
+        time.sleep(0.02)
+    return int((gate / "held").read_text() or 0)
+
+
+def state(tab, *, answering: bool, turns: int, after: int = -1) -> None:
+    """Waits until the page's state (ui/page_state.py) says so, written by an event later than the
+    one numbered `after` (event_id)."""
+    tab.wait_for_function(
+        """([answering, turns, after]) => {
+            const s = document.querySelector('#page-state [data-answering]');
+            return !!s && s.dataset.answering === answering && s.dataset.turns === turns && +s.dataset.event > after;
+        }""", arg=[str(int(answering)), str(turns), after], timeout=120_000)
+
+
+def event_id(tab) -> int:
+    """The id of the last event that wrote the page's state."""
+    return int(tab.locator("#page-state [data-event]").get_attribute("data-event"))
+
+
+def turns(tab) -> int:
+    """How many turns the page's chat has (its state element)."""
+    return int(tab.locator("#page-state [data-turns]").get_attribute("data-turns"))
+
+
+def answered(tab, count: int) -> None:
+    """Waits until answer number `count` has ended (the page's state), then checks what a person sees:
+    that many answers, and Send back in place of Stop."""
+    from playwright import sync_api
+
+    state(tab, answering=False, turns=count)
+    sync_api.expect(tab.locator("#chat [data-testid=bot]")).to_have_count(count)
+    sync_api.expect(tab.locator("#send")).to_be_visible()
+    sync_api.expect(tab.locator("#stop")).to_be_hidden()
+
+
+def ask(tab, question: str) -> None:
+    """Sends `question` with Send and returns once its answer has ended."""
+    count = turns(tab)
+    tab.locator("#question textarea").fill(question)
+    tab.locator("#send").click()
+    answered(tab, count + 1)
+
+
+def load(tab, video: Path, frames: int = 16) -> None:
+    """Uploads `video` in the Video box and waits for its sampled frames in the gallery."""
+    from playwright import sync_api
+
+    tab.locator("#video-input input[type=file]").set_input_files(str(video))
+    sync_api.expect(tab.locator("#frames img")).to_have_count(frames, timeout=60_000)

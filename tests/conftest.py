@@ -98,6 +98,12 @@ def shared_browser():
 
 
 @pytest.fixture(scope="module")
+def gate(tmp_path_factory):
+    """The test gate's folder (ui/test_gate.py) for a module's server: PLLAVA_TEST_GATE=<it>."""
+    return tmp_path_factory.mktemp("gate")
+
+
+@pytest.fixture(scope="module")
 def live(engine):
     """The real page served in this process (one server per test module), so a test can reach into a
     tab through the page's registry: (demo, url)."""

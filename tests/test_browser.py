@@ -7,19 +7,20 @@ import os
 from pathlib import Path
 
 import pytest
-from browser import app_tab, needs_chromium
-from ui_server import app_process, frozen, running_app
+from browser import answered, app_tab, event_id, held, load, needs_chromium, open_generation, state, wait_held
+from ui_server import app_process, running_app
 from videos import write_video
 
 pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
-def page_server(tiny_official, tmp_path_factory):
-    """(url, process) of the app the browser tests share."""
+def page_server(tiny_official, tmp_path_factory, gate):
+    """(url, process) of the app the browser tests share; answers wait mid-stream while a test holds
+    the gate (browser.held)."""
     log = tmp_path_factory.mktemp("browser") / "app.log"
     # answers up to 4,000 tokens, so the tests can act while one streams (the tiny model writes ~1,000 a second)
-    with app_process(tiny_official, log, "--max-new-tokens", "4000") as (url, proc):
+    with app_process(tiny_official, log, "--max-new-tokens", "4000", env={"PLLAVA_TEST_GATE": str(gate)}) as (url, proc):
         yield url, proc
 
 
@@ -124,10 +125,11 @@ def test_compare_regenerate_clear_and_a_readable_error(page, tmp_path):
                                                               timeout=60_000)
 
     watch_last_answer(page)
+    before = event_id(page)
     page.locator("#regenerate").click()
-    # the answer is generated again: it streams, so the last message shows more than one text on the way
-    page.wait_for_function("() => window.__seen.size >= 2", timeout=30_000)
-    page.wait_for_timeout(1000)
+    state(page, answering=False, turns=1, after=before)  # the answer was generated again, and has ended
+    # it streamed: the last message showed more than one text on the way
+    assert page.evaluate("() => window.__seen.size") >= 2
     sync_api.expect(chat).to_contain_text("What moves?")
     assert bots.count() == 1 and chat.get_by_text("What moves?").count() == 1
 
@@ -138,12 +140,15 @@ def test_compare_regenerate_clear_and_a_readable_error(page, tmp_path):
 # -- nothing a person does loses their chat ------------------------------------------------------
 def long_answers(page, tokens: int = 4000) -> None:
     """Long answers, so the test can act while one streams: as many tokens as the context leaves
-    (about 1,700 after the video's 2,304), where the page's default is 512."""
-    page.get_by_text("Generation", exact=True).click()
+    (about 1,700 after the video's 2,304), where the page's default is 512. Called first (see
+    browser.open_generation). Send reads the sliders themselves: the box's value is what counts."""
+    from playwright import sync_api
+
+    open_generation(page)
     box = page.locator("#max-new input[type=number]")
     box.fill(str(tokens))
     box.press("Enter")
-    page.wait_for_timeout(500)  # the setting reaches the session (its change event)
+    sync_api.expect(box).to_have_value(str(tokens))
 
 
 def streaming(page) -> None:
@@ -152,13 +157,6 @@ def streaming(page) -> None:
     page.wait_for_function("() => window.__seen.size >= 2", timeout=60_000)
 
 
-def answered(page, count: int) -> None:
-    """Waits for answer number `count` to be shown and to end: Send is back in place of Stop."""
-    from playwright import sync_api
-
-    sync_api.expect(page.locator("#chat [data-testid=bot]")).to_have_count(count, timeout=60_000)
-    sync_api.expect(page.locator("#send")).to_be_visible(timeout=120_000)
-    sync_api.expect(page.locator("#stop")).to_be_hidden(timeout=30_000)  # the end-of-answer update may lag on a loaded machine
 
 
 def questions(page) -> list[str]:
@@ -169,28 +167,23 @@ def answers(page) -> list[str]:
     return [t.strip() for t in page.locator("#chat [data-testid=bot]").all_inner_texts()]
 
 
-def load(page, video) -> None:
-    from playwright import sync_api
-
-    page.locator("#video-input input[type=file]").set_input_files(str(video))
-    sync_api.expect(page.locator("#frames img")).to_have_count(16, timeout=60_000)
 
 
-def test_follow_ups_sent_mid_stream_lose_nothing(page, page_server, tmp_path):
+def test_follow_ups_sent_mid_stream_lose_nothing(page, gate, tmp_path):
     """Enter while an answer streams: Send has become Stop, the follow-up stays in the box marked as
     queued and is asked when the answer ends; every question and answer is still there at the end."""
     from playwright import sync_api
 
-    load(page, write_video(tmp_path / "a.mp4", n_frames=24, width=160, height=120))
     long_answers(page)
+    load(page, write_video(tmp_path / "a.mp4", n_frames=24, width=160, height=120))
     box = page.locator("#question textarea")
     box.fill("First question?")
     watch_last_answer(page)
-    page.locator("#send").click()
-    sync_api.expect(box).to_have_value("")  # cleared once, when accepted
-    streaming(page)
-    with frozen(page_server[1]):  # the answer cannot end while the test acts on it
-        page.wait_for_timeout(300)  # what the server sent before it stopped has arrived
+    with held(gate):  # the answer cannot end while the test acts on it
+        page.locator("#send").click()
+        sync_api.expect(box).to_have_value("")  # cleared once, when accepted
+        wait_held(gate)
+        state(page, answering=True, turns=0)
         sync_api.expect(page.locator("#send")).to_be_hidden()  # Send became Stop
         sync_api.expect(page.locator("#stop")).to_be_visible()
         sync_api.expect(page.locator("#regenerate")).to_be_disabled()
@@ -212,8 +205,8 @@ def test_new_video_mid_stream_starts_a_new_chat(page, tmp_path):
     model too (the next question is the only turn), and the old answer does not come back."""
     from playwright import sync_api
 
-    load(page, write_video(tmp_path / "old.mp4", n_frames=24, width=160, height=120))
     long_answers(page)
+    load(page, write_video(tmp_path / "old.mp4", n_frames=24, width=160, height=120))
     box = page.locator("#question textarea")
     box.fill("About the old video?")
     page.locator("#send").click()

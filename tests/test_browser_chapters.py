@@ -7,8 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from browser import needs_chromium, open_tab, chromium
-from test_browser import load
+from browser import chromium, load, needs_chromium, open_tab
 from videos import write_scene_video
 
 from pllava_demo.studio import chapters_scope

@@ -10,12 +10,10 @@ streaming and waiting. No assertion follows a bare sleep.
 
 from __future__ import annotations
 
-import contextlib
-import time
 from pathlib import Path
 
 import pytest
-from browser import needs_chromium, open_tab
+from browser import answer_held, needs_chromium, open_generation, open_tab, state, tab_on
 from ui_server import app_process
 from videos import write_video
 
@@ -24,11 +22,6 @@ pytestmark = needs_chromium
 # The page's budget: the server sends at most 4 updates a second (ui/streaming.py); what a browser can
 # see bunched by a busy machine stays well under 8. Before, every token was a render (tens a second).
 MAX_RENDERS_PER_S = 8
-
-
-@pytest.fixture(scope="module")
-def gate(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("gate")
 
 
 @pytest.fixture(scope="module")
@@ -42,49 +35,8 @@ def live_url(tiny_official, tmp_path_factory, gate):
 def tab(shared_browser, live_url):
     """A fresh context (a page of its own: its own storage and session) per test, on the session's
     browser and the module's server."""
-    page = open_tab(shared_browser, live_url, 1440, 900)
-    try:
+    with tab_on(shared_browser, live_url) as page:
         yield page
-    finally:
-        page.close()
-
-
-@contextlib.contextmanager
-def held(gate: Path):
-    """Answers wait between pieces while the block runs (ui/test_gate.py)."""
-    (gate / "hold").touch()
-    try:
-        yield
-    finally:
-        (gate / "hold").unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def answer_held(tab, gate: Path, question: str):
-    """Sends `question` (the first of the chat) and runs the block while its answer is held mid-stream."""
-    tab.locator("#question textarea").fill(question)
-    with held(gate):
-        tab.locator("#send").click()
-        wait_held(gate)
-        state(tab, answering=True, turns=0)
-        yield
-
-
-def wait_held(gate: Path, timeout_s: float = 60.0) -> int:
-    """Waits for an answer to reach the gate; returns how many pieces it has shown."""
-    deadline = time.monotonic() + timeout_s
-    while not (gate / "held").exists():
-        assert time.monotonic() < deadline, "no answer reached the gate"
-        time.sleep(0.02)
-    return int((gate / "held").read_text() or 0)
-
-
-def state(tab, *, answering: bool, turns: int):
-    """Waits until the page's state says so."""
-    from playwright import sync_api
-
-    sync_api.expect(tab.locator(f'#page-state [data-answering="{int(answering)}"][data-turns="{turns}"]')).to_have_count(
-        1, timeout=120_000)
 
 
 def load_for_long_answers(tab, video: Path, max_new: int = 1500) -> None:
@@ -92,6 +44,7 @@ def load_for_long_answers(tab, video: Path, max_new: int = 1500) -> None:
     has room for a long answer, and answers up to `max_new` tokens."""
     from playwright import sync_api
 
+    open_generation(tab)
     tab.locator("#video-input input[type=file]").set_input_files(str(video))
     sync_api.expect(tab.locator("#frames img")).to_have_count(16, timeout=60_000)
     for knob in ("#pool-h", "#pool-w"):  # Send reads the sliders themselves: their values are what counts
@@ -99,7 +52,6 @@ def load_for_long_answers(tab, video: Path, max_new: int = 1500) -> None:
         box.fill("1")
         box.press("Enter")
         sync_api.expect(box).to_have_value("1")
-    tab.locator("#generation").get_by_text("Generation").first.click()
     box = tab.locator("#max-new input[type=number]")
     box.fill(str(max_new))
     box.press("Enter")

@@ -5,8 +5,8 @@ one screen), the keyboard and a screen reader (a skip link, labels, names, alt t
 contrast, a heat map with no white sheet), and a range chosen by two frames of the gallery."""
 
 import pytest
-from browser import chromium, open_tab
-from test_browser import page_server, page_url, pytestmark, load  # noqa: F401  (fixtures and marks shared)
+from browser import answered, chromium, load, open_tab
+from test_browser import page_server, page_url, pytestmark  # noqa: F401  (fixtures and marks shared)
 from test_browser_time import tab  # noqa: F401  (live: conftest)
 from videos import write_video
 
@@ -21,12 +21,6 @@ def rect(tab, selector) -> dict:
     return tab.locator(selector).first.evaluate("e => e.getBoundingClientRect().toJSON()")
 
 
-def answered(tab, count) -> None:
-    from playwright import sync_api
-
-    sync_api.expect(tab.locator("#chat [data-testid=bot]")).to_have_count(count, timeout=60_000)
-    sync_api.expect(tab.locator("#send")).to_be_visible(timeout=120_000)
-    sync_api.expect(tab.locator("#chat [data-testid=bot]").last).not_to_be_empty()
 
 
 # -- a phone -----------------------------------------------------------------------------------------

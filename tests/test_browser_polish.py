@@ -12,7 +12,7 @@ assertion follows a bare sleep.
 from __future__ import annotations
 
 import pytest
-from browser import needs_chromium, open_tab
+from browser import answered, load, needs_chromium, tab_on
 from ui_server import app_process
 from videos import write_video
 
@@ -30,25 +30,8 @@ def polish_url(tiny_official, tmp_path_factory):
 
 @pytest.fixture()
 def tab(shared_browser, polish_url):
-    page = open_tab(shared_browser, polish_url, 1440, 900)
-    try:
+    with tab_on(shared_browser, polish_url) as page:
         yield page
-    finally:
-        page.close()
-
-
-def load(tab, video) -> None:
-    from playwright import sync_api
-
-    tab.locator("#video-input input[type=file]").set_input_files(str(video))
-    sync_api.expect(tab.locator("#frames img")).to_have_count(16, timeout=60_000)
-
-
-def answered(tab, turns: int) -> None:
-    from playwright import sync_api
-
-    sync_api.expect(tab.locator(f'#page-state [data-answering="0"][data-turns="{turns}"]')).to_have_count(
-        1, timeout=120_000)
 
 
 def test_an_oversize_file_is_one_sentence_and_the_box_stays_usable(tab, tmp_path):

@@ -5,7 +5,7 @@ no U+FFFD is ever on the page while it streams. The checkpoint's weights are scr
 
 import pytest
 from legacy_tokenizer import make_legacy_tiny, script_answer
-from browser import app_tab, needs_chromium
+from browser import app_tab, needs_chromium, state
 from transformers import AutoTokenizer
 from ui_server import running_app
 from videos import write_video
@@ -41,7 +41,7 @@ def test_a_cjk_and_emoji_answer_arrives_whole(page_url, tmp_path):
         page.locator("#send").click()
         chat = page.locator("#chat")
         sync_api.expect(chat).to_contain_text(ANSWER, timeout=60_000)
-        page.wait_for_timeout(1000)  # the stream has ended: nothing is added after the answer
+        state(page, answering=False, turns=1)  # the stream has ended: anything added after the answer is in
         seen = page.evaluate("() => window.__seen")
         assert not any("\ufffd" in s for s in seen)
         assert ANSWER in chat.inner_text() and "ok ok" not in chat.inner_text()

@@ -4,20 +4,11 @@ the gallery seeks the video player to its time, and times in an answer are links
 import json
 
 import pytest
-from browser import app_tab
-from test_browser import page, page_server, page_url, pytestmark, load  # noqa: F401  (fixtures and marks shared)
+from browser import answered, app_tab, ask, load
+from test_browser import page, page_server, page_url, pytestmark  # noqa: F401  (fixtures and marks shared)
 from videos import write_video
 
 
-def ask(page, question: str) -> None:
-    from playwright import sync_api
-
-    page.locator("#question textarea").fill(question)
-    page.locator("#send").click()
-    # in this order: the answer's first text comes with Send turned into Stop, so Send shown after it
-    # means answered (Send shown before it is only "not started yet", and the session has no turn yet)
-    sync_api.expect(page.locator("#chat [data-testid=bot]").last).not_to_be_empty(timeout=60_000)
-    sync_api.expect(page.locator("#send")).to_be_visible(timeout=120_000)
 
 
 def test_download_chat_gives_markdown_and_json_with_the_settings(page, tmp_path):
@@ -74,7 +65,9 @@ def test_a_time_in_an_answer_is_a_link_that_seeks_and_nothing_else_is(live, tab,
     (studio,) = live[0].registry.open_tabs()
     # an answer as a model could write it: a time, and markup that must stay text
     studio.session.turns.append(Turn("When does it turn?", "It turns at 0:01, see <b>here</b> [x](http://example.com), www.example.org, me@example.com."))
-    ask(tab, "And then?")  # the chat is shown again from the session, with the turn above in it
+    tab.locator("#question textarea").fill("And then?")
+    tab.locator("#send").click()
+    answered(tab, 2)  # the chat is shown again from the session, with the turn above in it
     first = tab.locator("#chat [data-testid=bot]").first
     sync_api.expect(first).to_contain_text("It turns at 0:01, see <b>here</b> [x](http://example.com), www.example.org, me@example.com.")
     links = first.locator("a")
@@ -94,14 +87,22 @@ def test_the_range_boxes_focus_on_a_part(live, tab, tmp_path):
     start = tab.locator("#range-start :is(input, textarea)")
     assert start.input_value() == "" and start.get_attribute("placeholder") == "start"  # blank, never "0"
     start.focus()
+    tab.evaluate("""() => {  // every text the notice box shows from now on
+        window.__notices = [];
+        new MutationObserver(() => {
+            const text = document.querySelector('#notice')?.innerText.trim();
+            if (text) window.__notices.push(text);
+        }).observe(document.querySelector('#notice-row'), {subtree: true, childList: true, characterData: true,
+                                                           attributes: true});
+    }""")
     start.press("Tab")  # passing through the blank boxes is no range, and no message
-    tab.wait_for_timeout(500)
-    assert not tab.locator("#notice").is_visible()
     start.fill("1")
     end = tab.locator("#range-end :is(input, textarea)")
     end.fill("2")
     end.press("Enter")
     sync_api.expect(tab.locator("#view-info")).to_contain_text("sampled from 1 s to 2 s of 3.0 s", timeout=60_000)
+    # the blank boxes' event ran before this one (one listener runs its events in order): it said nothing
+    assert tab.evaluate("() => window.__notices") == []
     (studio,) = live[0].registry.open_tabs()
     assert studio.video.clip.time_range == (1.0, 2.0)
     captions = tab.locator("#frames .caption-label, #frames [class*=caption]").all_inner_texts()

@@ -14,10 +14,9 @@ import os
 import re
 import shutil
 import threading
-from pathlib import Path
 
 import pytest
-from browser import needs_chromium, open_tab
+from browser import event_id, needs_chromium, open_tab, tab_on
 from ui_server import app_process
 from videos import write_video
 
@@ -33,15 +32,8 @@ def upload_url(tiny_official, tmp_path_factory):
 
 @pytest.fixture()
 def tab(shared_browser, upload_url):
-    page = open_tab(shared_browser, upload_url, 1440, 900)
-    try:
+    with tab_on(shared_browser, upload_url) as page:
         yield page
-    finally:
-        page.close()
-
-
-def next_event(tab) -> int:
-    return int(tab.locator("#page-state [data-event]").get_attribute("data-event"))
 
 
 def wait_event_after(tab, seen: int) -> None:
@@ -63,7 +55,7 @@ def test_a_video_from_the_image_or_gif_tab_is_the_one_the_player_plays(tab, tmp_
     sync_api.expect(tab.locator("#frames img")).to_have_count(16, timeout=60_000)
     tab.wait_for_function("() => document.querySelector('#video-input video')?.duration > 1.9")
 
-    seen = next_event(tab)
+    seen = event_id(tab)
     tab.get_by_role("tab", name="Image or GIF").click()
     tab.locator("#file-input input[type=file]").set_input_files(str(second))
     wait_event_after(tab, seen)
@@ -71,7 +63,7 @@ def test_a_video_from_the_image_or_gif_tab_is_the_one_the_player_plays(tab, tmp_
     # the player plays the 5 s video the model sees, not the 2 s one
     tab.wait_for_function("() => document.querySelector('#video-input video')?.duration > 4.9", timeout=60_000)
 
-    seen = next_event(tab)
+    seen = event_id(tab)
     tab.locator("#video-input button[aria-label='Clear'], #video-input button[title='Clear']").first.click()
     wait_event_after(tab, seen)  # the player emptied: the tab starts over, and the other box is empty too
     sync_api.expect(tab.locator("#frames img")).to_have_count(0)
@@ -132,11 +124,18 @@ def test_no_video_is_taken_while_the_model_loads(tiny_official, shared_browser, 
             try:
                 sync_api.expect(tab.locator("#notice")).to_contain_text("loading", timeout=60_000)
                 sync_api.expect(tab.locator("#video-input input[type=file]")).to_have_count(0)  # no drop target
+                # nor a setting that the checkpoint's values would put back once they arrive
+                checkpoint_set = [tab.locator(f"{s} input[type=number]") for s in
+                                  ("#frames-slider", "#pool-t", "#pool-h", "#pool-w", "#alpha")]
+                for box in checkpoint_set:
+                    sync_api.expect(box).to_be_disabled()
                 # the loading line's counter counts (it stayed at "(0 s)": the line was written once)
                 sync_api.expect(tab.locator("#model-status [data-testid=markdown]")).to_contain_text(re.compile(r"\([1-9]\d* s\)"))
                 released.set()
                 sync_api.expect(tab.locator("#model-status")).to_contain_text("Model:", timeout=60_000)
                 sync_api.expect(tab.locator("#notice")).to_be_hidden()  # "loading" is not said after it is ready
+                for box in checkpoint_set:
+                    sync_api.expect(box).to_be_enabled()
                 tab.locator("#video-input input[type=file]").set_input_files(
                     str(write_video(tmp_path / "v.mp4", n_frames=24, width=160, height=120)))
                 sync_api.expect(tab.locator("#frames img")).to_have_count(16, timeout=60_000)

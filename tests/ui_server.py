@@ -69,17 +69,6 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def frozen(proc: subprocess.Popen):
-    """The server is stopped (SIGSTOP) until the block ends: a browser test acts while an answer is
-    streaming for sure, however fast the tiny model writes, and the page keeps running meanwhile."""
-    os.kill(proc.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
-
-
-@contextlib.contextmanager
 def running_app(model: Path, log_path: Path, *extra: str, timeout: float = 90.0, env: dict | None = None):
     with app_process(model, log_path, *extra, timeout=timeout, env=env) as (url, _):
         yield url

@@ -38,9 +38,11 @@ def on_page_load(ctx: Ctx, progress=gr.Progress()):
     """Wait for the model; then set the sliders from the checkpoint, or say what to do next and grey
     out what cannot work without a model."""
     page, holder = ctx.page, ctx.holder
+    # the sliders whose values come from the checkpoint: one moved before they arrive would be put back
+    from_checkpoint = (page.frames, page.pool_t, page.pool_h, page.pool_w, page.alpha, page.max_new)
     if not holder.wait(0):  # a video dropped now would be lost: the boxes take none until the model is ready
         off = gr.update(interactive=False)
-        yield {page.video: off, page.upload: off,
+        yield {page.video: off, page.upload: off, **dict.fromkeys(from_checkpoint, off),
                **say(page, "The model is loading: you can add a video as soon as it is ready.")}
     while not holder.wait(0.5):
         progress(None, desc=f"Loading the model: {holder.stage} ({holder.elapsed:.0f} s)")
@@ -58,13 +60,13 @@ def on_page_load(ctx: Ctx, progress=gr.Progress()):
     has_lora = eng.spec.has_lora
     on = gr.update(interactive=True)
     yield {page.status: holder.status_markdown(), page.video: on, page.upload: on, **say(page, None),
-            page.frames: gr.update(value=opts.num_frames),
-            page.pool_t: gr.update(value=opts.pooling[0], maximum=opts.num_frames),
-            page.pool_h: gr.update(value=opts.pooling[1], maximum=eng.spec.frame_grid[0]),
-            page.pool_w: gr.update(value=opts.pooling[2], maximum=eng.spec.frame_grid[1]),
+            page.frames: gr.update(value=opts.num_frames, interactive=True),
+            page.pool_t: gr.update(value=opts.pooling[0], maximum=opts.num_frames, interactive=True),
+            page.pool_h: gr.update(value=opts.pooling[1], maximum=eng.spec.frame_grid[0], interactive=True),
+            page.pool_w: gr.update(value=opts.pooling[2], maximum=eng.spec.frame_grid[1], interactive=True),
             page.alpha: gr.update(value=opts.lora_alpha if has_lora else 0, interactive=has_lora,
                                   info=None if has_lora else "This checkpoint has no LoRA weights: alpha does nothing."),
-            page.max_new: gr.update(value=opts.max_new_tokens),
+            page.max_new: gr.update(value=opts.max_new_tokens, interactive=True),
             # no knob offers more tokens than the context holds (TS-LLaVA's went to 16,384)
             **{k: gr.update(maximum=min(k.maximum, eng.loaded.context_length)) for k in page.knobs.values()}}
 
