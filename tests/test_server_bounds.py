@@ -274,7 +274,10 @@ def test_session_videos_stay_inside_the_feature_cache(served, tmp_path):
         grown = rss_mb(proc.pid) - start
         s = status(server)
         assert s["feature_cache_bytes"] <= s["feature_cache_budget_bytes"]
-        assert grown < CACHE_MB + 48, f"{grown:.0f} MB for 11 sessions with a {CACHE_MB} MB cache"
+        # Kept whole, the 11 videos' features take ~210 MB (222-243 MB measured with a cache too large to
+        # evict); inside the cache the process grew 3-76 MB (7 runs: glibc's per-thread arenas keep freed
+        # blocks, so the growth is noisy). The bound sits between the two, far from both.
+        assert grown < CACHE_MB + 96, f"{grown:.0f} MB for 11 sessions with a {CACHE_MB} MB cache"
         clients[0].predict({"max_new_tokens": 4, "min_new_tokens": 4}, api_name="/set_options")
         assert clients[0].predict("What is it?", api_name="/chat")  # its video was evicted: read again
         assert status(server)["stats"]["videos_reread"] >= 1
