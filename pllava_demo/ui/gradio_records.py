@@ -19,21 +19,37 @@ UPLOAD_IDS_KEPT = 256  # a page reads its progress within seconds; a script neve
 
 
 def drop_idle_sessions(holder, idle_s: float, now: datetime.datetime | None = None) -> int:
-    """Delete gradio's records of sessions unused for `idle_s` seconds; returns how many went."""
+    """Delete gradio's records of sessions unused for `idle_s` seconds; returns how many went.
+
+    gradio creates a record (`StateHolder.__getitem__`) in steps, outside its lock: the record, then
+    its last-used time, then it reads the record back. A record with no time yet is being created
+    and is never touched here (dropping those gave a visitor's first request a 500 under churn: 1
+    of 300 new sessions in a clean-clone run); each record's time is read again just before it goes,
+    so a session used since the list was made stays."""
     now = now or datetime.datetime.now()
     cutoff = now - datetime.timedelta(seconds=idle_s)
+
+    def idle(key) -> bool:
+        used = holder.time_last_used.get(key)
+        return used is not None and used < cutoff
+
     with holder.lock:
-        stale = [key for key, used in list(holder.time_last_used.items()) if used < cutoff]
-        stale += [key for key in list(holder.session_data) if key not in holder.time_last_used]
+        stale = [key for key in list(holder.time_last_used) if idle(key)]
+    gone = 0
     for key in stale:
+        with holder.lock:
+            if not idle(key):
+                continue
         try:
             holder.delete_state(key)  # runs the delete callbacks (the studio closes)
         except Exception:  # one bad record must not keep the others
             log.exception("deleting the state of an idle session failed")
         with holder.lock:
-            holder.session_data.pop(key, None)
-            holder.time_last_used.pop(key, None)
-    return len(stale)
+            if idle(key):
+                holder.session_data.pop(key, None)
+                holder.time_last_used.pop(key, None)
+                gone += 1
+    return gone
 
 
 def trim_upload_progress(tracker, kept: int = UPLOAD_IDS_KEPT) -> int:
