@@ -5,17 +5,17 @@ once the model is loaded (the model line says so); `app_tab(url, ...)` both in o
 `open_generation(tab)` the Generation settings, safely. `needs_chromium` marks a test module that
 cannot run without /usr/bin/chromium (.ci/run installs it). `state(tab, ...)` waits for the page's
 machine-readable state (answering, turns, event id); `held(gate)` holds answers mid-stream through the
-test gate (ui/test_gate.py; the `gate` fixture is a server's folder for it); `load`, `ask` and
+test gate (studio/test_gate.py; the `gate` fixture is a server's folder for it); `load`, `ask` and
 `answered` are what a person does most.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 from pathlib import Path
 
 import pytest
+from gate import held, wait_held  # noqa: F401  (the browser tests take them from here too)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -103,16 +103,6 @@ def app_tab(url: str, width: int = 1400, height: int = 1250, **kwargs):
 
 # -- what the page is doing: its state element and the test gate ---------------------------------------
 @contextlib.contextmanager
-def held(gate: Path):
-    """Answers wait between pieces while the block runs (ui/test_gate.py)."""
-    (gate / "hold").touch()
-    try:
-        yield
-    finally:
-        (gate / "hold").unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
 def answer_held(tab, gate: Path, question: str):
     """Sends `question` (the first of the chat) and runs the block while its answer is held mid-stream."""
     tab.locator("#question textarea").fill(question)
@@ -121,15 +111,6 @@ def answer_held(tab, gate: Path, question: str):
         wait_held(gate)
         state(tab, answering=True, turns=0)
         yield
-
-
-def wait_held(gate: Path, timeout_s: float = 60.0) -> int:
-    """Waits for an answer to reach the gate; returns how many pieces it has shown."""
-    deadline = time.monotonic() + timeout_s
-    while not (gate / "held").exists():
-        assert time.monotonic() < deadline, "no answer reached the gate"
-        time.sleep(0.02)
-    return int((gate / "held").read_text() or 0)
 
 
 def state(tab, *, answering: bool, turns: int, after: int = -1) -> None:

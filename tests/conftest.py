@@ -99,7 +99,7 @@ def shared_browser():
 
 @pytest.fixture(scope="module")
 def gate(tmp_path_factory):
-    """The test gate's folder (ui/test_gate.py) for a module's server: PLLAVA_TEST_GATE=<it>."""
+    """The test gate's folder (studio/test_gate.py) for a module's server: PLLAVA_TEST_GATE=<it>."""
     return tmp_path_factory.mktemp("gate")
 
 

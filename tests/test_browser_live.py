@@ -1,6 +1,6 @@
 """The page under real use, in real headless Chromium: a long answer streamed by a fast model never
 floods the page (a few chat renders a second), Stop acts on an answer held mid-stream by the test
-gate (ui/test_gate.py) and gives the focus back to the question box, and a question is shown
+gate (studio/test_gate.py) and gives the focus back to the question box, and a question is shown
 exactly as typed.
 
 Every wait is on an event the page emits: the hidden #page-state element (ui/page_state.py) says

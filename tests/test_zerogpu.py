@@ -8,12 +8,12 @@ without ZeroGPU, with a fresh worker forced for every call and with one worker r
 """
 
 import os
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from gradio_client import handle_file
+from gate import held, wait_held
 from ui_server import Client, ROOT, running_app, wait_until_ready
 from videos import write_video
 from zerogpu_scheduler import Scheduler, app_tracebacks
@@ -24,8 +24,8 @@ SITE = ROOT / "tests" / "zerogpu_site"
 QUESTIONS = ("What happens?", "And then?", "What colour is it?")
 
 
-def zerogpu_env(scheduler: Scheduler) -> dict:
-    return dict(SPACES_ZERO_GPU="true", SPACES_ZERO_DEVICE_API_URL=scheduler.url,
+def zerogpu_env(scheduler: Scheduler, gate: Path) -> dict:
+    return dict(SPACES_ZERO_GPU="true", SPACES_ZERO_DEVICE_API_URL=scheduler.url, PLLAVA_TEST_GATE=str(gate),
                 PYTHONPATH=os.pathsep.join([str(SITE), str(ROOT)]))
 
 
@@ -44,7 +44,7 @@ def stats(c: Client) -> dict:
     return dict(c.predict(api_name="/status")["stats"])
 
 
-def session(url: str, video: Path) -> dict:
+def session(url: str, video: Path, gate: Path) -> dict:
     """Upload, three chat turns, a slider move, Stop mid-answer, Regenerate, Compare: what came back,
     and the engine counters after each step."""
     c = Client(url, verbose=False)
@@ -60,15 +60,13 @@ def session(url: str, video: Path) -> dict:
     out["four"] = c.predict({"num_frames": 4, "pooling": [2, 3, 3]}, api_name="/set_options")
     out["answers"].append(c.predict("With four frames?", api_name="/chat"))
     out["stats"].append(("four frames", stats(c)))
-    # Stop mid-answer: a long answer, stopped once it has streamed a few pieces
-    c.predict({"max_new_tokens": 1024, "min_new_tokens": 1024}, api_name="/set_options")  # the most allowed: still streaming when stopped
-    job = c.submit("Tell me everything.", api_name="/chat")
-    deadline = time.monotonic() + 120
-    while len(job.outputs()) < 3 and not job.done():
-        assert time.monotonic() < deadline, "the long answer did not stream"
-        time.sleep(0.02)
-    stop(url, c)
-    out["stopped"] = job.result()
+    # Stop mid-answer: a long answer, held by the test gate after its first piece, so it cannot end first
+    c.predict({"max_new_tokens": 1024, "min_new_tokens": 1024}, api_name="/set_options")
+    with held(gate):
+        job = c.submit("Tell me everything.", api_name="/chat")
+        assert wait_held(gate, 120) >= 1
+        stop(url, c)
+        out["stopped"] = job.result()
     out["turns_after_stop"] = c.predict(api_name="/info")["turns"]
     # Regenerate the stopped answer: the whole answer, of which the stopped one is the beginning
     out["regenerated"] = c.predict(api_name="/regenerate")
@@ -82,12 +80,13 @@ def session(url: str, video: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_official, video, tmp_path_factory):
+def reference(tiny_official, video, tmp_path_factory, gate):
     """The same session without ZeroGPU (spaces is installed, SPACES_ZERO_GPU unset: in-process)."""
     log = tmp_path_factory.mktemp("zerogpu_ref") / "app.log"
-    with running_app(tiny_official, log, "--debug-stats", env={"SPACES_ZERO_GPU": "false"}) as url:
+    env = {"SPACES_ZERO_GPU": "false", "PLLAVA_TEST_GATE": str(gate)}
+    with running_app(tiny_official, log, "--debug-stats", env=env) as url:
         wait_until_ready(url)
-        return session(url, video)
+        return session(url, video, gate)
 
 
 def check_same_as(ref: dict, got: dict) -> None:
@@ -108,11 +107,13 @@ def check_same_as(ref: dict, got: dict) -> None:
 
 
 def run_on_zerogpu(model, video, tmp_path, reuse: bool):
+    gate = tmp_path / "gate"
+    gate.mkdir()
     with Scheduler() as scheduler:
         scheduler.reuse = reuse
-        with running_app(model, tmp_path / "app.log", "--debug-stats", env=zerogpu_env(scheduler)) as url:
+        with running_app(model, tmp_path / "app.log", "--debug-stats", env=zerogpu_env(scheduler, gate)) as url:
             wait_until_ready(url)
-            got = session(url, video)
+            got = session(url, video, gate)
         log = (tmp_path / "app.log").read_text()
         return got, scheduler, log
 

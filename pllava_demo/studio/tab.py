@@ -25,6 +25,7 @@ from ..config import Limits
 from ..errors import InputError, VideoError
 from ..settings import IMAGE_EXTENSIONS, UPLOAD_VIDEO_EXTENSIONS
 from ..frames.video import check_file
+from . import test_gate
 from .options import Options, default_options
 from .runner import LocalRunner, Progress
 
@@ -205,7 +206,9 @@ def asking(tab: Tab, question: str | None, regenerate: bool = False, stream: Str
             used["chapters"] = plan
         pieces = (stream or stream_answer)(tab, asked, regenerate)
         try:
-            yield from pieces
+            for shown, text in enumerate(pieces, 1):
+                yield text
+                test_gate.hold_if_asked(shown, tab.stop)  # a test may hold any door's answer here
         finally:  # also for an answer closed early (a tab gone): closing the stream puts its partial turn in
             pieces.close()
             if session.epoch == epoch and at < len(session.turns):

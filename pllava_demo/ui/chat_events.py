@@ -15,7 +15,6 @@ import gradio as gr
 from .. import refusals
 from ..studio import tab as tabs
 from . import export
-from . import test_gate
 from . import view
 from .chat_messages import chat_stream
 from .chat_view import for_page
@@ -33,15 +32,9 @@ def busy(page: Page, answering: bool) -> dict:
 
 def paced(studio: tabs.Tab):
     """The GPU stream of the answer so far, a few pieces a second (streaming.py: the page stays
-    responsive whatever the token rate); a test may hold it between pieces (test_gate.py)."""
+    responsive whatever the token rate)."""
     def stream(*args) -> typing.Iterator[str]:
-        pieces = coalesce(tabs.stream_answer(*args))
-        try:
-            for shown, text in enumerate(pieces, 1):
-                yield text
-                test_gate.hold_if_asked(shown, studio.stop)
-        finally:
-            pieces.close()
+        return coalesce(tabs.stream_answer(*args))
     return stream
 
 

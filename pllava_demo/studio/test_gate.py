@@ -1,4 +1,5 @@
-"""A gate the browser tests use to hold an answer mid-stream, and nothing else in production.
+"""A gate the tests use to hold an answer mid-stream, and nothing else in production. It sits in
+the tab's `asking` (tab.py), so the page, the named API and the ZeroGPU runner are held alike.
 
 With PLLAVA_TEST_GATE set to a folder, an answer about to show its next piece looks for the file
 `hold` there: while it exists, the answer writes `held` (the count of pieces shown so far) and waits
