@@ -15,7 +15,7 @@ import contextlib
 from pathlib import Path
 
 import pytest
-from gate import held, wait_held  # noqa: F401  (the browser tests take them from here too)
+from gate import held, wait_held
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from browser import answered, app_tab, event_id, held, load, needs_chromium, open_generation, state, wait_held
+from browser import answered, app_tab, event_id, load, needs_chromium, open_generation, state
+from gate import held, wait_held
 from ui_server import app_process, running_app
 from videos import write_video
 

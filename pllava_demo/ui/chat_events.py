@@ -30,12 +30,10 @@ def busy(page: Page, answering: bool) -> dict:
             page.regen: gr.update(interactive=not answering), page.compare_btn: gr.update(interactive=not answering)}
 
 
-def paced(studio: tabs.Tab):
+def paced(*args) -> typing.Iterator[str]:
     """The GPU stream of the answer so far, a few pieces a second (streaming.py: the page stays
     responsive whatever the token rate)."""
-    def stream(*args) -> typing.Iterator[str]:
-        return coalesce(tabs.stream_answer(*args))
-    return stream
+    return coalesce(tabs.stream_answer(*args))
 
 
 def on_chat(ctx: Ctx, data: dict, request: gr.Request = None, regenerate: bool = False):
@@ -50,7 +48,7 @@ def on_chat(ctx: Ctx, data: dict, request: gr.Request = None, regenerate: bool =
         yield say(page, problem)
         return
     first = True
-    for messages in chat_stream(studio, question, regenerate, stream=paced(studio)):
+    for messages in chat_stream(studio, question, regenerate, stream=paced):
         out = {page.chatbot: for_page(messages), page.state: studio.id}
         if first:
             out.update({**busy(page, True), **say(page, None),
