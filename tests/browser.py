@@ -3,7 +3,8 @@
 `chromium()` is a browser; `open_tab(browser, url, ...)` a tab on the app at a given size, returned
 once the model is loaded (the model line says so); `app_tab(url, ...)` both in one;
 `open_generation(tab)` the Generation settings, safely. `needs_chromium` marks a test module that
-cannot run without /usr/bin/chromium (.ci/run installs it). `state(tab, ...)` waits for the page's
+cannot run without /usr/bin/chromium (.ci/run installs it); `chromium_with_camera()` is a browser with a
+fake webcam. `state(tab, ...)` waits for the page's
 machine-readable state (answering, turns, event id); `held(gate)` holds answers mid-stream through the
 test gate (studio/test_gate.py; the `gate` fixture is a server's folder for it); `load`, `ask` and
 `answered` are what a person does most.
@@ -43,6 +44,20 @@ def close_chromium() -> None:
         _SESSION.clear()
         b.close()
         p.stop()
+
+
+@contextlib.contextmanager
+def chromium_with_camera():
+    """A second headless Chromium with Chromium's own fake camera (a moving test pattern) and no
+    permission prompt: the page as a visitor with a webcam sees it (the test process's one Chromium has
+    no camera). Started from the same Playwright, closed at the end of the block."""
+    playwright = (_browser(), _SESSION[0])[1]
+    b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS + [
+        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
+    try:
+        yield b
+    finally:
+        b.close()
 
 
 @contextlib.contextmanager

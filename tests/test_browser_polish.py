@@ -2,7 +2,8 @@
 sentence in the message line and the box stays usable; a keyboard upload leaves the focus in the
 question box; quick pooling moves leave the panel showing the pooling in effect; the strategy
 selector, the alpha slider and TS-LLaVA's knobs show whole, its token knob stops at the context;
-no camera source without a camera; the "Chat" label covers no message; a Hebrew question reads
+no camera source without a camera, and with one the source buttons inside the video box in every state;
+the "Chat" label covers no message; a Hebrew question reads
 right to left.
 
 Waits are on the page's state (#page-state, ui/page_state.py) or on what a person sees; no
@@ -12,7 +13,7 @@ assertion follows a bare sleep.
 from __future__ import annotations
 
 import pytest
-from browser import answered, load, needs_chromium, tab_on
+from browser import answered, chromium_with_camera, load, needs_chromium, open_tab, tab_on
 from ui_server import app_process
 from videos import write_video
 
@@ -119,6 +120,45 @@ def test_no_camera_source_without_a_camera(tab):
     assert tab.evaluate("async () => (await navigator.mediaDevices.enumerateDevices()).filter("
                         "(d) => d.kind === 'videoinput').length") == 0  # headless Chromium has none
     sync_api.expect(tab.get_by_role("button", name="Capture from camera")).to_be_hidden()
+
+
+def test_with_a_camera_the_source_buttons_lie_inside_the_video_box(polish_url, tmp_path):
+    """With a webcam the box has two sources, Upload file and Capture from camera, in a row under it.
+    gradio (6.31) gives the drop area, the camera view and the player the whole box's height and puts
+    the row under them: the row was cut in half below the box (the box clips), the box scrolled inside
+    itself when it took the focus, and after choosing the camera its "Click to Access Webcam" overlay
+    covered the row, so "Upload file" could not be clicked back (style.css: #video-input)."""
+    from playwright import sync_api
+
+    def row_inside(tab, state: str) -> None:
+        box = tab.locator("#video-input").bounding_box()
+        for name in ("Upload file", "Capture from camera"):
+            button = tab.locator("#video-input").get_by_role("button", name=name)
+            b = button.bounding_box()
+            assert box["y"] <= b["y"] and b["y"] + b["height"] <= box["y"] + box["height"], (state, name, b, box)
+            button.click(trial=True, timeout=3_000)  # only the checks: visible, stable and nothing over it
+        assert tab.locator("#video-input").evaluate("(e) => e.scrollTop") == 0, state  # not scrolled inside
+
+    video = write_video(tmp_path / "c.mp4", n_frames=24, width=320, height=240)
+    with chromium_with_camera() as b:
+        for width, height, scheme in ((1440, 900, "light"), (390, 844, "dark")):
+            tab = open_tab(b, polish_url, width, height, color_scheme=scheme, permissions=["camera"])
+            row_inside(tab, "empty")
+            tab.locator("#video-input").get_by_role("button", name="Capture from camera").click()
+            access = tab.locator("#video-input").get_by_text("Click to Access Webcam")
+            row_inside(tab, "camera chosen")
+            access.click()
+            record = tab.locator("#video-input").get_by_role("button", name="Record")
+            sync_api.expect(record).to_be_visible()  # the camera's picture, with its Record button
+            r, box = record.bounding_box(), tab.locator("#video-input").bounding_box()
+            assert r["y"] + r["height"] <= box["y"] + box["height"], (r, box)
+            row_inside(tab, "camera on")
+            tab.locator("#video-input").get_by_role("button", name="Upload file").click()  # back to a file
+            load(tab, video)
+            row_inside(tab, "video loaded")
+            player = tab.locator("#video-input video").bounding_box()
+            assert box["y"] <= player["y"], (player, box)  # the player starts in the box, not above it
+            tab.close()
 
 
 def test_the_chat_label_covers_no_message_and_a_hebrew_question_reads_right_to_left(tab, tmp_path):
