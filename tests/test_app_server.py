@@ -5,12 +5,11 @@ import contextlib
 import io
 import re
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from gradio_client import handle_file
-from ui_server import Client, ROOT, running_app
+from ui_server import Client, ROOT, running_app, wait_until_ready
 from videos import write_video
 
 
@@ -27,13 +26,6 @@ def videos(tmp_path_factory):
     d = tmp_path_factory.mktemp("server_videos")
     return (write_video(d / "first.mp4", n_frames=36, width=160, height=120, pattern="colour"),
             write_video(d / "second.webm", codec="vp9", n_frames=20, width=128, height=96))
-
-
-def wait_until_ready(url, timeout=60.0):
-    c, deadline = Client(url, verbose=False), time.monotonic() + timeout
-    while not (status := c.predict(api_name="/status"))["ready"]:
-        assert status["error"] is None and time.monotonic() < deadline, status
-        time.sleep(0.2)
 
 
 def client_example() -> str:
