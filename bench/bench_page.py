@@ -15,7 +15,8 @@ a GPU's pace, and slow enough that Stop at 4,000 tokens still has an answer to s
 "Longest block" is the longest main-thread task from Send until then.
 `--profile` also prints what the page's main thread spent its time on over the whole answer (CDP CPU
 profiler) and what its longest tasks were made of (a trace, with the CPU samples inside them); the
-trace is kept in bench/out/ for Chrome's DevTools.
+trace is kept in bench/out/ for Chrome's DevTools; each long task is printed with the part of it the
+main thread spent on the CPU (what is left, it waited: for a CPU, or for the compositor).
 """
 
 from __future__ import annotations
@@ -116,9 +117,11 @@ def _self_times(profile: dict, windows: list[tuple[float, float]] | None = None,
     return sorted(spent.items(), key=lambda kv: -kv[1])[:top]
 
 
-def _long_tasks(events: list[dict], top: int = 3) -> list[tuple[float, list[tuple[str, float]], tuple[float, float]]]:
+def _long_tasks(events: list[dict], top: int = 3) -> list[tuple[float, list[tuple[str, float]], tuple[float, float], float | None]]:
     """The `top` longest main-thread tasks of a trace, each with its time by kind of work (ms, self
-    time: a script's own time, without the layout it forced), most first."""
+    time: a script's own time, without the layout it forced), its window, and the thread's CPU time in
+    it (ms; the trace's `tdur`: what is left of the task's length is the thread waiting for a CPU), most
+    first."""
     main = {(e["pid"], e["tid"]) for e in events if e.get("name") == "thread_name"
             and e.get("args", {}).get("name") == "CrRendererMain"}
     spans = sorted((e for e in events if e.get("ph") == "X" and (e["pid"], e["tid"]) in main and "dur" in e),
@@ -147,7 +150,7 @@ def _long_tasks(events: list[dict], top: int = 3) -> list[tuple[float, list[tupl
                 spent[pname] = spent.get(pname, 0.0) - e["dur"] / 1000
             stack.append(e)
         out.append((task["dur"] / 1000, sorted(((k, v) for k, v in spent.items() if v >= 1), key=lambda kv: -kv[1])[:8],
-                    (task["ts"], end)))
+                    (task["ts"], end), task["tdur"] / 1000 if "tdur" in task else None))
     return out
 
 
@@ -194,7 +197,7 @@ def one_tree(tree: Path, model: Path, video: Path, tokens: int, browser, tokeniz
                 while not done:
                     tab.wait_for_timeout(100)
                 out["long_tasks"] = _long_tasks(trace, top=5)
-                out["profile_long"] = _self_times(cpu, [w for _, _, w in out["long_tasks"]])
+                out["profile_long"] = _self_times(cpu, [w for _, _, w, _ in out["long_tasks"]])
                 import json  # the whole trace, for Chrome's DevTools (Performance: load profile)
                 (OUT / f"bench_page_trace_{tree.name or 'tree'}.json").write_text(json.dumps({"traceEvents": trace}))
                 out["tasks"] = sorted(tab.evaluate("() => window.__tasks"), reverse=True)[:10]
@@ -284,8 +287,9 @@ def main() -> int:
                 print(f"{name}: self time over the whole answer (ms):")
                 for fn, ms in r["profile"]:
                     print(f"  {ms:8.0f}  {fn}")
-                for ms, parts, _ in r["long_tasks"]:
-                    print(f"{name}: a {ms:.0f} ms task: " + ", ".join(f"{k} {v:.0f}" for k, v in parts))
+                for ms, parts, _, cpu in r["long_tasks"]:
+                    on_cpu = f" ({cpu:.0f} ms of it on the CPU)" if cpu is not None else ""
+                    print(f"{name}: a {ms:.0f} ms task{on_cpu}: " + ", ".join(f"{k} {v:.0f}" for k, v in parts))
                 print(f"{name}: self time inside those {len(r['long_tasks'])} tasks (ms):")
                 for fn, ms in r["profile_long"]:
                     print(f"  {ms:8.0f}  {fn}")
