@@ -2,7 +2,7 @@
 sentence in the message line and the box stays usable; a keyboard upload leaves the focus in the
 question box; quick pooling moves leave the panel showing the pooling in effect; the strategy
 selector, the alpha slider and TS-LLaVA's knobs show whole, its token knob stops at the context;
-no camera source without a camera, and with one the source buttons inside the video box in every state;
+progress shown on the gallery alone while frames are decoded; no camera source without a camera, and with one the source buttons inside the video box in every state;
 the "Chat" label covers no message; a Hebrew question reads
 right to left.
 
@@ -112,6 +112,34 @@ def test_the_settings_show_whole_at_1440_and_the_token_knob_stops_at_the_context
         lines = label.evaluate("(e) => Math.round(e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight))")
         assert lines <= 3, (knob, lines)  # five before
     assert tab.locator("#knob-sampled-tokens input[type=range]").get_attribute("max") == "4096"  # the context
+
+
+# every panel that showed a progress tracker (gradio's status tracker without its `hide` class), by id
+PROGRESS_SPY_JS = """() => {
+    window.__progress = new Set();
+    const note = () => document.querySelectorAll('[data-testid=status-tracker]:not(.hide)').forEach((t) => {
+        const block = t.closest('[id]');
+        if (block && t.checkVisibility()) window.__progress.add(block.id);
+    });
+    new MutationObserver(note).observe(document.body,
+        {subtree: true, childList: true, attributes: true, attributeFilter: ['class']});
+}"""
+
+
+def test_decoding_shows_one_progress_on_the_gallery(tab, tmp_path):
+    """An upload and a new frame count decode the video again and write six panels (the gallery, the
+    settings, the panel's text, the heat map, the message line, the strategy's picture): the progress
+    was drawn on all six at once. It is drawn on the frames being decoded alone."""
+    tab.evaluate(PROGRESS_SPY_JS)
+    load(tab, write_video(tmp_path / "p.mp4", n_frames=48, width=640, height=360))
+    assert tab.evaluate("() => [...window.__progress]") == ["frames"]
+    tab.evaluate("() => window.__progress.clear()")
+    frames = tab.locator("#frames-slider input[type=number]")
+    frames.fill("8")
+    frames.press("Enter")
+    from playwright import sync_api
+    sync_api.expect(tab.locator("#frames img")).to_have_count(8, timeout=60_000)
+    assert tab.evaluate("() => [...window.__progress]") == ["frames"]
 
 
 def test_no_camera_source_without_a_camera(tab):
