@@ -130,6 +130,8 @@ def test_decoding_shows_one_progress_on_the_gallery(tab, tmp_path):
     """An upload and a new frame count decode the video again and write six panels (the gallery, the
     settings, the panel's text, the heat map, the message line, the strategy's picture): the progress
     was drawn on all six at once. It is drawn on the frames being decoded alone."""
+    from playwright import sync_api
+
     tab.evaluate(PROGRESS_SPY_JS)
     load(tab, write_video(tmp_path / "p.mp4", n_frames=48, width=640, height=360))
     assert tab.evaluate("() => [...window.__progress]") == ["frames"]
@@ -137,7 +139,6 @@ def test_decoding_shows_one_progress_on_the_gallery(tab, tmp_path):
     frames = tab.locator("#frames-slider input[type=number]")
     frames.fill("8")
     frames.press("Enter")
-    from playwright import sync_api
     sync_api.expect(tab.locator("#frames img")).to_have_count(8, timeout=60_000)
     assert tab.evaluate("() => [...window.__progress]") == ["frames"]
 
