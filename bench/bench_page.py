@@ -69,7 +69,8 @@ def _tokens(tokenizer, tab) -> int:
 
 
 def _max_new(tab, n: int) -> None:
-    tab.locator("#generation").get_by_text("Generation").first.click()  # the folded settings open
+    """Answers up to `n` tokens. Generation was opened (browser.open_generation) before the upload:
+    typed right after the opening, a value can be put back by gradio's replay of its stored values."""
     box = tab.locator("#max-new input[type=number]")
     box.fill(str(n))
     box.press("Enter")
@@ -157,7 +158,7 @@ def _long_tasks(events: list[dict], top: int = 3) -> list[tuple[float, list[tupl
 def one_tree(tree: Path, model: Path, video: Path, tokens: int, browser, tokenizer, profile: bool = False,
              stops: bool = True) -> dict:
     from playwright import sync_api
-    from browser import open_tab
+    from browser import open_generation, open_tab
     from ui_server import app_process
 
     out = {}
@@ -170,9 +171,10 @@ def one_tree(tree: Path, model: Path, video: Path, tokens: int, browser, tokeniz
         with app_process(model, log, "--max-new-tokens", str(LIMIT)) as (url, _):
             # 1. a whole answer of `tokens` tokens: the longest block and the re-renders per second
             tab = open_tab(browser, url, 1440, 900)
-            _max_new(tab, tokens)
+            open_generation(tab)
             tab.locator("#video-input input[type=file]").set_input_files(str(video))
             sync_api.expect(tab.locator("#frames img")).to_have_count(16, timeout=120_000)
+            _max_new(tab, tokens)
             _few_visual_tokens(tab)
             tab.evaluate(WATCH_JS)
             if profile:  # the page's CPU while the whole answer streams (sampled each 1 ms), and a trace
@@ -214,9 +216,10 @@ def one_tree(tree: Path, model: Path, video: Path, tokens: int, browser, tokeniz
             # 2. Stop at 1,000 and at `tokens` tokens (asked for the most there is, so it is still streaming)
             for at in STOP_AT:
                 tab = open_tab(browser, url, 1440, 900)
-                _max_new(tab, LIMIT)
+                open_generation(tab)
                 tab.locator("#video-input input[type=file]").set_input_files(str(video))
                 sync_api.expect(tab.locator("#frames img")).to_have_count(16, timeout=120_000)
+                _max_new(tab, LIMIT)
                 _few_visual_tokens(tab)
                 tab.evaluate(WATCH_JS)
                 _ask(tab, video, "Describe the video.")  # the same question: a long answer (greedy)

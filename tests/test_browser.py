@@ -139,13 +139,16 @@ def test_compare_regenerate_clear_and_a_readable_error(page, tmp_path):
 
 
 # -- nothing a person does loses their chat ------------------------------------------------------
-def long_answers(page, tokens: int = 4000) -> None:
-    """Long answers, so the test can act while one streams: as many tokens as the context leaves
-    (about 1,700 after the video's 2,304), where the page's default is 512. Called first (see
-    browser.open_generation). Send reads the sliders themselves: the box's value is what counts."""
+def long_answers(page, video: Path, tokens: int = 4000) -> None:
+    """Loads `video` for long answers, so the test can act while one streams: as many tokens as the
+    context leaves (about 1,700 after the video's 2,304), where the page's default is 512. Generation is
+    opened first and its box filled after the upload (see browser.open_generation: typed right after the
+    opening, gradio's replay of the stored values put 48 back in one clean-clone run). Send reads the
+    sliders themselves: the box's value is what counts."""
     from playwright import sync_api
 
     open_generation(page)
+    load(page, video)
     box = page.locator("#max-new input[type=number]")
     box.fill(str(tokens))
     box.press("Enter")
@@ -175,8 +178,7 @@ def test_follow_ups_sent_mid_stream_lose_nothing(page, gate, tmp_path):
     queued and is asked when the answer ends; every question and answer is still there at the end."""
     from playwright import sync_api
 
-    long_answers(page)
-    load(page, write_video(tmp_path / "a.mp4", n_frames=24, width=160, height=120))
+    long_answers(page, write_video(tmp_path / "a.mp4", n_frames=24, width=160, height=120))
     box = page.locator("#question textarea")
     box.fill("First question?")
     watch_last_answer(page)
@@ -206,8 +208,7 @@ def test_new_video_mid_stream_starts_a_new_chat(page, tmp_path):
     model too (the next question is the only turn), and the old answer does not come back."""
     from playwright import sync_api
 
-    long_answers(page)
-    load(page, write_video(tmp_path / "old.mp4", n_frames=24, width=160, height=120))
+    long_answers(page, write_video(tmp_path / "old.mp4", n_frames=24, width=160, height=120))
     box = page.locator("#question textarea")
     box.fill("About the old video?")
     page.locator("#send").click()
