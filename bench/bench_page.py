@@ -68,25 +68,17 @@ def _tokens(tokenizer, tab) -> int:
     return len(tokenizer(tab.evaluate(LAST_ANSWER_JS), add_special_tokens=False)["input_ids"])
 
 
-def _max_new(tab, n: int) -> None:
-    """Answers up to `n` tokens. Generation was opened (browser.open_generation) before the upload:
-    typed right after the opening, a value can be put back by gradio's replay of its stored values."""
-    box = tab.locator("#max-new input[type=number]")
-    box.fill(str(n))
-    box.press("Enter")
+def _long_answer_settings(tab, tokens: int) -> None:
+    """Answers up to `tokens` tokens, with h' = w' = 1: 16 visual tokens, so the tiny model's 4,096-token
+    context has room for the answer. Send reads the sliders themselves, so their values are what is
+    waited on (the panel's text can lag: two pooling events at once may finish in either order).
+    Generation was opened (browser.open_generation) before the upload: typed right after the opening,
+    a value can be put back by gradio's replay of its stored values."""
+    from browser import set_number
 
-
-def _few_visual_tokens(tab) -> None:
-    """h' = w' = 1: 16 visual tokens, so the tiny model's 4,096-token context has room for the answer.
-    Send reads the sliders themselves, so their values are what is waited on (the panel's text can lag:
-    two pooling events at once may finish in either order)."""
-    from playwright import sync_api
-
-    for knob in ("#pool-h", "#pool-w"):
-        box = tab.locator(f"{knob} input[type=number]")
-        box.fill("1")
-        box.press("Enter")
-        sync_api.expect(box).to_have_value("1")
+    set_number(tab, "max-new", tokens)
+    for knob in ("pool-h", "pool-w"):
+        set_number(tab, knob, 1)
 
 
 def _ask(tab, video: Path, question: str) -> None:
@@ -174,8 +166,7 @@ def one_tree(tree: Path, model: Path, video: Path, tokens: int, browser, tokeniz
             open_generation(tab)
             tab.locator("#video-input input[type=file]").set_input_files(str(video))
             sync_api.expect(tab.locator("#frames img")).to_have_count(16, timeout=120_000)
-            _max_new(tab, tokens)
-            _few_visual_tokens(tab)
+            _long_answer_settings(tab, tokens)
             tab.evaluate(WATCH_JS)
             if profile:  # the page's CPU while the whole answer streams (sampled each 1 ms), and a trace
                 cdp = tab.context.new_cdp_session(tab)
@@ -219,8 +210,7 @@ def one_tree(tree: Path, model: Path, video: Path, tokens: int, browser, tokeniz
                 open_generation(tab)
                 tab.locator("#video-input input[type=file]").set_input_files(str(video))
                 sync_api.expect(tab.locator("#frames img")).to_have_count(16, timeout=120_000)
-                _max_new(tab, LIMIT)
-                _few_visual_tokens(tab)
+                _long_answer_settings(tab, LIMIT)
                 tab.evaluate(WATCH_JS)
                 _ask(tab, video, "Describe the video.")  # the same question: a long answer (greedy)
                 while (shown := _tokens(tokenizer, tab)) < at and tab.locator("#stop").is_visible():

@@ -6,8 +6,8 @@ once the model is loaded (the model line says so); `app_tab(url, ...)` both in o
 cannot run without /usr/bin/chromium (.ci/run installs it); `chromium_with_camera()` is a browser with a
 fake webcam. `state(tab, ...)` waits for the page's
 machine-readable state (answering, turns, event id); `held(gate)` holds answers mid-stream through the
-test gate (studio/test_gate.py; the `gate` fixture is a server's folder for it); `load`, `ask` and
-`answered` are what a person does most.
+test gate (studio/test_gate.py; the `gate` fixture is a server's folder for it); `load`, `ask`,
+`answered` and `set_number` are what a person does most.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def chromium_with_camera():
     """A second headless Chromium with Chromium's own fake camera (a moving test pattern) and no
     permission prompt: the page as a visitor with a webcam sees it (the test process's one Chromium has
     no camera). Started from the same Playwright, closed at the end of the block."""
-    playwright = (_browser(), _SESSION[0])[1]
-    b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS + [
+    _browser()  # the one Playwright, started if need be
+    b = _SESSION[0].chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS + [
         "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
     try:
         yield b
@@ -165,6 +165,17 @@ def ask(tab, question: str) -> None:
     tab.locator("#question textarea").fill(question)
     tab.locator("#send").click()
     answered(tab, count + 1)
+
+
+def set_number(tab, knob: str, value) -> None:
+    """Types `value` into the number box of the slider `#knob` and presses Enter, then waits until
+    the box shows it (Send reads the sliders themselves: their values are what counts)."""
+    from playwright import sync_api
+
+    box = tab.locator(f"#{knob} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+    sync_api.expect(box).to_have_value(str(value))
 
 
 def load(tab, video: Path, frames: int = 16) -> None:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from browser import answered, app_tab, event_id, load, needs_chromium, open_generation, state
+from browser import answered, app_tab, event_id, load, needs_chromium, open_generation, set_number, state
 from gate import held, wait_held
 from ui_server import app_process, running_app
 from videos import write_video
@@ -145,14 +145,9 @@ def long_answers(page, video: Path, tokens: int = 4000) -> None:
     opened first and its box filled after the upload (see browser.open_generation: typed right after the
     opening, gradio's replay of the stored values put 48 back in one clean-clone run). Send reads the
     sliders themselves: the box's value is what counts."""
-    from playwright import sync_api
-
     open_generation(page)
     load(page, video)
-    box = page.locator("#max-new input[type=number]")
-    box.fill(str(tokens))
-    box.press("Enter")
-    sync_api.expect(box).to_have_value(str(tokens))
+    set_number(page, "max-new", tokens)
 
 
 def streaming(page) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser import answer_held, needs_chromium, open_generation, open_tab, state, tab_on
+from browser import answer_held, load, needs_chromium, open_generation, open_tab, set_number, state, tab_on
 from ui_server import app_process
 from videos import write_video
 
@@ -42,20 +42,11 @@ def tab(shared_browser, live_url):
 def load_for_long_answers(tab, video: Path, max_new: int = 1500) -> None:
     """The video with one token per frame (h' = w' = 1), so that the tiny model's 4,096-token context
     has room for a long answer, and answers up to `max_new` tokens."""
-    from playwright import sync_api
-
     open_generation(tab)
-    tab.locator("#video-input input[type=file]").set_input_files(str(video))
-    sync_api.expect(tab.locator("#frames img")).to_have_count(16, timeout=60_000)
-    for knob in ("#pool-h", "#pool-w"):  # Send reads the sliders themselves: their values are what counts
-        box = tab.locator(f"{knob} input[type=number]")
-        box.fill("1")
-        box.press("Enter")
-        sync_api.expect(box).to_have_value("1")
-    box = tab.locator("#max-new input[type=number]")
-    box.fill(str(max_new))
-    box.press("Enter")
-    sync_api.expect(box).to_have_value(str(max_new))
+    load(tab, video)
+    for knob in ("pool-h", "pool-w"):
+        set_number(tab, knob, 1)
+    set_number(tab, "max-new", max_new)
 
 
 RENDERS_JS = """() => {
